@@ -1,0 +1,48 @@
+// The `pdspec` command: dispatches to one module per subcommand.
+import { EXIT, UsageError, type Command } from './common.ts';
+
+const commands: Record<string, () => Promise<Command>> = {
+  conform: async () => (await import('./commands/conform.ts')).conform,
+  diagram: async () => (await import('./commands/diagram.ts')).diagram,
+};
+
+function help(): string {
+  return [
+    'pdspec — formal model and verification kit for prefill/decode-split LLM serving',
+    '',
+    'usage: pdspec <command> [options]',
+    '',
+    'commands:',
+    ...Object.keys(commands).map((name) => `  ${name}`),
+    '',
+    'Run `pdspec <command> --help` for the options of one command.',
+    'Exit codes: 0 holds, 1 a property was violated, 2 bad input or usage.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name === undefined ? EXIT.badInput : EXIT.holds;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`pdspec: unknown command '${name}'\n\n${help()}`);
+    return EXIT.badInput;
+  }
+  const command = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`${command.summary}\n\nusage: ${command.usage}`);
+    return EXIT.holds;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`pdspec ${name}: ${err.message}`);
+      return EXIT.badInput;
+    }
+    throw err;
+  }
+}

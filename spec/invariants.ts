@@ -1,0 +1,229 @@
+// The safety properties as named definitions. Each says in one sentence what it protects; the state
+// invariants are predicates over the system state, checked after every event (in the checker, the
+// explorer and the engine's lockstep runs); the at-rest ones are checked where the system comes to rest
+// (the end of a trace, a state with nothing left to do); the protocol rules are the guards' reasons.
+import type { System } from './system.ts';
+
+export type Family = 'NoLeak' | 'SingleOwnership' | 'NothingLost' | 'Protocol';
+
+interface RuleInfo {
+  family: Family;
+  /** `state`: a predicate on every state; `at-rest`: on states where the system rests; `guard`: enforced by guards only. */
+  kind: 'state' | 'at-rest' | 'guard';
+  says: string;
+}
+
+export const RULES = {
+  BlocksAccounted: {
+    family: 'NoLeak',
+    kind: 'state',
+    says: 'Every block is on the free list or owned by a request; a block that is neither can never be allocated again.',
+  },
+  EndedRequestsRelease: {
+    family: 'NoLeak',
+    kind: 'at-rest',
+    says: 'A request that has ended owns no blocks, except while a step or transfer that uses them is still in flight.',
+  },
+  QuiescentAllFree: {
+    family: 'NoLeak',
+    kind: 'at-rest',
+    says: 'When no request is live and nothing is in flight, every block is on the free list.',
+  },
+  SingleOwner: {
+    family: 'SingleOwnership',
+    kind: 'state',
+    says: 'A block has at most one owner, so no request reads or overwrites another’s KV.',
+  },
+  FreeListUnique: {
+    family: 'SingleOwnership',
+    kind: 'state',
+    says: 'A block sits on the free list at most once, so it is never handed to two owners.',
+  },
+  FreeBlockUnowned: {
+    family: 'SingleOwnership',
+    kind: 'state',
+    says: 'A block on the free list has no owner, so handing it out cannot give it a second one.',
+  },
+  NoFreeWhileInFlight: {
+    family: 'SingleOwnership',
+    kind: 'state',
+    says: 'No block on the free list is used by a step or transfer in flight, so no late write lands in a block with a new owner.',
+  },
+  SingleWriter: {
+    family: 'SingleOwnership',
+    kind: 'state',
+    says: 'A block is written only for the worker serving its owner: every step or transfer in flight for a live request runs for that request’s worker and writes only blocks the request owns — during a resize too.',
+  },
+  SingleServer: {
+    family: 'SingleOwnership',
+    kind: 'state',
+    says: 'A live request is served by at most one worker: it is on no FIFO but its own worker’s.',
+  },
+  ServedByLiveWorker: {
+    family: 'NothingLost',
+    kind: 'state',
+    says: 'Every live request that left the waiting queue is served by a worker that has not stopped, so a resize drops nothing.',
+  },
+  EveryRequestEnds: {
+    family: 'NothingLost',
+    kind: 'at-rest',
+    says: 'At quiescence every admitted request has ended, finished or aborted.',
+  },
+  EndsOnce: {
+    family: 'NothingLost',
+    kind: 'guard',
+    says: 'A request ends exactly once: it is never finished or aborted twice.',
+  },
+  TokensInOrder: {
+    family: 'NothingLost',
+    kind: 'guard',
+    says: 'A request’s tokens are appended as 0, 1, 2, … with no gap or repeat, across preemption, migration and resize; a computed token is never dropped.',
+  },
+  KeepsLiveKv: {
+    family: 'NothingLost',
+    kind: 'guard',
+    says: 'A live request keeps the blocks that hold the KV its worker computes with until it ends or is retracted.',
+  },
+  LifecycleOrder: {
+    family: 'Protocol',
+    kind: 'guard',
+    says: 'A request moves only along its lifecycle: waiting, prefilling in chunks, prefilled, handed off, decoding, ended; retracted back to waiting.',
+  },
+  WorkersServeWhenReady: {
+    family: 'Protocol',
+    kind: 'guard',
+    says: 'Only a ready worker of the right role serves: prefill work on prefill or unified workers, decode work on decode or unified workers.',
+  },
+  ResizeHandoff: {
+    family: 'Protocol',
+    kind: 'guard',
+    says: 'A resize follows the handoff: new workers start and are all ready before old ones hand over (delayed switch); each old worker stops after its own iteration (asynchronous switch); then the new split is stable.',
+  },
+  ShareRule: {
+    family: 'Protocol',
+    kind: 'guard',
+    says: 'Shares follow the partition rule: each within 1..100 (semi-PD oversubscription), and summing to exactly 100 under the exact rule (Nexus).',
+  },
+  KnownIds: {
+    family: 'Protocol',
+    kind: 'guard',
+    says: 'Every id an event names exists: a request after its arrive, a worker after the header or its worker_start, a block within its pool, a step or transfer while in flight; new ids are not reused.',
+  },
+} as const satisfies Record<string, RuleInfo>;
+
+export type InvariantName = keyof typeof RULES;
+export const RULE_NAMES = Object.keys(RULES) as InvariantName[];
+
+export interface Violation {
+  invariant: InvariantName;
+  family: Family;
+  message: string;
+}
+
+function violation(invariant: InvariantName, message: string): Violation {
+  return { invariant, family: RULES[invariant].family, message };
+}
+
+// ---------------------------------------------------------------------------------------------
+// State invariants, per entity, so that the checker can test only what an event touched.
+
+export function checkBlock(sys: System, b: number): Violation | null {
+  const { owners, inFreeList } = sys.blocks[b].context;
+  if (inFreeList === 0 && owners.length === 0) return violation('BlocksAccounted', `block ${b} is neither on the free list nor owned`);
+  if (owners.length > 1) return violation('SingleOwner', `block ${b} has ${owners.length} owners: ${owners.join(', ')}`);
+  if (inFreeList > 1) return violation('FreeListUnique', `block ${b} is on the free list ${inFreeList} times`);
+  if (inFreeList > 0 && owners.length > 0) return violation('FreeBlockUnowned', `block ${b} is on the free list but owned by ${owners.join(', ')}`);
+  if (inFreeList > 0 && sys.holds[b] > 0) return violation('NoFreeWhileInFlight', `block ${b} is on the free list while ${sys.holdersOf(b)} still uses it`);
+  return null;
+}
+
+export function checkRequest(sys: System, r: number): Violation | null {
+  const snap = sys.requests[r];
+  const id = sys.requestIds[r];
+  const server = snap.context.server;
+  if (server !== null && sys.isLive(r)) {
+    const w = sys.workerIndex.get(server)!;
+    if (sys.workers[w].value === 'stopped') return violation('ServedByLiveWorker', `request ${id} is served by ${server}, which has stopped`);
+  }
+  if (sys.isLive(r) && snap.value !== 'retracting') {
+    for (const opId of sys.opsOf(r)) {
+      const op = sys.ops.get(opId)!;
+      if (op.writer !== server) return violation('SingleWriter', `${op.label} writes request ${id}'s blocks for ${op.writer}, but ${id} is served by ${server ?? 'no worker'}`);
+    }
+  }
+  return null;
+}
+
+export function checkOp(sys: System, opId: string): Violation | null {
+  const op = sys.ops.get(opId);
+  if (!op) return null;
+  for (let i = 0; i < op.footprint.length; i++) {
+    const b = op.footprint[i];
+    const owners = sys.blocks[b].context.owners;
+    const req = sys.requestIds[op.footprintOwner[i]];
+    if (!owners.includes(req)) return violation('SingleWriter', `${op.label} writes block ${b} for request ${req}, but the block is owned by ${owners.join(', ') || 'nobody'}`);
+  }
+  return null;
+}
+
+export function checkWorker(sys: System, w: number): Violation | null {
+  const snap = sys.workers[w];
+  const id = sys.workerIds[w];
+  if (snap.value === 'stopped' && (snap.context.load > 0 || snap.context.fifo.length > 0))
+    return violation('ServedByLiveWorker', `worker ${id} has stopped while serving ${snap.context.load} request(s)${snap.context.fifo.length ? ` (FIFO: ${snap.context.fifo.join(', ')})` : ''}`);
+  for (const req of snap.context.fifo) {
+    const r = sys.requestIndex.get(req)!;
+    const server = sys.requests[r].context.server;
+    if (server !== id) return violation('SingleServer', `request ${req} is on ${id}'s FIFO but served by ${server ?? 'no worker'}`);
+  }
+  return null;
+}
+
+/** Every state invariant over the whole state (the explorer and tests; the checker checks what changed). */
+export function checkState(sys: System): Violation | null {
+  for (let b = 0; b < sys.blocks.length; b++) {
+    const v = checkBlock(sys, b);
+    if (v) return v;
+  }
+  for (let r = 0; r < sys.requests.length; r++) {
+    const v = checkRequest(sys, r);
+    if (v) return v;
+  }
+  for (const opId of sys.ops.keys()) {
+    const v = checkOp(sys, opId);
+    if (v) return v;
+  }
+  for (let w = 0; w < sys.workers.length; w++) {
+    const v = checkWorker(sys, w);
+    if (v) return v;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// At-rest invariants
+
+/** The end of a trace (or a state with nothing enabled): ended requests have released their blocks. */
+export function checkAtRest(sys: System): Violation | null {
+  for (let r = 0; r < sys.requests.length; r++) {
+    const { value, context } = sys.requests[r];
+    if ((value === 'finished' || value === 'aborted') && context.inFlight === 0) {
+      const blocks = [...sys.tables[r]];
+      if (blocks.length > 0)
+        return violation('EndedRequestsRelease', `request ${sys.requestIds[r]} ${value} but still owns block(s) ${blocks.join(', ')}, and nothing in flight will release them`);
+    }
+  }
+  if (sys.liveCount === 0 && sys.ops.size === 0) {
+    for (let b = 0; b < sys.blocks.length; b++)
+      if (sys.blocks[b].value !== 'free') return violation('QuiescentAllFree', `no request is live and nothing is in flight, but block ${b} is not free`);
+  }
+  return null;
+}
+
+/** `--quiescent`: every request ended, nothing in flight, every block free. */
+export function checkQuiescent(sys: System): Violation | null {
+  for (let r = 0; r < sys.requests.length; r++)
+    if (sys.isLive(r)) return violation('EveryRequestEnds', `request ${sys.requestIds[r]} is still ${sys.requests[r].value}`);
+  if (sys.ops.size > 0) return violation('QuiescentAllFree', `${[...sys.ops.values()][0].label} is still in flight`);
+  return checkAtRest(sys);
+}

@@ -1,0 +1,230 @@
+// KV block ownership and the unified memory manager's allocation protocol.
+//
+// block     — one per KV block: free (on the free list) or owned by a request. While owned, the worker that
+//             may write it is the one serving its owner; steps and transfers in flight hold it (the system
+//             counts the holds, so that a free can be refused while they last).
+// pool      — one per GPU: the memory manager's lock and its utilisation version.
+// allocator — one per worker: semi-PD's "query utilisation → take blocks → update utilisation", under the
+//             pool lock. Taking the lock and reading utilisation is one step; so is writing utilisation back
+//             and releasing the lock. Without the lock, two workers can read the same utilisation and take
+//             the same blocks (bug zoo Z13). `alloc` is the same protocol done in one event.
+import { and, setup } from 'xstate';
+import { assignActions, guardChecks, type GuardDef, type MachineParts, type Update } from './machine-kit.ts';
+
+// ---------------------------------------------------------------------------------------------
+// block
+
+export interface BlockContext {
+  /** Owners; more than one only in a state that breaks SingleOwner. */
+  owners: readonly string[];
+  /** Times the block sits on the free list; more than one only in a state that breaks FreeListUnique. */
+  inFreeList: number;
+  /** Whether the allocation that took it has updated utilisation, and at which pool version. */
+  committed: boolean;
+  committedAt: number;
+}
+
+export type BlockEvent =
+  | { type: 'alloc'; req: string; version: number }
+  | { type: 'alloc_take'; req: string; seen: number }
+  | { type: 'alloc_commit'; version: number }
+  | { type: 'free'; req: string; held: number };
+
+type BEv<T extends BlockEvent['type']> = Extract<BlockEvent, { type: T }>;
+
+const blockGuards = {
+  unusedWhenQueried: {
+    // Utilisation read at version `seen` counted the block as free if it was not taken, or taken by an
+    // allocation that had not written utilisation back by then.
+    check: ({ context, event }) => !context.committed || context.committedAt > (event as BEv<'alloc_take'>).seen,
+    protects: 'SingleOwner',
+    explain: (c) => `owned by ${c.owners.join(', ')} and already counted as used when utilisation was read`,
+  },
+  ownedByReq: {
+    check: ({ context, event }) => context.owners.includes((event as BEv<'free'>).req),
+    protects: 'SingleOwner',
+    explain: (c, e) => `owned by ${c.owners.join(', ')}, not by ${(e as BEv<'free'>).req}`,
+  },
+  notHeld: {
+    check: ({ event }) => (event as BEv<'free'>).held === 0,
+    protects: 'NoFreeWhileInFlight',
+    explain: (_, e) => `still used by ${(e as BEv<'free'>).held} step or transfer in flight`,
+  },
+} satisfies Record<string, GuardDef<BlockContext, BlockEvent>>;
+
+const blockUpdates = {
+  take: ({ event }) => ({ owners: [(event as BEv<'alloc'>).req], inFreeList: 0, committed: true, committedAt: (event as BEv<'alloc'>).version }),
+  takeUncommitted: ({ event }) => ({ owners: [(event as BEv<'alloc_take'>).req], inFreeList: 0, committed: false }),
+  addOwner: ({ context, event }) => ({ owners: [...context.owners, (event as BEv<'alloc_take'>).req] }),
+  commit: ({ event }) => ({ committed: true, committedAt: (event as BEv<'alloc_commit'>).version }),
+  release: ({ context, event }) => ({
+    owners: context.owners.filter((o) => o !== (event as BEv<'free'>).req),
+    inFreeList: context.inFreeList + 1,
+    committed: false,
+  }),
+} satisfies Record<string, Update<BlockContext, BlockEvent>>;
+
+export const blockParts: MachineParts<BlockContext, BlockEvent> = {
+  guards: blockGuards,
+  updates: blockUpdates,
+  unhandled: (state, c, event) => {
+    if (state === 'free' && event.type === 'free') return { protects: 'FreeListUnique', message: `is already on the free list; freeing it again would hand it out twice` };
+    if (state === 'owned' && event.type === 'alloc') return { protects: 'SingleOwner', message: `is owned by ${c.owners.join(', ')}; it cannot be allocated again` };
+    return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' does not apply` };
+  },
+};
+
+export const blockMachine = setup({
+  types: { context: {} as BlockContext, events: {} as BlockEvent },
+  guards: guardChecks(blockGuards),
+  actions: assignActions(blockUpdates),
+}).createMachine({
+  id: 'block',
+  initial: 'free',
+  context: { owners: [], inFreeList: 1, committed: false, committedAt: 0 },
+  states: {
+    free: {
+      on: {
+        alloc: { target: 'owned', actions: 'take' },
+        alloc_take: { target: 'owned', actions: 'takeUncommitted' },
+      },
+    },
+    owned: {
+      on: {
+        alloc_take: { guard: 'unusedWhenQueried', actions: 'addOwner' },
+        alloc_commit: { actions: 'commit' },
+        free: { guard: and(['ownedByReq', 'notHeld']), target: 'free', actions: 'release' },
+      },
+    },
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// pool: the memory manager of one GPU
+
+export interface PoolContext {
+  /** Whether allocations must hold the lock (the `lock` allocator mode and `decode-owned` both use it). */
+  locking: boolean;
+  holder: string | null;
+  /** Bumped by every write-back of utilisation. */
+  version: number;
+}
+
+export type PoolEvent = { type: 'alloc' | 'alloc_query' | 'alloc_take' | 'alloc_commit'; worker: string };
+
+const poolGuards = {
+  holdsLock: {
+    check: ({ context, event }) => context.holder === event.worker,
+    protects: 'SingleOwner',
+    explain: (c, e) => `lock is held by ${c.holder ?? 'nobody'}, not ${e.worker}`,
+  },
+  lockless: { check: ({ context }) => !context.locking, explain: () => '' },
+} satisfies Record<string, GuardDef<PoolContext, PoolEvent>>;
+
+const poolUpdates = {
+  lock: ({ event }) => ({ holder: event.worker }),
+  writeBack: ({ context }) => ({ version: context.version + 1 }),
+  unlock: () => ({ holder: null }),
+} satisfies Record<string, Update<PoolContext, PoolEvent>>;
+
+export const poolParts: MachineParts<PoolContext, PoolEvent> = {
+  guards: poolGuards,
+  updates: poolUpdates,
+  unhandled: (state, c, e) =>
+    state === 'locked'
+      ? { protects: 'SingleOwner', message: `lock is held by ${c.holder}; ${e.worker} must wait before '${e.type}'` }
+      : { protects: 'SingleOwner', message: `${e.worker} did '${e.type}' without first reading utilisation under the lock (alloc_query)` },
+};
+
+export const poolMachine = setup({
+  types: { context: {} as PoolContext, events: {} as PoolEvent, input: {} as { locking: boolean } },
+  guards: guardChecks(poolGuards),
+  actions: assignActions(poolUpdates),
+}).createMachine({
+  id: 'pool',
+  initial: 'unlocked',
+  context: ({ input }) => ({ locking: input.locking, holder: null, version: 0 }),
+  states: {
+    unlocked: {
+      on: {
+        alloc: { actions: 'writeBack' },
+        alloc_query: [{ guard: 'lockless', actions: [] }, { target: 'locked', actions: 'lock' }],
+        // Only reachable when allocation does not lock: the steps of two workers interleave.
+        alloc_take: { guard: 'lockless' },
+        alloc_commit: { guard: 'lockless', actions: 'writeBack' },
+      },
+    },
+    locked: {
+      on: {
+        alloc_take: { guard: 'holdsLock' },
+        alloc_commit: { guard: 'holdsLock', target: 'unlocked', actions: ['writeBack', 'unlock'] },
+      },
+    },
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// allocator: one worker's side of the protocol
+
+export interface AllocatorContext {
+  role: string;
+  /** `decode-owned`: only decode (or unified) workers allocate. */
+  decodeOwned: boolean;
+  /** Pool version when this worker last read utilisation. */
+  seen: number;
+  /** Blocks taken since then, written back by alloc_commit. */
+  taken: readonly number[];
+}
+
+export type AllocatorEvent =
+  | { type: 'alloc'; worker: string }
+  | { type: 'alloc_query'; worker: string; version: number }
+  | { type: 'alloc_take'; worker: string; blocks: readonly number[] }
+  | { type: 'alloc_commit'; worker: string };
+
+const allocatorGuards = {
+  mayAllocate: {
+    check: ({ context }) => !(context.decodeOwned && context.role === 'prefill'),
+    protects: 'SingleOwner',
+    explain: () => `in decode-owned mode only the decode worker allocates; prefill writes into slots decode allocated for it`,
+  },
+} satisfies Record<string, GuardDef<AllocatorContext, AllocatorEvent>>;
+
+const allocatorUpdates = {
+  readUtilisation: ({ event }) => ({ seen: (event as Extract<AllocatorEvent, { type: 'alloc_query' }>).version, taken: [] }),
+  recordTaken: ({ context, event }) => ({ taken: [...context.taken, ...(event as Extract<AllocatorEvent, { type: 'alloc_take' }>).blocks] }),
+  forgetTaken: () => ({ taken: [] }),
+} satisfies Record<string, Update<AllocatorContext, AllocatorEvent>>;
+
+export const allocatorParts: MachineParts<AllocatorContext, AllocatorEvent> = {
+  guards: allocatorGuards,
+  updates: allocatorUpdates,
+  unhandled: (state, _c, e) =>
+    state === 'querying'
+      ? { protects: 'SingleOwner', message: `is between alloc_query and alloc_commit; '${e.type}' would interleave two allocations of one worker` }
+      : { protects: 'SingleOwner', message: `'${e.type}' without first reading utilisation (alloc_query)` },
+};
+
+export const allocatorMachine = setup({
+  types: { context: {} as AllocatorContext, events: {} as AllocatorEvent, input: {} as { role: string; decodeOwned: boolean } },
+  guards: guardChecks(allocatorGuards),
+  actions: assignActions(allocatorUpdates),
+}).createMachine({
+  id: 'allocator',
+  initial: 'idle',
+  context: ({ input }) => ({ role: input.role, decodeOwned: input.decodeOwned, seen: 0, taken: [] }),
+  states: {
+    idle: {
+      on: {
+        alloc: { guard: 'mayAllocate' },
+        alloc_query: { guard: 'mayAllocate', target: 'querying', actions: 'readUtilisation' },
+      },
+    },
+    querying: {
+      on: {
+        alloc_take: { actions: 'recordTaken' },
+        alloc_commit: { target: 'idle', actions: 'forgetTaken' },
+      },
+    },
+  },
+});

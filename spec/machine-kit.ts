@@ -1,0 +1,175 @@
+// The bridge between the XState machine definitions and the fast transition function the checker and
+// the explorer run. The machine (states, transitions, guard and action names) is the definition; the
+// guard and update functions come from the same registries that `setup()` was given. Nothing here is a
+// second copy of the protocol: `compileMachine` reads it off the machine, and a test checks that the
+// compiled function and XState's own `transition()` agree.
+import { and, assign, type AnyStateMachine } from 'xstate';
+import type { InvariantName } from './invariants.ts';
+
+/** The state of one entity: which state of its machine it is in, and its context. Never mutated. */
+export interface Snapshot<C> {
+  readonly value: string;
+  readonly context: C;
+}
+
+export interface GuardArgs<C, E> {
+  context: C;
+  event: E;
+}
+
+/**
+ * A named guard: what it checks, the invariant it protects, and how to say why it refused. A guard without
+ * `protects` only chooses between transitions (which branch applies); it never names a refusal.
+ */
+export interface GuardDef<C, E> {
+  check: (args: GuardArgs<C, E>) => boolean;
+  protects?: InvariantName;
+  /** Why the guard refused, naming the ids involved. */
+  explain: (context: C, event: E) => string;
+}
+
+/** A context update: returns the fields that change. */
+export type Update<C, E> = (args: GuardArgs<C, E>) => Partial<C>;
+
+/** Why an event has no transition at all in a state (rather than a failing guard). */
+export type Unhandled<C, E> = (state: string, context: C, event: E) => { protects: InvariantName; message: string };
+
+export interface MachineParts<C, E> {
+  guards: Record<string, GuardDef<C, E>>;
+  updates: Record<string, Update<C, E>>;
+  unhandled: Unhandled<C, E>;
+}
+
+/** The XState guard implementations of a guard registry. */
+export function guardChecks<C, E>(guards: Record<string, GuardDef<C, E>>): Record<string, (args: GuardArgs<C, E>) => boolean> {
+  return Object.fromEntries(Object.entries(guards).map(([name, g]) => [name, g.check]));
+}
+
+/** The XState `assign` actions of an update registry. */
+export function assignActions<C, E>(updates: Record<string, Update<C, E>>) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return Object.fromEntries(Object.entries(updates).map(([name, u]) => [name, assign(u as any)])) as Record<string, any>;
+}
+
+export interface Refusal {
+  machine: string;
+  state: string;
+  event: string;
+  /** The guard that refused, or undefined when the state has no transition for the event. */
+  guard?: string;
+  protects: InvariantName;
+  message: string;
+}
+
+interface CompiledTransition<C, E> {
+  /** All must hold (a single named guard, or XState's `and([...])` of named guards). */
+  guards: { name: string; def: GuardDef<C, E> }[];
+  target?: string;
+  updates: Update<C, E>[];
+}
+
+/** A machine compiled to a lookup table: state → event type → guarded transitions, in XState's order. */
+export interface CompiledMachine<C, E extends { type: string }> {
+  id: string;
+  machine: AnyStateMachine;
+  states: string[];
+  initial: string;
+  table: Map<string, Map<string, CompiledTransition<C, E>[]>>;
+  parts: MachineParts<C, E>;
+  /** Every (state, event) pair that has a transition: the event coverage universe. */
+  edges: { state: string; event: string; target: string; guard?: string }[];
+}
+
+const AND_CHECK = (and([]) as unknown as { check: unknown }).check;
+
+function guardNames(g: unknown, machineId: string): string[] {
+  if (g === undefined) return [];
+  if (typeof g === 'function' && (g as { check?: unknown }).check === AND_CHECK) {
+    return ((g as unknown as { guards: unknown[] }).guards).flatMap((x) => guardNames(x, machineId));
+  }
+  return [nameOf(g, 'guard', machineId)];
+}
+
+function nameOf(x: unknown, what: string, machineId: string): string {
+  if (typeof x === 'string') return x;
+  if (x && typeof x === 'object' && typeof (x as { type?: unknown }).type === 'string') return (x as { type: string }).type;
+  throw new Error(`machine '${machineId}': every ${what} must be named (inline ${what}s cannot be compiled)`);
+}
+
+export function compileMachine<C, E extends { type: string }>(machine: AnyStateMachine, parts: MachineParts<C, E>): CompiledMachine<C, E> {
+  const id = machine.id;
+  const table = new Map<string, Map<string, CompiledTransition<C, E>[]>>();
+  const edges: CompiledMachine<C, E>['edges'] = [];
+  const states = Object.keys(machine.root.states);
+  for (const [stateName, node] of Object.entries(machine.root.states)) {
+    if (Object.keys(node.states).length > 0) throw new Error(`machine '${id}': state '${stateName}' is compound; only flat machines are compiled`);
+    if (node.always && node.always.length > 0) throw new Error(`machine '${id}': eventless transitions are not compiled`);
+    const byEvent = new Map<string, CompiledTransition<C, E>[]>();
+    for (const [eventType, transitions] of node.transitions) {
+      const compiled = transitions.map((t) => {
+        const guards = guardNames(t.guard, id).map((name) => {
+          const def = parts.guards[name];
+          if (!def) throw new Error(`machine '${id}': guard '${name}' has no definition`);
+          return { name, def };
+        });
+        const updates = t.actions.map((a) => {
+          const name = nameOf(a, 'action', id);
+          const u = parts.updates[name];
+          if (!u) throw new Error(`machine '${id}': action '${name}' has no update definition`);
+          return u;
+        });
+        const target = t.target?.[0]?.key ?? stateName;
+        edges.push({ state: stateName, event: eventType, target, ...(guards.length ? { guard: guards.map((g) => g.name).join(' && ') } : {}) });
+        return { guards, target: t.target?.[0]?.key, updates };
+      });
+      byEvent.set(eventType, compiled);
+    }
+    table.set(stateName, byEvent);
+  }
+  const initial = machine.root.initial?.target?.[0]?.key;
+  if (!initial) throw new Error(`machine '${id}': no initial state`);
+  return { id, machine, states, initial, table, parts, edges };
+}
+
+/**
+ * One transition of one entity: the first transition for the event whose guard holds, as XState picks it.
+ * Returns the next snapshot, or a Refusal naming the guard (or the missing transition) and what it protects.
+ */
+export function fire<C, E extends { type: string }>(m: CompiledMachine<C, E>, snap: Snapshot<C>, event: E, entity: string): Snapshot<C> | Refusal {
+  const transitions = m.table.get(snap.value)?.get(event.type);
+  if (!transitions) {
+    const why = m.parts.unhandled(snap.value, snap.context, event);
+    return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: `${entity}: ${why.message}` };
+  }
+  let failed: { name: string; def: GuardDef<C, E> } | undefined;
+  next: for (const t of transitions) {
+    for (const g of t.guards) {
+      if (!g.def.check({ context: snap.context, event })) {
+        if (!failed && g.def.protects) failed = g;
+        continue next;
+      }
+    }
+    let context = snap.context;
+    for (const u of t.updates) context = { ...context, ...u({ context, event }) };
+    return { value: t.target ?? snap.value, context };
+  }
+  if (!failed) {
+    const why = m.parts.unhandled(snap.value, snap.context, event);
+    return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: `${entity}: ${why.message}` };
+  }
+  return {
+    machine: m.id,
+    state: snap.value,
+    event: event.type,
+    guard: failed.name,
+    protects: failed.def.protects!,
+    message: `${entity}: ${failed.def.explain(snap.context, event)}`,
+  };
+}
+
+export function isRefusal(x: unknown): x is Refusal {
+  return typeof x === 'object' && x !== null && 'protects' in x && 'machine' in x;
+}
+
+/** The members of an event union that accept event type T (a member may list several types). */
+export type Narrow<E, T> = E extends { type: infer U } ? (T extends U ? E : never) : never;

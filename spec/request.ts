@@ -1,0 +1,282 @@
+// The request lifecycle: arrive → waiting → prefilling (in chunks) → prefilled → handed off to a decode
+// worker → decoding → finished; retracted (preempted) back to waiting with every generated token kept;
+// aborted from every live state. One machine per request; the system composition supplies the facts
+// (worker role, blocks owned in the worker's pool, block size) in the events it sends.
+import { and, setup } from 'xstate';
+import { assignActions, guardChecks, type GuardDef, type MachineParts, type Narrow, type Unhandled, type Update } from './machine-kit.ts';
+
+export interface RequestContext {
+  prompt: number;
+  /** Output limit; 0 when unknown. */
+  maxTokens: number;
+  /** Output tokens appended so far; they survive preemption. */
+  generated: number;
+  /** Positions whose K/V is in the cache. Zero again after a retraction. */
+  computed: number;
+  /** Blocks owned, per pool (GPU). */
+  owned: readonly number[];
+  /** The worker serving the request (its queue, or its FIFO), or null. */
+  server: string | null;
+  /** Steps and transfers in flight that use the request's blocks. */
+  inFlight: number;
+  /** A step computed the whole sequence: its token must be appended next. */
+  tokenOwed: boolean;
+  /** Handed off across GPUs: the KV has not arrived at the decode side yet. */
+  awaitingKv: boolean;
+}
+
+export type RequestEvent =
+  | { type: 'schedule'; worker: string; role: string }
+  | { type: 'alloc' | 'alloc_take'; pool: number; count: number }
+  | { type: 'step_begin'; worker: string; role: string; tokens: number; pool: number; blockSize: number }
+  | { type: 'step_end'; tokens: number }
+  | { type: 'token'; index: number }
+  | { type: 'handoff'; from: string; to: string; toRole: string; crossGpu: boolean }
+  | { type: 'join'; worker: string; role: string }
+  | { type: 'transfer_begin'; to: string }
+  | { type: 'transfer_end'; ok: boolean }
+  | { type: 'preempt'; worker: string }
+  | { type: 'free'; pool: number; count: number; remaining: number; serverPool: number }
+  | { type: 'finish' }
+  | { type: 'abort' }
+  | { type: 'migrate'; from: string; to: string };
+
+type Ev<T extends RequestEvent['type']> = Narrow<RequestEvent, T>;
+type G = GuardDef<RequestContext, RequestEvent>;
+
+const length = (c: RequestContext) => c.prompt + c.generated;
+
+const guards = {
+  prefillRole: {
+    check: ({ event }) => (event as Ev<'schedule'>).role !== 'decode',
+    protects: 'WorkersServeWhenReady',
+    explain: (_, e) => `${(e as Ev<'schedule'>).worker} is a decode worker; prefill work goes to a prefill or unified worker`,
+  },
+  decodeRole: {
+    check: ({ event }) => (event as Ev<'step_begin'>).role !== 'prefill',
+    protects: 'WorkersServeWhenReady',
+    explain: (_, e) => `${(e as Ev<'step_begin'>).worker} is a prefill worker; decode steps run on a decode or unified worker`,
+  },
+  unifiedRole: {
+    check: ({ event }) => (event as Ev<'join'>).role === 'unified',
+    protects: 'LifecycleOrder',
+    explain: (_, e) => `a prefilled request joins decode at ${(e as Ev<'join'>).worker} only through a handoff (its FIFO), unless the worker is unified`,
+  },
+  servedBy: {
+    check: ({ context, event }) => context.server === (event as Ev<'step_begin'>).worker,
+    protects: 'SingleServer',
+    explain: (c, e) => `served by ${c.server ?? 'no worker'}, not by ${(e as Ev<'step_begin'>).worker}`,
+  },
+  servedByFrom: {
+    check: ({ context, event }) => context.server === (event as Ev<'handoff'>).from,
+    protects: 'SingleServer',
+    explain: (c, e) => `served by ${c.server ?? 'no worker'}, so ${(e as Ev<'handoff'>).from} cannot hand it over`,
+  },
+  notInFlight: {
+    check: ({ context }) => context.inFlight === 0,
+    protects: 'SingleWriter',
+    explain: (c) => `${c.inFlight} step or transfer still in flight on its blocks`,
+  },
+  chunkFits: {
+    check: ({ context, event }) => context.computed + (event as Ev<'step_begin'>).tokens <= length(context),
+    protects: 'LifecycleOrder',
+    explain: (c, e) =>
+      `step computes ${(e as Ev<'step_begin'>).tokens} position(s) but only ${length(c) - c.computed} of its ${length(c)} are not computed yet` +
+      (c.tokenOwed ? ' (its last token was not appended)' : ''),
+  },
+  coversStep: {
+    check: ({ context, event }) => {
+      const e = event as Ev<'step_begin'>;
+      return Math.ceil((context.computed + e.tokens) / e.blockSize) <= (context.owned[e.pool] ?? 0);
+    },
+    protects: 'SingleWriter',
+    explain: (c, e) => {
+      const s = e as Ev<'step_begin'>;
+      return `step writes positions up to ${c.computed + s.tokens}, which need ${Math.ceil((c.computed + s.tokens) / s.blockSize)} block(s), but it owns ${c.owned[s.pool] ?? 0} in pool ${s.pool}`;
+    },
+  },
+  tokenDue: {
+    check: ({ context }) => context.tokenOwed,
+    protects: 'TokensInOrder',
+    explain: () => `no completed step produced a token to append`,
+  },
+  nextIndex: {
+    check: ({ context, event }) => (event as Ev<'token'>).index === context.generated,
+    protects: 'TokensInOrder',
+    explain: (c, e) => `token index ${(e as Ev<'token'>).index}, but ${c.generated} token(s) were generated so the next index is ${c.generated}`,
+  },
+  underLimit: {
+    check: ({ context }) => context.maxTokens === 0 || context.generated < context.maxTokens,
+    protects: 'LifecycleOrder',
+    explain: (c) => `already generated its limit of ${c.maxTokens} token(s)`,
+  },
+  noTokenOwed: {
+    check: ({ context }) => !context.tokenOwed,
+    protects: 'TokensInOrder',
+    explain: () => `a computed token was not appended first; it would be lost`,
+  },
+  toDecodeWorker: {
+    check: ({ event }) => (event as Ev<'handoff'>).toRole === 'decode',
+    protects: 'WorkersServeWhenReady',
+    explain: (_, e) => `${(e as Ev<'handoff'>).to} is not a decode worker`,
+  },
+  awaitingKv: {
+    check: ({ context }) => context.awaitingKv,
+    protects: 'LifecycleOrder',
+    explain: () => `its KV is already at the decode side; there is nothing to transfer`,
+  },
+  transferToServer: {
+    check: ({ context, event }) => context.server === (event as Ev<'transfer_begin'>).to,
+    protects: 'SingleWriter',
+    explain: (c, e) => `transfer writes for ${(e as Ev<'transfer_begin'>).to}, but the request is served by ${c.server ?? 'no worker'}`,
+  },
+  kvArrived: {
+    check: ({ context }) => !context.awaitingKv,
+    protects: 'LifecycleOrder',
+    explain: () => `its KV transfer has not completed`,
+  },
+  keepsServingCopy: {
+    check: ({ event }) => (event as Ev<'free'>).pool !== (event as Ev<'free'>).serverPool,
+    protects: 'KeepsLiveKv',
+    explain: (_, e) => `it is live and pool ${(e as Ev<'free'>).pool} holds the KV its worker computes with`,
+  },
+  // Branch guards: they choose a transition and protect nothing themselves.
+  releasesLast: { check: ({ event }) => (event as Ev<'free'>).remaining === 0, explain: () => '' },
+  completesSequence: { check: ({ context, event }) => context.computed + (event as Ev<'step_end'>).tokens === length(context), explain: () => '' },
+} satisfies Record<string, G>;
+
+type U = Update<RequestContext, RequestEvent>;
+
+const addTo = (owned: readonly number[], pool: number, delta: number) => {
+  const next = owned.slice();
+  next[pool] = (next[pool] ?? 0) + delta;
+  return next;
+};
+
+const updates = {
+  setServer: ({ event }) => ({ server: (event as Ev<'schedule'>).worker }),
+  addBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'alloc'>).pool, (event as Ev<'alloc'>).count) }),
+  releaseBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'free'>).pool, -(event as Ev<'free'>).count) }),
+  beginStep: ({ context }) => ({ inFlight: context.inFlight + 1 }),
+  endStep: ({ context, event }) => {
+    const computed = context.computed + (event as Ev<'step_end'>).tokens;
+    return { inFlight: context.inFlight - 1, computed, tokenOwed: computed === length(context) };
+  },
+  endStepDiscarded: ({ context }) => ({ inFlight: context.inFlight - 1 }),
+  appendToken: ({ context }) => ({ generated: context.generated + 1, tokenOwed: false }),
+  // Across GPUs the KV must still be transferred before the decode worker can use it.
+  handOver: ({ event }) => ({ server: (event as Ev<'handoff'>).to, awaitingKv: (event as Ev<'handoff'>).crossGpu }),
+  beginTransfer: ({ context }) => ({ inFlight: context.inFlight + 1 }),
+  endTransfer: ({ context, event }) => ({ inFlight: context.inFlight - 1, awaitingKv: context.awaitingKv && !(event as Ev<'transfer_end'>).ok }),
+  moveServer: ({ event }) => ({ server: (event as Ev<'migrate'>).to }),
+  retract: () => ({ server: null, computed: 0, tokenOwed: false }),
+  leaveServer: () => ({ server: null, tokenOwed: false }),
+} satisfies Record<string, U>;
+
+const unhandled: Unhandled<RequestContext, RequestEvent> = (state, _c, event) => {
+  if (state === 'finished' || state === 'aborted') {
+    if (event.type === 'finish' || event.type === 'abort') return { protects: 'EndsOnce', message: `already ${state}; it cannot end twice` };
+    return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' is not allowed after the end` };
+  }
+  if (event.type === 'free') return { protects: 'KeepsLiveKv', message: `is ${state}; a live request's blocks are freed only after it ends or is preempted` };
+  if (event.type === 'preempt') return { protects: 'LifecycleOrder', message: `is ${state}; only a decoding request can be preempted (never one on the prefill FIFO)` };
+  return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' is not allowed there` };
+};
+
+export const requestParts: MachineParts<RequestContext, RequestEvent> = { guards, updates, unhandled };
+
+const migrate = { migrate: { guard: and(['servedByFrom', 'notInFlight']), actions: 'moveServer' } } as const;
+const abort = { abort: { target: 'aborted', actions: 'leaveServer' } } as const;
+const alloc = { alloc: { actions: 'addBlocks' }, alloc_take: { actions: 'addBlocks' } } as const;
+const appendToken = { token: { guard: and(['tokenDue', 'nextIndex', 'underLimit']), actions: 'appendToken' } } as const;
+const freeOldCopy = { free: { guard: 'keepsServingCopy', actions: 'releaseBlocks' } } as const;
+
+export const requestMachine = setup({
+  types: { context: {} as RequestContext, events: {} as RequestEvent, input: {} as { prompt: number; maxTokens: number; pools: number } },
+  guards: guardChecks(guards),
+  actions: assignActions(updates),
+}).createMachine({
+  id: 'request',
+  initial: 'waiting',
+  context: ({ input }) => ({
+    prompt: input.prompt,
+    maxTokens: input.maxTokens,
+    generated: 0,
+    computed: 0,
+    owned: new Array(input.pools).fill(0),
+    server: null,
+    inFlight: 0,
+    tokenOwed: false,
+    awaitingKv: false,
+  }),
+  states: {
+    waiting: {
+      on: {
+        ...alloc, // semi-PD code mode: the decode worker allocates before queueing the prefill batch
+        schedule: { guard: 'prefillRole', target: 'prefilling', actions: 'setServer' },
+        ...abort,
+      },
+    },
+    prefilling: {
+      on: {
+        ...alloc,
+        step_begin: { guard: and(['servedBy', 'prefillRole', 'notInFlight', 'chunkFits', 'coversStep']), actions: 'beginStep' },
+        step_end: [{ guard: 'completesSequence', target: 'prefilled', actions: 'endStep' }, { actions: 'endStep' }],
+        ...migrate,
+        ...abort,
+      },
+    },
+    prefilled: {
+      on: {
+        ...alloc, // disaggregated: the decode side pre-allocates before the KV transfer
+        ...appendToken, // unified and disaggregated engines append the first token here
+        handoff: { guard: and(['servedByFrom', 'notInFlight', 'toDecodeWorker']), target: 'handedOff', actions: 'handOver' },
+        join: { guard: and(['servedBy', 'unifiedRole', 'noTokenOwed']), target: 'decoding' },
+        finish: { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' },
+        ...migrate,
+        ...abort,
+      },
+    },
+    handedOff: {
+      on: {
+        ...alloc,
+        ...appendToken, // semi-PD: the decode worker appends the first token when it pops the FIFO
+        transfer_begin: { guard: and(['awaitingKv', 'transferToServer', 'notInFlight']), actions: 'beginTransfer' },
+        transfer_end: { actions: 'endTransfer' },
+        ...freeOldCopy,
+        join: { guard: and(['servedBy', 'kvArrived', 'notInFlight', 'noTokenOwed']), target: 'decoding' },
+        ...migrate,
+        ...abort,
+      },
+    },
+    decoding: {
+      on: {
+        ...alloc, // one block more every blockSize tokens
+        step_begin: { guard: and(['servedBy', 'decodeRole', 'notInFlight', 'chunkFits', 'coversStep']), actions: 'beginStep' },
+        step_end: { actions: 'endStep' },
+        ...appendToken,
+        ...freeOldCopy,
+        preempt: { guard: and(['servedBy', 'noTokenOwed']), target: 'retracting', actions: 'retract' },
+        finish: { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' },
+        ...migrate,
+        ...abort,
+      },
+    },
+    retracting: {
+      on: {
+        free: [{ guard: 'releasesLast', target: 'waiting', actions: 'releaseBlocks' }, { actions: 'releaseBlocks' }],
+        step_end: { actions: 'endStepDiscarded' },
+        ...abort,
+      },
+    },
+    finished: {
+      on: { free: { actions: 'releaseBlocks' }, step_end: { actions: 'endStepDiscarded' }, transfer_end: { actions: 'endTransfer' } },
+    },
+    aborted: {
+      on: { free: { actions: 'releaseBlocks' }, step_end: { actions: 'endStepDiscarded' }, transfer_end: { actions: 'endTransfer' } },
+    },
+  },
+});
+
+/** Lifecycle states in which a request is live (admitted and not ended). */
+export const LIVE_REQUEST_STATES = new Set(['waiting', 'prefilling', 'prefilled', 'handedOff', 'decoding', 'retracting']);

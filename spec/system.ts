@@ -1,0 +1,536 @@
+// The system: the synchronous composition of the entity machines. A trace event is allowed exactly when
+// every machine it involves allows its share of it (the request, the blocks, the workers, the allocator,
+// the pool, the partition); then all of them move at once. The composition also keeps the bookkeeping no
+// single machine owns: each request's block table, and the steps and transfers in flight with the blocks
+// they hold.
+import { allocatorMachine, allocatorParts, blockMachine, blockParts, poolMachine, poolParts } from './kv.ts';
+import { compileMachine, fire, type CompiledMachine, type Refusal, type Snapshot } from './machine-kit.ts';
+import { partitionMachine, partitionParts, workerMachine, workerParts, type WorkerContext } from './partition.ts';
+import { LIVE_REQUEST_STATES, requestMachine, requestParts, type RequestContext } from './request.ts';
+import type { EventOf, TraceEvent, TraceHeader } from './trace-format.ts';
+import type { AllocatorContext, BlockContext, PoolContext } from './kv.ts';
+import type { PartitionContext } from './partition.ts';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type AnyCompiled = CompiledMachine<any, any>;
+
+/** The compiled machines of the reference spec. */
+export const MACHINES = {
+  request: compileMachine(requestMachine, requestParts),
+  block: compileMachine(blockMachine, blockParts),
+  pool: compileMachine(poolMachine, poolParts),
+  allocator: compileMachine(allocatorMachine, allocatorParts),
+  worker: compileMachine(workerMachine, workerParts),
+  partition: compileMachine(partitionMachine, partitionParts),
+} satisfies Record<string, AnyCompiled>;
+
+export type MachineName = keyof typeof MACHINES;
+
+/** The context a machine definition starts from, computed by the definition's own `context` factory. */
+function initialContext<C>(m: AnyCompiled, input: unknown): C {
+  const ctx = (m.machine.config as { context?: unknown }).context;
+  return (typeof ctx === 'function' ? ctx({ input }) : structuredClone(ctx)) as C;
+}
+
+/** A step or transfer in flight and the blocks it holds. */
+export interface InFlightOp {
+  label: string;
+  kind: 'step' | 'transfer';
+  /** The worker the op writes for: a step's worker, a transfer's destination. */
+  writer: string;
+  reqs: number[];
+  tokens: number[];
+  footprint: number[];
+  /** For each footprint block, the request (index) it was held for. */
+  footprintOwner: number[];
+}
+
+export interface SystemOptions {
+  /** Replace machines (spec variants). */
+  machines?: Partial<Record<MachineName, AnyCompiled>>;
+  /** Whether allocation takes the pool lock (default true; false is the lockless variant of bug zoo Z13). */
+  locking?: boolean;
+}
+
+interface Move {
+  kind: MachineName;
+  index: number;
+  event: { type: string };
+}
+
+const KIND_ORDER: MachineName[] = ['partition', 'pool', 'allocator', 'worker', 'request', 'block'];
+
+export class System {
+  readonly header: TraceHeader;
+  readonly machines: Record<MachineName, AnyCompiled>;
+  requests: Snapshot<RequestContext>[] = [];
+  requestIds: string[] = [];
+  requestIndex = new Map<string, number>();
+  /** Each request's blocks (its block table), mirroring the blocks' owners. */
+  tables: Set<number>[] = [];
+  blocks: Snapshot<BlockContext>[] = [];
+  /** Per block: how many steps or transfers in flight hold it. */
+  holds: Int32Array;
+  workers: Snapshot<WorkerContext>[] = [];
+  workerIds: string[] = [];
+  workerIndex = new Map<string, number>();
+  allocators: Snapshot<AllocatorContext>[] = [];
+  pools: Snapshot<PoolContext>[] = [];
+  partition: Snapshot<PartitionContext>[];
+  ops = new Map<string, InFlightOp>();
+  reqOps: string[][] = [];
+  liveCount = 0;
+  time = 0;
+
+  constructor(header: TraceHeader, options: SystemOptions = {}) {
+    this.header = header;
+    this.machines = { ...MACHINES, ...options.machines };
+    const total = header.blocks * header.gpus;
+    const blockCtx = initialContext<BlockContext>(this.machines.block, {});
+    const blockSnap: Snapshot<BlockContext> = { value: this.machines.block.initial, context: blockCtx };
+    this.blocks = new Array(total).fill(blockSnap);
+    this.holds = new Int32Array(total);
+    const locking = options.locking ?? true;
+    for (let g = 0; g < header.gpus; g++) this.pools.push({ value: this.machines.pool.initial, context: initialContext(this.machines.pool, { locking }) });
+    this.partition = [
+      {
+        value: this.machines.partition.initial,
+        context: initialContext(this.machines.partition, { prefill: header.split.prefill, decode: header.split.decode, rule: header.shareRule, workers: header.workers.length }),
+      },
+    ];
+    for (const w of header.workers) this.addWorker(w.id, { role: w.role, epoch: 0, share: w.share, gpu: w.gpu }, 'idle');
+  }
+
+  private addWorker(id: string, input: { role: WorkerContext['role']; epoch: number; share: number; gpu: number }, value: string) {
+    this.workerIndex.set(id, this.workers.length);
+    this.workerIds.push(id);
+    this.workers.push({ value, context: initialContext(this.machines.worker, input) });
+    this.allocators.push({
+      value: this.machines.allocator.initial,
+      context: initialContext(this.machines.allocator, { role: input.role, decodeOwned: this.header.allocator === 'decode-owned' }),
+    });
+  }
+
+  isLive(r: number): boolean {
+    return LIVE_REQUEST_STATES.has(this.requests[r].value);
+  }
+
+  opsOf(r: number): string[] {
+    return this.reqOps[r];
+  }
+
+  poolOf(block: number): number {
+    return Math.floor(block / this.header.blocks);
+  }
+
+  holdersOf(b: number): string {
+    const labels = [...this.ops.values()].filter((op) => op.footprint.includes(b)).map((op) => op.label);
+    return labels.length ? labels.join(', ') : `${this.holds[b]} op(s)`;
+  }
+
+  /** A deep enough copy for the explorer: snapshots are immutable, containers are copied. */
+  clone(): System {
+    const c = Object.create(System.prototype) as System;
+    Object.assign(c, this);
+    c.requests = this.requests.slice();
+    c.requestIds = this.requestIds.slice();
+    c.requestIndex = new Map(this.requestIndex);
+    c.tables = this.tables.map((t) => new Set(t));
+    c.blocks = this.blocks.slice();
+    c.holds = this.holds.slice();
+    c.workers = this.workers.slice();
+    c.workerIds = this.workerIds.slice();
+    c.workerIndex = new Map(this.workerIndex);
+    c.allocators = this.allocators.slice();
+    c.pools = this.pools.slice();
+    c.partition = this.partition.slice();
+    c.ops = new Map(this.ops);
+    c.reqOps = this.reqOps.map((o) => o.slice());
+    return c;
+  }
+
+  private entities(kind: MachineName): Snapshot<unknown>[] {
+    switch (kind) {
+      case 'request':
+        return this.requests;
+      case 'block':
+        return this.blocks;
+      case 'worker':
+        return this.workers;
+      case 'allocator':
+        return this.allocators;
+      case 'pool':
+        return this.pools;
+      case 'partition':
+        return this.partition;
+    }
+  }
+
+  private label(kind: MachineName, index: number): string {
+    switch (kind) {
+      case 'request':
+        return `request ${this.requestIds[index]}`;
+      case 'block':
+        return `block ${index}`;
+      case 'worker':
+        return `worker ${this.workerIds[index]}`;
+      case 'allocator':
+        return `allocator of ${this.workerIds[index]}`;
+      case 'pool':
+        return `pool ${index}`;
+      case 'partition':
+        return 'partition';
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Resolving ids: an unknown id is a refusal under KnownIds.
+
+  private unknown(event: string, message: string): Refusal {
+    return { machine: 'system', state: '-', event, protects: 'KnownIds', message };
+  }
+
+  private req(ev: TraceEvent, id: string): number | Refusal {
+    const r = this.requestIndex.get(id);
+    return r === undefined ? this.unknown(ev.ev, `request ${id} has not arrived`) : r;
+  }
+
+  private worker(ev: TraceEvent, id: string): number | Refusal {
+    const w = this.workerIndex.get(id);
+    return w === undefined ? this.unknown(ev.ev, `worker ${id} is not declared in the header and has not started`) : w;
+  }
+
+  private checkBlocks(ev: TraceEvent, blocks: number[]): Refusal | null {
+    for (const b of blocks) if (b >= this.blocks.length) return this.unknown(ev.ev, `block ${b} does not exist (${this.header.gpus} pool(s) of ${this.header.blocks} blocks)`);
+    return null;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Planning: which machines an event involves, and the facts each needs.
+
+  private plan(ev: TraceEvent): Move[] | Refusal {
+    const moves: Move[] = [];
+    const add = (kind: MachineName, index: number, event: { type: string }) => moves.push({ kind, index, event });
+    const T = this.header.blockSize;
+    switch (ev.ev) {
+      case 'arrive': {
+        if (this.requestIndex.has(ev.req)) return this.unknown(ev.ev, `request ${ev.req} already arrived; request ids are not reused`);
+        return moves;
+      }
+      case 'schedule': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        add('request', r, { type: 'schedule', worker: ev.worker, role: this.workers[w].context.role } as never);
+        add('worker', w, { type: 'schedule' });
+        return moves;
+      }
+      case 'alloc':
+      case 'alloc_take': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        const bad = this.checkBlocks(ev, ev.blocks);
+        if (bad) return bad;
+        const perPool = new Map<number, number>();
+        for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
+        if (ev.ev === 'alloc') {
+          add('allocator', w, { type: 'alloc', worker: ev.worker } as never);
+          for (const p of perPool.keys()) add('pool', p, { type: 'alloc', worker: ev.worker } as never);
+          for (const [p, count] of perPool) add('request', r, { type: 'alloc', pool: p, count } as never);
+          for (const b of ev.blocks) add('block', b, { type: 'alloc', req: ev.req, version: this.pools[this.poolOf(b)].context.version + 1 } as never);
+        } else {
+          const gpu = this.workers[w].context.gpu;
+          for (const p of perPool.keys()) if (p !== gpu) return this.unknown(ev.ev, `worker ${ev.worker} allocates from pool ${gpu}; block(s) of pool ${p} are not there`);
+          add('allocator', w, { type: 'alloc_take', worker: ev.worker, blocks: ev.blocks } as never);
+          add('pool', gpu, { type: 'alloc_take', worker: ev.worker } as never);
+          add('request', r, { type: 'alloc_take', pool: gpu, count: ev.blocks.length } as never);
+          const seen = this.allocators[w].context.seen;
+          for (const b of ev.blocks) add('block', b, { type: 'alloc_take', req: ev.req, seen } as never);
+        }
+        return moves;
+      }
+      case 'alloc_query':
+      case 'alloc_commit': {
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        const gpu = this.workers[w].context.gpu;
+        const pool = this.pools[gpu].context;
+        if (ev.ev === 'alloc_query') {
+          add('allocator', w, { type: 'alloc_query', worker: ev.worker, version: pool.version } as never);
+          add('pool', gpu, { type: 'alloc_query', worker: ev.worker } as never);
+        } else {
+          add('allocator', w, { type: 'alloc_commit', worker: ev.worker } as never);
+          add('pool', gpu, { type: 'alloc_commit', worker: ev.worker } as never);
+          for (const b of this.allocators[w].context.taken) add('block', b, { type: 'alloc_commit', version: pool.version + 1 } as never);
+        }
+        return moves;
+      }
+      case 'step_begin': {
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        if (this.ops.has(stepKey(ev.worker, ev.step))) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is already in flight`);
+        const { role, gpu } = this.workers[w].context;
+        add('worker', w, { type: 'step_begin' });
+        const seen = new Set<string>();
+        for (const item of ev.batch) {
+          if (seen.has(item.req)) return this.unknown(ev.ev, `request ${item.req} appears twice in the batch`);
+          seen.add(item.req);
+          const r = this.req(ev, item.req);
+          if (typeof r !== 'number') return r;
+          add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T } as never);
+        }
+        return moves;
+      }
+      case 'step_end': {
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        const op = this.ops.get(stepKey(ev.worker, ev.step));
+        if (!op) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is not in flight`);
+        add('worker', w, { type: 'step_end' });
+        for (let i = 0; i < op.reqs.length; i++) add('request', op.reqs[i], { type: 'step_end', tokens: op.tokens[i] } as never);
+        return moves;
+      }
+      case 'token': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        add('request', r, { type: 'token', index: ev.index } as never);
+        return moves;
+      }
+      case 'handoff':
+      case 'migrate': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const from = this.worker(ev, ev.from);
+        if (typeof from !== 'number') return from;
+        const to = this.worker(ev, ev.to);
+        if (typeof to !== 'number') return to;
+        const f = this.workers[from].context;
+        const t = this.workers[to].context;
+        const queued = f.fifo.includes(ev.req);
+        if (ev.ev === 'handoff') {
+          add('request', r, { type: 'handoff', from: ev.from, to: ev.to, toRole: t.role, crossGpu: f.gpu !== t.gpu } as never);
+        } else {
+          add('partition', 0, { type: 'migrate', fromEpoch: f.epoch, toEpoch: t.epoch, fromRole: f.role, toRole: t.role } as never);
+          add('request', r, { type: 'migrate', from: ev.from, to: ev.to } as never);
+        }
+        add('worker', from, { type: ev.ev, side: 'from', req: ev.req, queued } as never);
+        add('worker', to, { type: ev.ev, side: 'to', req: ev.req, queued } as never);
+        return moves;
+      }
+      case 'join':
+      case 'preempt': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        add('request', r, { type: ev.ev, worker: ev.worker, role: this.workers[w].context.role } as never);
+        add('worker', w, { type: ev.ev, req: ev.req } as never);
+        return moves;
+      }
+      case 'transfer_begin': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const from = this.worker(ev, ev.from);
+        if (typeof from !== 'number') return from;
+        const to = this.worker(ev, ev.to);
+        if (typeof to !== 'number') return to;
+        if (this.ops.has(transferKey(ev.xfer))) return this.unknown(ev.ev, `transfer ${ev.xfer} is already in flight`);
+        add('request', r, { type: 'transfer_begin', to: ev.to } as never);
+        return moves;
+      }
+      case 'transfer_end': {
+        const op = this.ops.get(transferKey(ev.xfer));
+        if (!op) return this.unknown(ev.ev, `transfer ${ev.xfer} is not in flight`);
+        add('request', op.reqs[0], { type: 'transfer_end', ok: ev.outcome !== 'cancelled' } as never);
+        return moves;
+      }
+      case 'free': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const bad = this.checkBlocks(ev, ev.blocks);
+        if (bad) return bad;
+        const ctx = this.requests[r].context;
+        const serverPool = ctx.server === null ? -1 : this.workers[this.workerIndex.get(ctx.server)!].context.gpu;
+        const perPool = new Map<number, number>();
+        for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
+        let remaining = ctx.owned.reduce((a, n) => a + n, 0);
+        for (const [p, count] of perPool) {
+          remaining -= count;
+          add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
+        }
+        for (const b of ev.blocks) add('block', b, { type: 'free', req: ev.req, held: this.holds[b] } as never);
+        return moves;
+      }
+      case 'finish':
+      case 'abort': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        add('request', r, { type: ev.ev });
+        const server = this.requests[r].context.server;
+        if (server !== null) add('worker', this.workerIndex.get(server)!, { type: ev.ev, req: ev.req } as never);
+        return moves;
+      }
+      case 'resize_begin': {
+        const epoch = this.partition[0].context.epoch;
+        const liveWorkers = this.workers.filter((w) => w.context.epoch === epoch && w.value !== 'stopped').length;
+        add('partition', 0, { type: 'resize_begin', epoch: ev.epoch, prefill: ev.prefill, decode: ev.decode, liveWorkers } as never);
+        return moves;
+      }
+      case 'worker_start': {
+        if (this.workerIndex.has(ev.worker)) return this.unknown(ev.ev, `worker ${ev.worker} already exists; worker ids are not reused`);
+        if ((ev.gpu ?? 0) >= this.header.gpus) return this.unknown(ev.ev, `gpu ${ev.gpu} does not exist (${this.header.gpus} gpu(s))`);
+        add('partition', 0, { type: 'worker_start', epoch: ev.epoch, role: ev.role, share: ev.share } as never);
+        return moves;
+      }
+      case 'worker_ready':
+      case 'worker_stop': {
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        add('worker', w, { type: ev.ev });
+        add('partition', 0, { type: ev.ev, epoch: this.workers[w].context.epoch } as never);
+        return moves;
+      }
+      case 'resize_end':
+        add('partition', 0, { type: 'resize_end', epoch: ev.epoch } as never);
+        return moves;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Applying an event
+
+  /** Entities moved by the last applied event, for incremental invariant checks. */
+  touched: { kind: MachineName; index: number }[] = [];
+  /** Ops begun by the last applied event. */
+  touchedOps: string[] = [];
+
+  /**
+   * Applies one event: null when every involved machine allowed it (the state has moved), or the Refusal
+   * of the first that did not (the state is unchanged).
+   */
+  apply(ev: TraceEvent): Refusal | null {
+    const moves = this.plan(ev);
+    if (!Array.isArray(moves)) return moves;
+    // Each machine moves from the result of its previous move in this event (an event can touch an entity twice).
+    const pending = new Map<string, { kind: MachineName; index: number; snap: Snapshot<unknown> }>();
+    for (const mv of moves) {
+      const key = `${mv.kind}:${mv.index}`;
+      const cur = pending.get(key)?.snap ?? this.entities(mv.kind)[mv.index];
+      const next = fire(this.machines[mv.kind], cur as Snapshot<any>, mv.event, this.label(mv.kind, mv.index));
+      if ('protects' in next) return next;
+      pending.set(key, { kind: mv.kind, index: mv.index, snap: next });
+    }
+    this.touched = [];
+    this.touchedOps = [];
+    for (const { kind, index, snap } of pending.values()) {
+      this.entities(kind)[index] = snap as never;
+      this.touched.push({ kind, index });
+    }
+    this.bookkeep(ev);
+    this.time = ev.t;
+    return null;
+  }
+
+  /** What the composition keeps beyond the machines. */
+  private bookkeep(ev: TraceEvent): void {
+    switch (ev.ev) {
+      case 'arrive': {
+        const r = this.requests.length;
+        this.requestIndex.set(ev.req, r);
+        this.requestIds.push(ev.req);
+        this.requests.push({
+          value: this.machines.request.initial,
+          context: initialContext(this.machines.request, { prompt: ev.prompt, maxTokens: ev.maxTokens ?? 0, pools: this.header.gpus }),
+        });
+        this.tables.push(new Set());
+        this.reqOps.push([]);
+        this.liveCount++;
+        this.touched.push({ kind: 'request', index: r });
+        return;
+      }
+      case 'alloc':
+      case 'alloc_take': {
+        const t = this.tables[this.requestIndex.get(ev.req)!];
+        for (const b of ev.blocks) t.add(b);
+        return;
+      }
+      case 'free': {
+        const t = this.tables[this.requestIndex.get(ev.req)!];
+        for (const b of ev.blocks) t.delete(b);
+        return;
+      }
+      case 'step_begin': {
+        const gpu = this.workers[this.workerIndex.get(ev.worker)!].context.gpu;
+        const key = stepKey(ev.worker, ev.step);
+        const op: InFlightOp = { label: `step ${ev.step} of ${ev.worker}`, kind: 'step', writer: ev.worker, reqs: [], tokens: [], footprint: [], footprintOwner: [] };
+        for (const item of ev.batch) {
+          const r = this.requestIndex.get(item.req)!;
+          op.reqs.push(r);
+          op.tokens.push(item.tokens);
+          for (const b of this.tables[r]) {
+            if (this.poolOf(b) !== gpu) continue;
+            op.footprint.push(b);
+            op.footprintOwner.push(r);
+          }
+          this.reqOps[r].push(key);
+        }
+        this.beginOp(key, op);
+        return;
+      }
+      case 'transfer_begin': {
+        const r = this.requestIndex.get(ev.req)!;
+        const key = transferKey(ev.xfer);
+        const blocks = [...this.tables[r]];
+        this.reqOps[r].push(key);
+        this.beginOp(key, { label: `transfer ${ev.xfer}`, kind: 'transfer', writer: ev.to, reqs: [r], tokens: [0], footprint: blocks, footprintOwner: blocks.map(() => r) });
+        return;
+      }
+      case 'step_end':
+        this.endOp(stepKey(ev.worker, ev.step));
+        return;
+      case 'transfer_end':
+        this.endOp(transferKey(ev.xfer));
+        return;
+      case 'finish':
+      case 'abort':
+        this.liveCount--;
+        return;
+      case 'worker_start':
+        this.addWorker(ev.worker, { role: ev.role, epoch: ev.epoch, share: ev.share, gpu: ev.gpu ?? 0 }, this.machines.worker.initial);
+        this.touched.push({ kind: 'worker', index: this.workers.length - 1 });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private beginOp(key: string, op: InFlightOp) {
+    this.ops.set(key, op);
+    for (const b of op.footprint) this.holds[b]++;
+    this.touchedOps.push(key);
+  }
+
+  private endOp(key: string) {
+    const op = this.ops.get(key)!;
+    for (const b of op.footprint) this.holds[b]--;
+    for (const r of op.reqs) {
+      const list = this.reqOps[r];
+      list.splice(list.indexOf(key), 1);
+    }
+    this.ops.delete(key);
+  }
+}
+
+export function stepKey(worker: string, step: string): string {
+  return `s:${worker}:${step}`;
+}
+
+export function transferKey(xfer: string): string {
+  return `x:${xfer}`;
+}
+
+export type { EventOf };
+export { KIND_ORDER };

@@ -1,0 +1,602 @@
+// Trace format v1: one definition from which the TypeScript types, the line validator, the JSON Schema and
+// the event table of docs/trace-format.md are all derived, so that they cannot drift apart.
+
+export const TRACE_FORMAT = 'pdspec-trace';
+export const TRACE_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Field kinds
+
+type Kind =
+  | 'id' // request, worker, step or transfer id: a non-empty string, or an integer (read as its decimal string)
+  | 'count' // integer ≥ 0
+  | 'positive' // integer ≥ 1
+  | 'time' // seconds, finite, ≥ 0
+  | 'share' // percent of the GPU's SMs, integer 1..100
+  | 'blocks' // non-empty array of block ids (integers ≥ 0)
+  | 'batch' // non-empty array of {req, tokens}
+  | 'text' // free text
+  | { readonly enum: readonly string[] };
+
+interface FieldSpec {
+  readonly kind: Kind;
+  readonly optional?: true;
+  readonly doc: string;
+}
+
+interface EventSpec {
+  readonly doc: string;
+  /** When an engine like vLLM, SGLang or semi-PD writes this event. */
+  readonly emit: string;
+  readonly fields: Readonly<Record<string, FieldSpec>>;
+}
+
+const f = {
+  req: { kind: 'id', doc: 'request id' },
+  worker: { kind: 'id', doc: 'worker id' },
+  blocks: { kind: 'blocks', doc: 'block ids' },
+} as const satisfies Record<string, FieldSpec>;
+
+export const ROLES = ['prefill', 'decode', 'unified'] as const;
+export const MODES = ['semi-pd', 'nexus', 'disaggregated', 'unified'] as const;
+export const ALLOCATORS = ['lock', 'decode-owned'] as const;
+export const SHARE_RULES = ['oversubscribe', 'exact'] as const;
+
+/** The event catalogue of trace format v1, in the order of a request's life. */
+export const EVENTS = {
+  arrive: {
+    doc: 'A request enters the waiting queue.',
+    emit: 'vLLM: Scheduler.add_request; SGLang: the scheduler receives the tokenized request; semi-PD: the decode process enqueues it.',
+    fields: {
+      req: f.req,
+      prompt: { kind: 'positive', doc: 'prompt length in tokens' },
+      maxTokens: { kind: 'positive', optional: true, doc: 'output limit in tokens, if known' },
+    },
+  },
+  schedule: {
+    doc: 'A waiting request is given to a prefill (or unified) worker, which serves it from now on.',
+    emit: 'vLLM: the request moves from waiting to running; SGLang: get_new_batch_prefill picks it; semi-PD: the batch is queued for the prefill worker.',
+    fields: { req: f.req, worker: f.worker },
+  },
+  alloc: {
+    doc: 'Atomic allocation: under the pool lock, the worker queries utilisation, takes these free blocks for the request and updates utilisation.',
+    emit: 'vLLM: KVCacheManager.allocate_slots; SGLang: token_to_kv_pool_allocator.alloc; semi-PD: the decode process allocates for a prompt chunk or a decode step.',
+    fields: { worker: f.worker, req: f.req, blocks: f.blocks },
+  },
+  alloc_query: {
+    doc: 'First of the three allocation steps: take the pool lock (lock mode) and read utilisation.',
+    emit: 'An engine that logs its allocator at this granularity (semi-PD unified memory manager); otherwise write `alloc`.',
+    fields: { worker: f.worker },
+  },
+  alloc_take: {
+    doc: 'Second allocation step: take blocks that were free in the utilisation read by the last alloc_query of this worker.',
+    emit: 'As alloc_query.',
+    fields: { worker: f.worker, req: f.req, blocks: f.blocks },
+  },
+  alloc_commit: {
+    doc: 'Third allocation step: write back utilisation with the taken blocks and release the pool lock.',
+    emit: 'As alloc_query.',
+    fields: { worker: f.worker },
+  },
+  step_begin: {
+    doc: "A worker launches one iteration over a batch: for each request, `tokens` more positions are computed and their K/V written into the request's blocks.",
+    emit: 'vLLM: the model runner launches execute_model with a SchedulerOutput; SGLang: run_batch; semi-PD: a prefill or decode worker iteration starts.',
+    fields: {
+      worker: f.worker,
+      step: { kind: 'id', doc: 'step id, unique among the worker’s steps in flight' },
+      batch: { kind: 'batch', doc: 'requests and the number of positions computed for each' },
+    },
+  },
+  step_end: {
+    doc: 'The iteration completes: its K/V writes have landed and its blocks are no longer in use by it.',
+    emit: 'vLLM: update_from_output for that step; SGLang: process_batch_result; semi-PD: the worker iteration returns.',
+    fields: { worker: f.worker, step: { kind: 'id', doc: 'step id of a step_begin of this worker' } },
+  },
+  token: {
+    doc: 'A generated token is appended to the request’s output. `index` counts from 0 and continues across preemption and migration.',
+    emit: 'vLLM/SGLang: a new output token is appended to the sequence after a step; semi-PD: the decode worker appends the first token when it pops the FIFO, later ones after each decode step.',
+    fields: {
+      req: f.req,
+      index: { kind: 'count', doc: 'position of the token in the output' },
+      token: { kind: 'count', optional: true, doc: 'token id' },
+    },
+  },
+  handoff: {
+    doc: 'A prefilled request leaves its prefill worker and is queued on a decode worker’s FIFO; with it go the request and the write right on its blocks (no KV byte moves when both share a pool).',
+    emit: 'semi-PD: the prefill worker puts the finished batch on the FIFO; disaggregated engines: the request is queued at the decode instance (SGLang PD: added to the transfer queue).',
+    fields: { req: f.req, from: f.worker, to: f.worker },
+  },
+  join: {
+    doc: 'A decode worker pops the request from the head of its FIFO (or a unified worker turns it to decoding) and it joins the running batch.',
+    emit: 'semi-PD: the decode process pops the FIFO head; SGLang PD: the request moves from the prealloc/transfer queue to the running batch; vLLM: nothing separate (write it right after the first token).',
+    fields: { req: f.req, worker: f.worker },
+  },
+  transfer_begin: {
+    doc: 'A KV transfer starts from the prefill worker’s pool into the blocks the decode side pre-allocated for the request; both sides’ blocks are in use until transfer_end.',
+    emit: 'vLLM: the KV connector starts send/recv (NIXL, Mooncake); SGLang PD: the KV sender/receiver begins; DistServe: the migration starts.',
+    fields: {
+      xfer: { kind: 'id', doc: 'transfer id, unique among transfers in flight' },
+      req: f.req,
+      from: f.worker,
+      to: f.worker,
+    },
+  },
+  transfer_end: {
+    doc: 'The transfer’s completion (or cancellation) signal: its blocks are no longer in use by it.',
+    emit: 'vLLM: the connector reports finished_sending/finished_recving; SGLang PD: the poller sees Success or Failed.',
+    fields: {
+      xfer: { kind: 'id', doc: 'transfer id of a transfer_begin' },
+      outcome: { kind: { enum: ['done', 'cancelled'] }, optional: true, doc: '`done` (default): the KV arrived; `cancelled`: it did not' },
+    },
+  },
+  preempt: {
+    doc: 'A decoding request is retracted: its blocks will be freed and it returns to the waiting queue to be recomputed from prompt + generated tokens.',
+    emit: 'vLLM: Scheduler._preempt_request; SGLang: retract_decode; semi-PD: the decode worker retracts a victim.',
+    fields: { req: f.req, worker: f.worker },
+  },
+  free: {
+    doc: 'Blocks of a request go back to the free list.',
+    emit: 'vLLM: KVCacheManager.free; SGLang: token_to_kv_pool_allocator.free / release_kv_cache; semi-PD: the decode process frees.',
+    fields: { req: f.req, blocks: f.blocks },
+  },
+  finish: {
+    doc: 'The request completed (stop token or length limit). Its blocks must then be freed, once.',
+    emit: 'vLLM: the request is finished in update_from_output; SGLang: the request is finished in process_batch_result.',
+    fields: { req: f.req },
+  },
+  abort: {
+    doc: 'The request is cancelled, from any live state. Blocks still in use by a step or transfer are freed once it ends.',
+    emit: 'vLLM: Scheduler.finish_requests with FINISHED_ABORTED; SGLang: abort_request.',
+    fields: { req: f.req },
+  },
+  resize_begin: {
+    doc: 'A new split is requested: the next epoch’s workers will have these shares.',
+    emit: 'semi-PD: the SLO-aware resizer decides a new (x, y); Nexus: the partition controller picks another context.',
+    fields: {
+      epoch: { kind: 'count', doc: 'the new epoch (current + 1)' },
+      prefill: { kind: 'share', doc: 'prefill share of SMs in percent' },
+      decode: { kind: 'share', doc: 'decode share of SMs in percent' },
+    },
+  },
+  worker_start: {
+    doc: 'A worker of the new epoch starts and maps the shared weights and KV pool (not yet ready to serve).',
+    emit: 'semi-PD: a new MPS worker process is launched; Nexus: a pre-built green context is selected.',
+    fields: {
+      worker: f.worker,
+      role: { kind: { enum: ROLES }, doc: 'prefill, decode or unified' },
+      epoch: { kind: 'count', doc: 'epoch of the worker' },
+      share: { kind: 'share', doc: 'its share of SMs in percent' },
+      gpu: { kind: 'count', optional: true, doc: 'GPU (pool) index, default 0' },
+    },
+  },
+  worker_ready: {
+    doc: 'A starting worker is initialised and may serve.',
+    emit: 'semi-PD: the new worker reports it has mapped weights and KV pool.',
+    fields: { worker: f.worker },
+  },
+  migrate: {
+    doc: 'During a resize, an old worker hands one of its requests (with the write right on its blocks, and its place in the FIFO) to its successor.',
+    emit: 'semi-PD: the old worker hands its queue to the new one after its last iteration.',
+    fields: { req: f.req, from: f.worker, to: f.worker },
+  },
+  worker_stop: {
+    doc: 'An old worker stops after its own current iteration, its queue handed over.',
+    emit: 'semi-PD: the old worker process exits (asynchronous switch: each old worker independently).',
+    fields: { worker: f.worker },
+  },
+  resize_end: {
+    doc: 'Every old worker has stopped: the new split is stable.',
+    emit: 'semi-PD/Nexus: the resize is complete.',
+    fields: { epoch: { kind: 'count', doc: 'the epoch now stable' } },
+  },
+} as const satisfies Record<string, EventSpec>;
+
+export type EventName = keyof typeof EVENTS;
+export const EVENT_NAMES = Object.keys(EVENTS) as EventName[];
+
+// ---------------------------------------------------------------------------------------------
+// Types derived from the catalogue
+
+export interface BatchItem {
+  req: string;
+  tokens: number;
+}
+
+type ValueOf<K> = K extends 'id' | 'text'
+  ? string
+  : K extends 'count' | 'positive' | 'time' | 'share'
+    ? number
+    : K extends 'blocks'
+      ? number[]
+      : K extends 'batch'
+        ? BatchItem[]
+        : K extends { readonly enum: readonly (infer V)[] }
+          ? V
+          : never;
+
+type Fields<F> = { [K in keyof F as F[K] extends { optional: true } ? never : K]: ValueOf<F[K] extends FieldSpec ? F[K]['kind'] : never> } & {
+  [K in keyof F as F[K] extends { optional: true } ? K : never]?: ValueOf<F[K] extends FieldSpec ? F[K]['kind'] : never>;
+};
+
+type Flatten<T> = { [K in keyof T]: T[K] };
+
+/** One trace event, typed from the catalogue: `{ev, t, ...fields}`. */
+export type TraceEvent = {
+  [N in EventName]: Flatten<{ ev: N; t: number; note?: string } & Fields<(typeof EVENTS)[N]['fields']>>;
+}[EventName];
+
+export type EventOf<N extends EventName> = Extract<TraceEvent, { ev: N }>;
+
+// ---------------------------------------------------------------------------------------------
+// Header
+
+export interface WorkerDecl {
+  id: string;
+  role: (typeof ROLES)[number];
+  share: number;
+  gpu: number;
+}
+
+export interface TraceHeader {
+  format: typeof TRACE_FORMAT;
+  version: typeof TRACE_VERSION;
+  mode: (typeof MODES)[number];
+  /** Blocks per pool (per GPU). */
+  blocks: number;
+  /** Tokens per block. */
+  blockSize: number;
+  /** SMs of one GPU. */
+  sms: number;
+  split: { prefill: number; decode: number };
+  shareRule: (typeof SHARE_RULES)[number];
+  allocator: (typeof ALLOCATORS)[number];
+  /** Number of GPUs, each with its own pool. */
+  gpus: number;
+  /** Workers of epoch 0. */
+  workers: WorkerDecl[];
+  note?: string;
+  source?: string;
+}
+
+interface HeaderFieldSpec {
+  kind: Kind | 'split' | 'workers' | { readonly const: string | number };
+  optional?: true;
+  doc: string;
+}
+
+export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
+  format: { kind: { const: TRACE_FORMAT }, doc: 'always "pdspec-trace"' },
+  version: { kind: { const: TRACE_VERSION }, doc: 'format version, 1' },
+  mode: { kind: { enum: MODES }, doc: 'serving architecture' },
+  blocks: { kind: 'positive', doc: 'KV blocks per pool (one pool per GPU)' },
+  blockSize: { kind: 'positive', doc: 'tokens per block' },
+  sms: { kind: 'positive', doc: 'SMs (compute units) of one GPU' },
+  split: { kind: 'split', optional: true, doc: 'epoch-0 shares {prefill, decode} in percent; default by mode' },
+  shareRule: {
+    kind: { enum: SHARE_RULES },
+    optional: true,
+    doc: '`oversubscribe` (semi-PD MPS: each share ≤ 100, sum ≤ 200) or `exact` (Nexus green contexts: sum = 100); default by mode',
+  },
+  allocator: {
+    kind: { enum: ALLOCATORS },
+    optional: true,
+    doc: '`lock` (both workers allocate under the pool lock) or `decode-owned` (semi-PD code: only decode workers allocate); default `lock`',
+  },
+  gpus: { kind: 'positive', optional: true, doc: 'GPUs, each with its own pool; default 2 for disaggregated, else 1' },
+  workers: { kind: 'workers', optional: true, doc: 'epoch-0 workers [{id, role, share, gpu}]; default by mode' },
+  note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' },
+  source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
+};
+
+const MODE_DEFAULTS: Record<TraceHeader['mode'], { split: [number, number]; shareRule: TraceHeader['shareRule'] }> = {
+  'semi-pd': { split: [80, 100], shareRule: 'oversubscribe' },
+  nexus: { split: [50, 50], shareRule: 'exact' },
+  disaggregated: { split: [100, 100], shareRule: 'oversubscribe' },
+  unified: { split: [100, 100], shareRule: 'oversubscribe' },
+};
+
+/** The epoch-0 workers a mode implies when the header does not list them. */
+export function defaultWorkers(mode: TraceHeader['mode'], split: { prefill: number; decode: number }): WorkerDecl[] {
+  switch (mode) {
+    case 'unified':
+      return [{ id: 'U0', role: 'unified', share: 100, gpu: 0 }];
+    case 'disaggregated':
+      return [
+        { id: 'P0', role: 'prefill', share: split.prefill, gpu: 0 },
+        { id: 'D0', role: 'decode', share: split.decode, gpu: 1 },
+      ];
+    default:
+      return [
+        { id: 'P0', role: 'prefill', share: split.prefill, gpu: 0 },
+        { id: 'D0', role: 'decode', share: split.decode, gpu: 0 },
+      ];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation: every problem is a FormatError naming the field; the caller adds the line number.
+
+export class FormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FormatError';
+  }
+}
+
+function describe(value: unknown): string {
+  const s = JSON.stringify(value);
+  return s === undefined ? String(value) : s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
+function readId(value: unknown, name: string): string {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'number' && Number.isInteger(value)) return String(value);
+  throw new FormatError(`field '${name}' must be a non-empty string or an integer, got ${describe(value)}`);
+}
+
+function readInt(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+  const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer in ${min}..${max}`;
+  throw new FormatError(`field '${name}' must be ${range}, got ${describe(value)}`);
+}
+
+function readBlocks(value: unknown, name: string): number[] {
+  if (!Array.isArray(value) || value.length === 0) throw new FormatError(`field '${name}' must be a non-empty array of block ids, got ${describe(value)}`);
+  for (let i = 0; i < value.length; i++) readInt(value[i], `${name}[${i}]`, 0);
+  return value as number[];
+}
+
+function readBatch(value: unknown, name: string): BatchItem[] {
+  if (!Array.isArray(value) || value.length === 0) throw new FormatError(`field '${name}' must be a non-empty array of {req, tokens}, got ${describe(value)}`);
+  const out: BatchItem[] = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const item = value[i];
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new FormatError(`${name}[${i}] must be an object {req, tokens}, got ${describe(item)}`);
+    for (const key in item) if (key !== 'req' && key !== 'tokens') throw new FormatError(`${name}[${i}] has unknown field '${key}'`);
+    out[i] = { req: readId((item as BatchItem).req, `${name}[${i}].req`), tokens: readInt((item as BatchItem).tokens, `${name}[${i}].tokens`, 1) };
+  }
+  return out;
+}
+
+function readField(kind: Kind, value: unknown, name: string): unknown {
+  switch (kind) {
+    case 'id':
+      return readId(value, name);
+    case 'count':
+      return readInt(value, name, 0);
+    case 'positive':
+      return readInt(value, name, 1);
+    case 'share':
+      return readInt(value, name, 1, 100);
+    case 'time':
+      if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+      throw new FormatError(`field '${name}' must be a finite number ≥ 0 (seconds), got ${describe(value)}`);
+    case 'blocks':
+      return readBlocks(value, name);
+    case 'batch':
+      return readBatch(value, name);
+    case 'text':
+      if (typeof value === 'string') return value;
+      throw new FormatError(`field '${name}' must be a string, got ${describe(value)}`);
+    default:
+      if (typeof value === 'string' && kind.enum.includes(value)) return value;
+      throw new FormatError(`field '${name}' must be one of ${kind.enum.map((v) => `'${v}'`).join(', ')}, got ${describe(value)}`);
+  }
+}
+
+interface CompiledEvent {
+  required: [string, Kind][];
+  optional: [string, Kind][];
+  known: Set<string>;
+}
+
+const COMPILED = new Map<string, CompiledEvent>(
+  EVENT_NAMES.map((name) => {
+    const fields = Object.entries(EVENTS[name].fields as Record<string, FieldSpec>);
+    return [
+      name,
+      {
+        required: fields.filter(([, s]) => !s.optional).map(([k, s]) => [k, s.kind]),
+        optional: fields.filter(([, s]) => s.optional).map(([k, s]) => [k, s.kind]),
+        known: new Set(['ev', 't', 'note', ...fields.map(([k]) => k)]),
+      },
+    ];
+  }),
+);
+
+/** Checks one parsed event line against the catalogue; ids come back as strings. */
+export function readEvent(raw: unknown): TraceEvent {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FormatError(`an event must be a JSON object, got ${describe(raw)}`);
+  const obj = raw as Record<string, unknown>;
+  const ev = obj.ev;
+  if (typeof ev !== 'string') throw new FormatError(`missing field 'ev' (the event name)`);
+  const spec = COMPILED.get(ev);
+  if (!spec) throw new FormatError(`unknown event '${ev}' (known: ${EVENT_NAMES.join(', ')})`);
+  const out: Record<string, unknown> = { ev, t: readField('time', obj.t, 't') };
+  for (const [name, kind] of spec.required) {
+    if (!(name in obj)) throw new FormatError(`event '${ev}' is missing field '${name}'`);
+    out[name] = readField(kind, obj[name], name);
+  }
+  for (const [name, kind] of spec.optional) if (obj[name] !== undefined) out[name] = readField(kind, obj[name], name);
+  for (const key in obj) if (!spec.known.has(key)) throw new FormatError(`event '${ev}' has unknown field '${key}'`);
+  if (obj.note !== undefined) out.note = readField('text', obj.note, 'note');
+  return out as TraceEvent;
+}
+
+/** Checks the header line and fills in the defaults its mode implies. */
+export function readHeader(raw: unknown): TraceHeader {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FormatError(`the header must be a JSON object, got ${describe(raw)}`);
+  const obj = raw as Record<string, unknown>;
+  if (obj.format !== TRACE_FORMAT) {
+    if ('ev' in obj) throw new FormatError(`the first line must be the header {"format":"${TRACE_FORMAT}","version":${TRACE_VERSION},...}, got an event`);
+    throw new FormatError(`field 'format' must be "${TRACE_FORMAT}", got ${describe(obj.format)}`);
+  }
+  if (obj.version !== TRACE_VERSION) throw new FormatError(`unsupported trace version ${describe(obj.version)}: this pdspec reads version ${TRACE_VERSION}`);
+  for (const key in obj) if (!(key in HEADER_FIELDS)) throw new FormatError(`header has unknown field '${key}'`);
+  for (const [key, spec] of Object.entries(HEADER_FIELDS)) if (!spec.optional && !(key in obj)) throw new FormatError(`header is missing field '${key}'`);
+  const mode = readField({ enum: MODES }, obj.mode, 'mode') as TraceHeader['mode'];
+  const defaults = MODE_DEFAULTS[mode];
+  let split = { prefill: defaults.split[0], decode: defaults.split[1] };
+  if (obj.split !== undefined) {
+    const s = obj.split as Record<string, unknown>;
+    if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new FormatError(`field 'split' must be an object {prefill, decode}`);
+    for (const key in s) if (key !== 'prefill' && key !== 'decode') throw new FormatError(`field 'split' has unknown field '${key}'`);
+    split = { prefill: readInt(s.prefill, 'split.prefill', 1, 100), decode: readInt(s.decode, 'split.decode', 1, 100) };
+  }
+  const header: TraceHeader = {
+    format: TRACE_FORMAT,
+    version: TRACE_VERSION,
+    mode,
+    blocks: readInt(obj.blocks, 'blocks', 1),
+    blockSize: readInt(obj.blockSize, 'blockSize', 1),
+    sms: readInt(obj.sms, 'sms', 1),
+    split,
+    shareRule: obj.shareRule === undefined ? defaults.shareRule : (readField({ enum: SHARE_RULES }, obj.shareRule, 'shareRule') as TraceHeader['shareRule']),
+    allocator: obj.allocator === undefined ? 'lock' : (readField({ enum: ALLOCATORS }, obj.allocator, 'allocator') as TraceHeader['allocator']),
+    gpus: obj.gpus === undefined ? (mode === 'disaggregated' ? 2 : 1) : readInt(obj.gpus, 'gpus', 1),
+    workers: [],
+  };
+  if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;
+  if (obj.source !== undefined) header.source = readField('text', obj.source, 'source') as string;
+  if (obj.workers === undefined) {
+    header.workers = defaultWorkers(mode, split);
+  } else {
+    if (!Array.isArray(obj.workers) || obj.workers.length === 0) throw new FormatError(`field 'workers' must be a non-empty array of {id, role, share, gpu}`);
+    header.workers = obj.workers.map((w: unknown, i: number) => {
+      if (w === null || typeof w !== 'object' || Array.isArray(w)) throw new FormatError(`workers[${i}] must be an object {id, role, share, gpu}`);
+      const o = w as Record<string, unknown>;
+      for (const key in o) if (!['id', 'role', 'share', 'gpu'].includes(key)) throw new FormatError(`workers[${i}] has unknown field '${key}'`);
+      return {
+        id: readId(o.id, `workers[${i}].id`),
+        role: readField({ enum: ROLES }, o.role, `workers[${i}].role`) as WorkerDecl['role'],
+        share: readInt(o.share, `workers[${i}].share`, 1, 100),
+        gpu: o.gpu === undefined ? 0 : readInt(o.gpu, `workers[${i}].gpu`, 0, header.gpus - 1),
+      };
+    });
+    const ids = new Set(header.workers.map((w) => w.id));
+    if (ids.size !== header.workers.length) throw new FormatError(`field 'workers' lists a worker id twice`);
+  }
+  for (const w of header.workers) if (w.gpu >= header.gpus) throw new FormatError(`worker ${w.id} is on gpu ${w.gpu}, but the header has ${header.gpus} gpu(s)`);
+  return header;
+}
+
+/** A header with the defaults filled in, for writers of traces. */
+export function makeHeader(fields: Partial<TraceHeader> & Pick<TraceHeader, 'mode' | 'blocks' | 'blockSize' | 'sms'>): TraceHeader {
+  const { workers, ...rest } = fields;
+  const header = readHeader({ format: TRACE_FORMAT, version: TRACE_VERSION, ...rest, ...(workers ? { workers } : {}) });
+  return header;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON Schema (draft 2020-12), generated from the same catalogue
+
+function kindSchema(kind: HeaderFieldSpec['kind'], doc: string): Record<string, unknown> {
+  if (typeof kind === 'object' && 'const' in kind) return { const: kind.const, description: doc };
+  if (typeof kind === 'object') return { enum: [...kind.enum], description: doc };
+  switch (kind) {
+    case 'id':
+      return { oneOf: [{ type: 'string', minLength: 1 }, { type: 'integer' }], description: doc };
+    case 'count':
+      return { type: 'integer', minimum: 0, description: doc };
+    case 'positive':
+      return { type: 'integer', minimum: 1, description: doc };
+    case 'share':
+      return { type: 'integer', minimum: 1, maximum: 100, description: doc };
+    case 'time':
+      return { type: 'number', minimum: 0, description: doc };
+    case 'text':
+      return { type: 'string', description: doc };
+    case 'blocks':
+      return { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 }, description: doc };
+    case 'batch':
+      return {
+        type: 'array',
+        minItems: 1,
+        description: doc,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['req', 'tokens'],
+          properties: { req: kindSchema('id', 'request id'), tokens: kindSchema('positive', 'positions computed in this step') },
+        },
+      };
+    case 'split':
+      return {
+        type: 'object',
+        additionalProperties: false,
+        required: ['prefill', 'decode'],
+        description: doc,
+        properties: { prefill: kindSchema('share', 'prefill share'), decode: kindSchema('share', 'decode share') },
+      };
+    case 'workers':
+      return {
+        type: 'array',
+        minItems: 1,
+        description: doc,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'role', 'share'],
+          properties: {
+            id: kindSchema('id', 'worker id'),
+            role: kindSchema({ enum: ROLES }, 'worker role'),
+            share: kindSchema('share', 'share of SMs in percent'),
+            gpu: kindSchema('count', 'GPU index, default 0'),
+          },
+        },
+      };
+  }
+}
+
+function objectSchema(fields: Record<string, { kind: HeaderFieldSpec['kind']; optional?: true; doc: string }>, extra: Record<string, unknown>) {
+  const properties: Record<string, unknown> = { ...extra };
+  const required = Object.keys(extra);
+  for (const [name, spec] of Object.entries(fields)) {
+    properties[name] = kindSchema(spec.kind, spec.doc);
+    if (!spec.optional) required.push(name);
+  }
+  return { type: 'object', additionalProperties: false, required, properties };
+}
+
+/** The JSON Schema of one trace line: the header or any event. */
+export function traceSchema(): Record<string, unknown> {
+  const events = EVENT_NAMES.map((name) => ({
+    title: name,
+    description: EVENTS[name].doc,
+    ...objectSchema(
+      { ...(EVENTS[name].fields as Record<string, FieldSpec>), note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' } },
+      { ev: { const: name }, t: kindSchema('time', 'time in seconds; never decreases along the trace') },
+    ),
+  }));
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://pdspec.dev/schema/trace-v1.json',
+    title: `pdspec trace format v${TRACE_VERSION}: one JSON object per line, the header first, then events`,
+    $defs: {
+      header: { title: 'header', description: 'The first line of every trace.', ...objectSchema(HEADER_FIELDS, {}) },
+      event: { oneOf: events },
+    },
+    oneOf: [{ $ref: '#/$defs/header' }, { $ref: '#/$defs/event' }],
+  };
+}
+
+/** The event table of docs/trace-format.md. */
+export function eventTableMarkdown(): string {
+  const kindText = (k: Kind): string => (typeof k === 'object' ? k.enum.map((v) => `\`${v}\``).join(' \\| ') : k);
+  const rows = EVENT_NAMES.map((name) => {
+    const spec = EVENTS[name];
+    const fields = Object.entries(spec.fields as Record<string, FieldSpec>)
+      .map(([k, s]) => `\`${k}\`${s.optional ? '?' : ''}: ${kindText(s.kind)}`)
+      .join(', ');
+    return `| \`${name}\` | ${fields} | ${spec.doc} | ${spec.emit} |`;
+  });
+  return ['| event | fields (besides `ev`, `t`) | meaning | when an engine writes it |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** The header table of docs/trace-format.md. */
+export function headerTableMarkdown(): string {
+  const kindText = (k: HeaderFieldSpec['kind']): string =>
+    typeof k === 'object' ? ('const' in k ? `\`${JSON.stringify(k.const)}\`` : k.enum.map((v) => `\`${v}\``).join(' \\| ')) : k;
+  const rows = Object.entries(HEADER_FIELDS).map(([name, s]) => `| \`${name}\`${s.optional ? '?' : ''} | ${kindText(s.kind)} | ${s.doc} |`);
+  return ['| field | kind | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
