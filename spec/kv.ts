@@ -28,7 +28,7 @@ export type BlockEvent =
   | { type: 'alloc'; req: string; version: number }
   | { type: 'alloc_take'; req: string; seen: number }
   | { type: 'alloc_commit'; version: number }
-  | { type: 'free'; req: string; held: number };
+  | { type: 'free'; req: string; held: number; holders: string };
 
 type BEv<T extends BlockEvent['type']> = Extract<BlockEvent, { type: T }>;
 
@@ -48,7 +48,7 @@ const blockGuards = {
   notHeld: {
     check: ({ event }) => (event as BEv<'free'>).held === 0,
     protects: 'NoFreeWhileInFlight',
-    explain: (_, e) => `still used by ${(e as BEv<'free'>).held} step or transfer in flight`,
+    explain: (_, e) => `still used by ${(e as BEv<'free'>).holders}, in flight`,
   },
 } satisfies Record<string, GuardDef<BlockContext, BlockEvent>>;
 

@@ -361,7 +361,7 @@ export class System {
           remaining -= count;
           add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
         }
-        for (const b of ev.blocks) add('block', b, { type: 'free', req: ev.req, held: this.holds[b] } as never);
+        for (const b of ev.blocks) add('block', b, { type: 'free', req: ev.req, held: this.holds[b], holders: this.holds[b] ? this.holdersOf(b) : '' } as never);
         return moves;
       }
       case 'finish':
@@ -389,8 +389,8 @@ export class System {
       case 'worker_stop': {
         const w = this.worker(ev, ev.worker);
         if (typeof w !== 'number') return w;
-        add('worker', w, { type: ev.ev });
         add('partition', 0, { type: ev.ev, epoch: this.workers[w].context.epoch } as never);
+        add('worker', w, { type: ev.ev });
         return moves;
       }
       case 'resize_end':

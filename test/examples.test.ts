@@ -1,0 +1,71 @@
+// Every row of examples/traces/README.md: the checker gives the documented verdict, line and rule.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkFile } from '../spec/checker.ts';
+
+const dir = join(import.meta.dirname, '..', 'examples', 'traces');
+
+interface Row {
+  file: string;
+  quiescent: boolean;
+  exit: number;
+  line?: number;
+  rule?: string;
+}
+
+function rows(): Row[] {
+  const text = readFileSync(join(dir, 'README.md'), 'utf8');
+  return text
+    .split('\n')
+    .filter((l) => /^\| `[^`]+\.jsonl` \|/.test(l))
+    .map((l) => {
+      const cells = l.split('|').map((c) => c.trim());
+      const [, file, , flags, exit, line, rule] = cells;
+      return {
+        file: file.replaceAll('`', ''),
+        quiescent: flags.includes('--quiescent'),
+        exit: Number(exit),
+        ...(line ? { line: Number(line) } : {}),
+        ...(rule ? { rule } : {}),
+      };
+    });
+}
+
+function allTraceFiles(sub = ''): string[] {
+  return readdirSync(join(dir, sub), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? allTraceFiles(join(sub, e.name)) : e.name.endsWith('.jsonl') ? [join(sub, e.name)] : [],
+  );
+}
+
+describe('examples/traces', () => {
+  const table = rows();
+
+  it('the README documents every example file', () => {
+    const documented = new Set(table.map((r) => r.file));
+    expect(allTraceFiles().filter((f) => !documented.has(f))).toEqual([]);
+    expect(table.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it.each(table.map((r) => [`${r.file}${r.quiescent ? ' --quiescent' : ''}`, r] as const))('%s', async (_, row) => {
+    const verdict = await checkFile(join(dir, row.file), { quiescent: row.quiescent });
+    const exit = verdict.verdict === 'conforms' ? 0 : verdict.verdict === 'violation' ? 1 : 2;
+    expect(exit).toBe(row.exit);
+    if (verdict.verdict === 'violation') {
+      expect(verdict.finding.line).toBe(row.line);
+      expect(verdict.finding.rule).toBe(row.rule);
+      expect(verdict.conformingPrefix).toBe(row.line! - 1);
+    }
+    if (verdict.verdict === 'bad-input') expect(verdict.line).toBe(row.line);
+  });
+
+  it('each bug-zoo trace sits next to an accepted trace of the same shape', () => {
+    const zoo = table.filter((r) => r.file.startsWith('zoo/'));
+    for (const bad of zoo.filter((r) => r.exit === 1)) {
+      const id = bad.file.slice(4, 7);
+      expect(zoo.some((r) => r.file.startsWith(`zoo/${id}`) && r.file.endsWith('-fixed.jsonl') && r.exit === 0), `${bad.file} has a fixed twin`).toBe(true);
+    }
+    const ids = new Set(zoo.map((r) => r.file.slice(4, 7)));
+    for (const id of ['z01', 'z03', 'z05', 'z06', 'z08', 'z10', 'z11', 'z12', 'z13', 'z15']) expect(ids.has(id), id).toBe(true);
+  });
+});
