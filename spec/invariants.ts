@@ -157,11 +157,12 @@ export function checkRequest(sys: System, r: number): Violation | null {
 export function checkOp(sys: System, opId: string): Violation | null {
   const op = sys.ops.get(opId);
   if (!op) return null;
-  for (let i = 0; i < op.footprint.length; i++) {
-    const b = op.footprint[i];
-    const owners = sys.blocks[b].context.owners;
-    const req = sys.requestIds[op.footprintOwner[i]];
-    if (!owners.includes(req)) return violation('SingleWriter', `${op.label} writes block ${b} for request ${req}, but the block is owned by ${owners.join(', ') || 'nobody'}`);
+  for (let k = 0; k < op.reqs.length; k++) {
+    const req = sys.requestIds[op.reqs[k]];
+    for (const b of op.held[k]) {
+      const owners = sys.blocks[b].context.owners;
+      if (!owners.includes(req)) return violation('SingleWriter', `${op.label} writes block ${b} for request ${req}, but the block is owned by ${owners.join(', ') || 'nobody'}`);
+    }
   }
   return null;
 }
@@ -208,7 +209,7 @@ export function checkAtRest(sys: System): Violation | null {
   for (let r = 0; r < sys.requests.length; r++) {
     const { value, context } = sys.requests[r];
     if ((value === 'finished' || value === 'aborted') && context.inFlight === 0) {
-      const blocks = [...sys.tables[r]];
+      const blocks = sys.tables[r];
       if (blocks.length > 0)
         return violation('EndedRequestsRelease', `request ${sys.requestIds[r]} ${value} but still owns block(s) ${blocks.join(', ')}, and nothing in flight will release them`);
     }

@@ -136,10 +136,17 @@ export function compileMachine<C, E extends { type: string }>(machine: AnyStateM
  * Returns the next snapshot, or a Refusal naming the guard (or the missing transition) and what it protects.
  */
 export function fire<C, E extends { type: string }>(m: CompiledMachine<C, E>, snap: Snapshot<C>, event: E, entity: string): Snapshot<C> | Refusal {
+  const refused = fireOrRefuse(m, snap, event);
+  if ('protects' in refused) refused.message = `${entity}: ${refused.message}`;
+  return refused;
+}
+
+/** As `fire`, with the refusal's message not yet prefixed by the entity (the hot path names it only on refusal). */
+export function fireOrRefuse<C, E extends { type: string }>(m: CompiledMachine<C, E>, snap: Snapshot<C>, event: E): Snapshot<C> | Refusal {
   const transitions = m.table.get(snap.value)?.get(event.type);
   if (!transitions) {
     const why = m.parts.unhandled(snap.value, snap.context, event);
-    return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: `${entity}: ${why.message}` };
+    return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: why.message };
   }
   let failed: { name: string; def: GuardDef<C, E> } | undefined;
   next: for (const t of transitions) {
@@ -155,7 +162,7 @@ export function fire<C, E extends { type: string }>(m: CompiledMachine<C, E>, sn
   }
   if (!failed) {
     const why = m.parts.unhandled(snap.value, snap.context, event);
-    return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: `${entity}: ${why.message}` };
+    return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: why.message };
   }
   return {
     machine: m.id,
@@ -163,7 +170,7 @@ export function fire<C, E extends { type: string }>(m: CompiledMachine<C, E>, sn
     event: event.type,
     guard: failed.name,
     protects: failed.def.protects!,
-    message: `${entity}: ${failed.def.explain(snap.context, event)}`,
+    message: failed.def.explain(snap.context, event),
   };
 }
 

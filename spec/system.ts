@@ -4,10 +4,10 @@
 // single machine owns: each request's block table, and the steps and transfers in flight with the blocks
 // they hold.
 import { allocatorMachine, allocatorParts, blockMachine, blockParts, poolMachine, poolParts } from './kv.ts';
-import { compileMachine, fire, type CompiledMachine, type Refusal, type Snapshot } from './machine-kit.ts';
+import { compileMachine, fireOrRefuse, type CompiledMachine, type Refusal, type Snapshot } from './machine-kit.ts';
 import { partitionMachine, partitionParts, workerMachine, workerParts, type WorkerContext } from './partition.ts';
 import { LIVE_REQUEST_STATES, requestMachine, requestParts, type RequestContext } from './request.ts';
-import type { EventOf, TraceEvent, TraceHeader } from './trace-format.ts';
+import type { TraceEvent, TraceHeader } from './trace-format.ts';
 import type { AllocatorContext, BlockContext, PoolContext } from './kv.ts';
 import type { PartitionContext } from './partition.ts';
 
@@ -40,9 +40,8 @@ export interface InFlightOp {
   writer: string;
   reqs: number[];
   tokens: number[];
-  footprint: number[];
-  /** For each footprint block, the request (index) it was held for. */
-  footprintOwner: number[];
+  /** The blocks it holds, per request (index aligned with `reqs`): a copy of the block table at its start. */
+  held: number[][];
 }
 
 export interface SystemOptions {
@@ -58,7 +57,7 @@ interface Move {
   event: { type: string };
 }
 
-const KIND_ORDER: MachineName[] = ['partition', 'pool', 'allocator', 'worker', 'request', 'block'];
+const KIND_CODE: Record<MachineName, number> = { partition: 0, pool: 1, allocator: 2, worker: 3, request: 4, block: 5 };
 
 export class System {
   readonly header: TraceHeader;
@@ -66,8 +65,8 @@ export class System {
   requests: Snapshot<RequestContext>[] = [];
   requestIds: string[] = [];
   requestIndex = new Map<string, number>();
-  /** Each request's blocks (its block table), mirroring the blocks' owners. */
-  tables: Set<number>[] = [];
+  /** Each request's blocks (its block table) in allocation order, mirroring the blocks' owners. */
+  tables: number[][] = [];
   blocks: Snapshot<BlockContext>[] = [];
   /** Per block: how many steps or transfers in flight hold it. */
   holds: Int32Array;
@@ -124,7 +123,7 @@ export class System {
   }
 
   holdersOf(b: number): string {
-    const labels = [...this.ops.values()].filter((op) => op.footprint.includes(b)).map((op) => op.label);
+    const labels = [...this.ops.values()].filter((op) => op.held.some((blocks) => blocks.includes(b))).map((op) => op.label);
     return labels.length ? labels.join(', ') : `${this.holds[b]} op(s)`;
   }
 
@@ -135,7 +134,7 @@ export class System {
     c.requests = this.requests.slice();
     c.requestIds = this.requestIds.slice();
     c.requestIndex = new Map(this.requestIndex);
-    c.tables = this.tables.map((t) => new Set(t));
+    c.tables = this.tables.map((t) => t.slice());
     c.blocks = this.blocks.slice();
     c.holds = this.holds.slice();
     c.workers = this.workers.slice();
@@ -208,9 +207,12 @@ export class System {
   // -------------------------------------------------------------------------------------------
   // Planning: which machines an event involves, and the facts each needs.
 
+  private moves: Move[] = [];
+
   private plan(ev: TraceEvent): Move[] | Refusal {
-    const moves: Move[] = [];
-    const add = (kind: MachineName, index: number, event: { type: string }) => moves.push({ kind, index, event });
+    const moves = this.moves;
+    moves.length = 0;
+    const add = this.add;
     const T = this.header.blockSize;
     switch (ev.ev) {
       case 'arrive': {
@@ -399,13 +401,15 @@ export class System {
     }
   }
 
+  private readonly add = (kind: MachineName, index: number, event: { type: string }) => {
+    this.moves.push({ kind, index, event });
+  };
+
   // -------------------------------------------------------------------------------------------
   // Applying an event
 
   /** Entities moved by the last applied event, for incremental invariant checks. */
   touched: { kind: MachineName; index: number }[] = [];
-  /** Ops begun by the last applied event. */
-  touchedOps: string[] = [];
 
   /**
    * Applies one event: null when every involved machine allowed it (the state has moved), or the Refusal
@@ -414,21 +418,29 @@ export class System {
   apply(ev: TraceEvent): Refusal | null {
     const moves = this.plan(ev);
     if (!Array.isArray(moves)) return moves;
-    // Each machine moves from the result of its previous move in this event (an event can touch an entity twice).
-    const pending = new Map<string, { kind: MachineName; index: number; snap: Snapshot<unknown> }>();
+    // Each machine moves from the result of its previous move in this event (an event can touch an entity
+    // twice); nothing is written until every move is allowed.
+    const pending: { kind: MachineName; index: number; snap: Snapshot<unknown> }[] = [];
+    // Small events search linearly; large ones (a big batch, a long block list) index their moves.
+    const slots = moves.length > 8 ? new Map<number, number>() : null;
     for (const mv of moves) {
-      const key = `${mv.kind}:${mv.index}`;
-      const cur = pending.get(key)?.snap ?? this.entities(mv.kind)[mv.index];
-      const next = fire(this.machines[mv.kind], cur as Snapshot<any>, mv.event, this.label(mv.kind, mv.index));
-      if ('protects' in next) return next;
-      pending.set(key, { kind: mv.kind, index: mv.index, snap: next });
+      let slot = -1;
+      if (slots) slot = slots.get(KIND_CODE[mv.kind] + mv.index * 8) ?? -1;
+      else for (let i = 0; i < pending.length; i++) if (pending[i].index === mv.index && pending[i].kind === mv.kind) slot = i;
+      const cur = slot >= 0 ? pending[slot].snap : this.entities(mv.kind)[mv.index];
+      const next = fireOrRefuse(this.machines[mv.kind], cur as Snapshot<any>, mv.event);
+      if ('protects' in next) {
+        next.message = `${this.label(mv.kind, mv.index)}: ${next.message}`;
+        return next;
+      }
+      if (slot >= 0) pending[slot].snap = next;
+      else {
+        slots?.set(KIND_CODE[mv.kind] + mv.index * 8, pending.length);
+        pending.push({ kind: mv.kind, index: mv.index, snap: next });
+      }
     }
-    this.touched = [];
-    this.touchedOps = [];
-    for (const { kind, index, snap } of pending.values()) {
-      this.entities(kind)[index] = snap as never;
-      this.touched.push({ kind, index });
-    }
+    this.touched = pending;
+    for (const p of pending) this.entities(p.kind)[p.index] = p.snap as never;
     this.bookkeep(ev);
     this.time = ev.t;
     return null;
@@ -445,7 +457,7 @@ export class System {
           value: this.machines.request.initial,
           context: initialContext(this.machines.request, { prompt: ev.prompt, maxTokens: ev.maxTokens ?? 0, pools: this.header.gpus }),
         });
-        this.tables.push(new Set());
+        this.tables.push([]);
         this.reqOps.push([]);
         this.liveCount++;
         this.touched.push({ kind: 'request', index: r });
@@ -454,27 +466,31 @@ export class System {
       case 'alloc':
       case 'alloc_take': {
         const t = this.tables[this.requestIndex.get(ev.req)!];
-        for (const b of ev.blocks) t.add(b);
+        for (const b of ev.blocks) t.push(b);
         return;
       }
       case 'free': {
-        const t = this.tables[this.requestIndex.get(ev.req)!];
-        for (const b of ev.blocks) t.delete(b);
+        const r = this.requestIndex.get(ev.req)!;
+        const t = this.tables[r];
+        // Requests usually free their whole table at once; the moves have checked that each block was theirs.
+        if (ev.blocks.length === t.length) t.length = 0;
+        else {
+          const freed = new Set(ev.blocks);
+          this.tables[r] = t.filter((b) => !freed.has(b));
+        }
         return;
       }
       case 'step_begin': {
         const gpu = this.workers[this.workerIndex.get(ev.worker)!].context.gpu;
         const key = stepKey(ev.worker, ev.step);
-        const op: InFlightOp = { label: `step ${ev.step} of ${ev.worker}`, kind: 'step', writer: ev.worker, reqs: [], tokens: [], footprint: [], footprintOwner: [] };
+        const op: InFlightOp = { label: `step ${ev.step} of ${ev.worker}`, kind: 'step', writer: ev.worker, reqs: [], tokens: [], held: [] };
+        const onePool = this.header.gpus === 1;
         for (const item of ev.batch) {
           const r = this.requestIndex.get(item.req)!;
           op.reqs.push(r);
           op.tokens.push(item.tokens);
-          for (const b of this.tables[r]) {
-            if (this.poolOf(b) !== gpu) continue;
-            op.footprint.push(b);
-            op.footprintOwner.push(r);
-          }
+          // A step reads all of the request's blocks in its worker's pool and writes the last ones.
+          op.held.push(onePool ? this.tables[r].slice() : this.tables[r].filter((b) => this.poolOf(b) === gpu));
           this.reqOps[r].push(key);
         }
         this.beginOp(key, op);
@@ -483,9 +499,9 @@ export class System {
       case 'transfer_begin': {
         const r = this.requestIndex.get(ev.req)!;
         const key = transferKey(ev.xfer);
-        const blocks = [...this.tables[r]];
+        const blocks = this.tables[r].slice();
         this.reqOps[r].push(key);
-        this.beginOp(key, { label: `transfer ${ev.xfer}`, kind: 'transfer', writer: ev.to, reqs: [r], tokens: [0], footprint: blocks, footprintOwner: blocks.map(() => r) });
+        this.beginOp(key, { label: `transfer ${ev.xfer}`, kind: 'transfer', writer: ev.to, reqs: [r], tokens: [0], held: [blocks] });
         return;
       }
       case 'step_end':
@@ -509,13 +525,14 @@ export class System {
 
   private beginOp(key: string, op: InFlightOp) {
     this.ops.set(key, op);
-    for (const b of op.footprint) this.holds[b]++;
-    this.touchedOps.push(key);
+    const holds = this.holds;
+    for (const blocks of op.held) for (let i = 0; i < blocks.length; i++) holds[blocks[i]]++;
   }
 
   private endOp(key: string) {
     const op = this.ops.get(key)!;
-    for (const b of op.footprint) this.holds[b]--;
+    const holds = this.holds;
+    for (const blocks of op.held) for (let i = 0; i < blocks.length; i++) holds[blocks[i]]--;
     for (const r of op.reqs) {
       const list = this.reqOps[r];
       list.splice(list.indexOf(key), 1);
@@ -532,5 +549,3 @@ export function transferKey(xfer: string): string {
   return `x:${xfer}`;
 }
 
-export type { EventOf };
-export { KIND_ORDER };

@@ -476,6 +476,8 @@ export function readHeader(raw: unknown): TraceHeader {
     const ids = new Set(header.workers.map((w) => w.id));
     if (ids.size !== header.workers.length) throw new FormatError(`field 'workers' lists a worker id twice`);
   }
+  if (header.shareRule === 'exact' && split.prefill + split.decode !== 100)
+    throw new FormatError(`split ${split.prefill} + ${split.decode} ≠ 100, but shareRule 'exact' needs the shares to sum to 100`);
   for (const w of header.workers) if (w.gpu >= header.gpus) throw new FormatError(`worker ${w.id} is on gpu ${w.gpu}, but the header has ${header.gpus} gpu(s)`);
   return header;
 }
@@ -570,7 +572,7 @@ export function traceSchema(): Record<string, unknown> {
   }));
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'https://pdspec.dev/schema/trace-v1.json',
+    $id: 'urn:pdspec:trace-format:v1',
     title: `pdspec trace format v${TRACE_VERSION}: one JSON object per line, the header first, then events`,
     $defs: {
       header: { title: 'header', description: 'The first line of every trace.', ...objectSchema(HEADER_FIELDS, {}) },

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor, initialTransition, transition, type AnyStateMachine } from 'xstate';
 import { allocatorMachine, blockMachine, poolMachine } from '../spec/kv.ts';
-import { fire } from '../spec/machine-kit.ts';
+import { fire, type CompiledMachine } from '../spec/machine-kit.ts';
 import { partitionMachine, workerMachine } from '../spec/partition.ts';
 import { LIVE_REQUEST_STATES, requestMachine } from '../spec/request.ts';
 import { MACHINES, type MachineName } from '../spec/system.ts';
@@ -100,7 +100,7 @@ describe('compiled machines agree with XState', () => {
             const type = steered && enabled.length ? enabled[pick % enabled.length] : anyType;
             const raw = { ...p, type } as Ctx;
             const ev = steered && steer[name] ? steer[name](c.context as Ctx, raw) : raw;
-            const next = fire(compiled, c, ev as never, name);
+            const next = fire(compiled as CompiledMachine<any, any>, c, ev as never, name); // eslint-disable-line @typescript-eslint/no-explicit-any
             [x] = transition(machine, x, ev as never);
             if ('protects' in next) {
               // XState ignores an event no transition takes; the compiled function names why.

@@ -1,0 +1,73 @@
+// The command line: documented verdicts and exit codes, JSON output, and bad input without stack traces.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const pdspec = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'pdspec.js'), ...args], { cwd: root, encoding: 'utf8' });
+
+describe('pdspec conform', () => {
+  it('exit 0 and a one-line summary for a conforming trace', () => {
+    const r = pdspec('conform', 'examples/traces/semi-pd-resize.jsonl', '--quiescent');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/conforms — 44 events, 3 request\(s\), 3 ended, quiescent/);
+  });
+
+  it('exit 1 naming the line, the rule and the conforming prefix', () => {
+    const r = pdspec('conform', 'examples/traces/zoo/z03-free-while-next-step-in-flight.jsonl');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('z03-free-while-next-step-in-flight.jsonl:14: violation of NoFreeWhileInFlight');
+    expect(r.stderr).toContain('step 3 of U0');
+    expect(r.stderr).toContain('conforming prefix: lines 1–13');
+  });
+
+  it('--json prints the verdict as one JSON object', () => {
+    const r = pdspec('conform', 'examples/traces/zoo/z13-lockless-allocation.jsonl', '--json');
+    expect(r.status).toBe(1);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({ verdict: 'violation', conformingPrefix: 14, finding: { line: 15, rule: 'SingleOwner', kind: 'guard', machine: 'pool' } });
+  });
+
+  it('exit 2 with the line and no stack trace for unreadable input', () => {
+    for (const [file, pattern] of [
+      ['examples/traces/bad-input/truncated.jsonl', /:3: bad input: truncated/],
+      ['examples/traces/bad-input/unknown-event.jsonl', /:2: bad input: unknown event 'evict'/],
+      ['no/such/file.jsonl', /bad input: no such file/],
+      ['examples', /bad input: examples is a directory/],
+    ] as const) {
+      const r = pdspec('conform', file);
+      expect(r.status, file).toBe(2);
+      expect(r.stderr, file).toMatch(pattern);
+      expect(r.stderr, file).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('an empty file is bad input', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pdspec-'));
+    writeFileSync(join(dir, 'empty.jsonl'), '');
+    const r = pdspec('conform', join(dir, 'empty.jsonl'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/empty trace/);
+  });
+
+  it('usage errors exit 2', () => {
+    expect(pdspec('conform').status).toBe(2);
+    expect(pdspec('conform', 'a.jsonl', '--frobnicate').status).toBe(2);
+    expect(pdspec('no-such-command').status).toBe(2);
+  });
+});
+
+describe('pdspec diagram', () => {
+  it('prints the machines as Mermaid state diagrams', () => {
+    const out = execFileSync(process.execPath, [join(root, 'bin', 'pdspec.js'), 'diagram'], { cwd: root, encoding: 'utf8' });
+    for (const m of ['request', 'block', 'pool', 'allocator', 'worker', 'partition']) expect(out).toContain(`%% ${m}:`);
+    expect(out.match(/stateDiagram-v2/g)?.length).toBe(6);
+    expect(out).toContain('decoding --> retracting: preempt [servedBy, noTokenOwed]');
+  });
+
+  it('an unknown machine is a usage error', () => {
+    expect(pdspec('diagram', '--machine', 'scheduler').status).toBe(2);
+  });
+});

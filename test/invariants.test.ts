@@ -1,0 +1,143 @@
+// Each invariant holds on a reachable state and fails on a state broken on purpose; each protocol rule is
+// the reason of some refusal. A property that has never failed has not been shown to work.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkText, TraceChecker } from '../spec/checker.ts';
+import { checkAtRest, checkQuiescent, checkState, RULE_NAMES, RULES, type InvariantName } from '../spec/invariants.ts';
+import type { System } from '../spec/system.ts';
+
+const example = (name: string) => readFileSync(join(import.meta.dirname, '..', 'examples', 'traces', name), 'utf8');
+
+/** The system after replaying the first `lines` lines of a trace (all must conform). */
+function stateAfter(text: string, lines?: number): System {
+  const checker = new TraceChecker();
+  for (const l of text.trim().split('\n').slice(0, lines)) checker.feed(l);
+  expect(checker.done).toBe(false);
+  return checker.sys!;
+}
+
+const withOwners = (sys: System, b: number, owners: string[], inFreeList: number, value = owners.length ? 'owned' : 'free') => {
+  sys.blocks[b] = { value, context: { ...sys.blocks[b].context, owners, inFreeList } };
+};
+
+// semi-pd-resize.jsonl after line 21: r1 decoding on D0 with a step in flight on blocks 0-1, r3 on D0's FIFO,
+// r2 in a prefill step on P0, block 5 free; P1 and D1 starting.
+const resize = () => stateAfter(example('semi-pd-resize.jsonl'), 21);
+
+describe('state invariants: hold on a reachable state, fail on a broken one', () => {
+  const cases: [InvariantName, (s: System) => void][] = [
+    ['BlocksAccounted', (s) => withOwners(s, 5, [], 0, 'owned')],
+    ['SingleOwner', (s) => withOwners(s, 0, ['r1', 'r2'], 0)],
+    ['FreeListUnique', (s) => withOwners(s, 5, [], 2)],
+    ['FreeBlockUnowned', (s) => withOwners(s, 5, ['r2'], 1)],
+    ['NoFreeWhileInFlight', (s) => withOwners(s, 0, [], 1)],
+    [
+      'SingleWriter',
+      (s) => {
+        const r = s.requestIndex.get('r1')!;
+        s.requests[r] = { ...s.requests[r], context: { ...s.requests[r].context, server: 'D1' } };
+      },
+    ],
+    [
+      'SingleServer',
+      (s) => {
+        const w = s.workerIndex.get('P0')!;
+        s.workers[w] = { ...s.workers[w], context: { ...s.workers[w].context, fifo: ['r3'] } };
+      },
+    ],
+    [
+      'ServedByLiveWorker',
+      (s) => {
+        const w = s.workerIndex.get('P0')!;
+        s.workers[w] = { ...s.workers[w], value: 'stopped' };
+      },
+    ],
+  ];
+
+  it('the reachable state satisfies every state invariant', () => {
+    expect(checkState(resize())).toBeNull();
+  });
+
+  it.each(cases)('%s fails where it is broken', (name, breakIt) => {
+    const sys = resize();
+    breakIt(sys);
+    const v = checkState(sys);
+    expect(v?.invariant).toBe(name);
+    expect(v?.message).toMatch(/\S/);
+  });
+
+  it('covers every state invariant of the catalogue', () => {
+    expect(new Set(cases.map(([n]) => n))).toEqual(new Set(RULE_NAMES.filter((n) => RULES[n].kind === 'state')));
+  });
+
+  it('SingleWriter also fails when an in-flight step holds a block its request no longer owns', () => {
+    const sys = resize();
+    withOwners(sys, 1, ['r2'], 0); // the late write of r1's step would land in r2's block
+    const v = checkState(sys);
+    expect(v?.invariant).toBe('SingleWriter');
+    expect(v?.message).toContain('block 1');
+  });
+});
+
+describe('at-rest invariants', () => {
+  const one = example('semi-pd-one-request.jsonl');
+  const lines = one.trim().split('\n');
+
+  it('EndedRequestsRelease: holds once the free is done, fails when the trace ends before it', () => {
+    expect(checkAtRest(stateAfter(one))).toBeNull();
+    expect(checkAtRest(stateAfter(one, lines.length - 1))?.invariant).toBe('EndedRequestsRelease');
+  });
+
+  it('QuiescentAllFree: fails when nothing is live but a block is neither free nor owned', () => {
+    const sys = stateAfter(one);
+    expect(checkQuiescent(sys)).toBeNull();
+    withOwners(sys, 3, [], 0, 'owned');
+    expect(checkAtRest(sys)?.invariant).toBe('QuiescentAllFree');
+  });
+
+  it('EveryRequestEnds: fails when a request is still live at the end', () => {
+    expect(checkQuiescent(stateAfter(one, 10))?.invariant).toBe('EveryRequestEnds');
+  });
+});
+
+describe('protocol rules name the refusals that protect them', () => {
+  const header = '{"format":"pdspec-trace","version":1,"mode":"semi-pd","blocks":8,"blockSize":4,"sms":132}';
+  const decoding = [
+    '{"t":0,"ev":"arrive","req":"r1","prompt":4,"maxTokens":4}',
+    '{"t":0,"ev":"schedule","req":"r1","worker":"P0"}',
+    '{"t":0,"ev":"alloc","worker":"P0","req":"r1","blocks":[0,1]}',
+    '{"t":0,"ev":"step_begin","worker":"P0","step":1,"batch":[{"req":"r1","tokens":4}]}',
+    '{"t":0,"ev":"step_end","worker":"P0","step":1}',
+    '{"t":0,"ev":"handoff","req":"r1","from":"P0","to":"D0"}',
+    '{"t":0,"ev":"token","req":"r1","index":0}',
+  ];
+  const joined = [...decoding, '{"t":0,"ev":"join","req":"r1","worker":"D0"}'];
+  const cases: [InvariantName, string[], string][] = [
+    ['EndsOnce', [...joined, '{"t":0,"ev":"finish","req":"r1"}'], '{"t":0,"ev":"abort","req":"r1"}'],
+    ['TokensInOrder', joined, '{"t":0,"ev":"token","req":"r1","index":1}'],
+    ['KeepsLiveKv', joined, '{"t":0,"ev":"free","req":"r1","blocks":[1]}'],
+    ['LifecycleOrder', decoding, '{"t":0,"ev":"step_begin","worker":"D0","step":1,"batch":[{"req":"r1","tokens":1}]}'],
+    ['WorkersServeWhenReady', decoding.slice(0, 1), '{"t":0,"ev":"schedule","req":"r1","worker":"D0"}'],
+    ['ResizeHandoff', [], '{"t":0,"ev":"resize_begin","epoch":2,"prefill":50,"decode":100}'],
+    ['ShareRule', [], '{"t":0,"ev":"resize_begin","epoch":1,"prefill":50,"decode":60}'], // under Nexus's exact rule
+    ['KnownIds', [], '{"t":0,"ev":"finish","req":"r9"}'],
+  ];
+
+  it.each(cases)('%s', (rule, prefix, bad) => {
+    const h = rule === 'ShareRule' ? header.replace('"semi-pd"', '"nexus"') : header;
+    const good = checkText([h, ...prefix].join('\n'));
+    expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
+    const v = checkText([h, ...prefix, bad].join('\n'));
+    expect(v.verdict).toBe('violation');
+    if (v.verdict === 'violation') {
+      expect(v.finding.rule).toBe(rule);
+      expect(v.finding.kind).toBe('guard');
+      expect(v.finding.line).toBe(prefix.length + 2);
+    }
+  });
+
+  it('covers every guard-only rule of the catalogue', () => {
+    expect(new Set(cases.map(([n]) => n))).toEqual(new Set(RULE_NAMES.filter((n) => RULES[n].kind === 'guard')));
+  });
+});
