@@ -4,6 +4,10 @@ import { EXIT, UsageError, type Command } from './common.ts';
 const commands: Record<string, () => Promise<Command>> = {
   conform: async () => (await import('./commands/conform.ts')).conform,
   diagram: async () => (await import('./commands/diagram.ts')).diagram,
+  docs: async () => (await import('./commands/docs.ts')).docs,
+  examples: async () => (await import('./commands/examples.ts')).examples,
+  doctor: async () => (await import('./commands/doctor.ts')).doctor,
+  generate: async () => (await import('./commands/generate.ts')).generate,
 };
 
 function help(): string {

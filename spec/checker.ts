@@ -228,7 +228,7 @@ export function formatVerdict(name: string, v: Verdict): string {
     return `${name}: conforms — ${v.events} events, ${v.requests} request(s), ${v.ended} ended, ${rest}`;
   }
   const f = v.finding;
-  const where = f.kind === 'at-rest' ? 'at the end of the trace' : `line ${f.line}`;
+  const head = f.kind === 'at-rest' ? `${name}: violation of ${f.rule} (${f.family}) at the end of the trace` : `${name}:${f.line}: violation of ${f.rule} (${f.family})`;
   const how =
     f.kind === 'guard'
       ? `refused by ${f.machine}${f.guard ? ` guard '${f.guard}'` : ` (no '${eventName(f.event)}' in state '${f.state}')`}`
@@ -236,7 +236,7 @@ export function formatVerdict(name: string, v: Verdict): string {
         ? 'allowed, but the state it leads to breaks the invariant'
         : 'the trace ends in a state that breaks the invariant';
   return [
-    `${name}:${f.line}: violation of ${f.rule} (${f.family}) ${where}`,
+    head,
     ...(f.kind === 'at-rest' ? [] : [`  event:   ${f.event}`]),
     `  why:     ${f.message}`,
     `  how:     ${how}`,

@@ -1,36 +1,11 @@
 // Every row of examples/traces/README.md: the checker gives the documented verdict, line and rule.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exampleRows, exitOf } from '../cli/commands/examples.ts';
 import { checkFile } from '../spec/checker.ts';
 
 const dir = join(import.meta.dirname, '..', 'examples', 'traces');
-
-interface Row {
-  file: string;
-  quiescent: boolean;
-  exit: number;
-  line?: number;
-  rule?: string;
-}
-
-function rows(): Row[] {
-  const text = readFileSync(join(dir, 'README.md'), 'utf8');
-  return text
-    .split('\n')
-    .filter((l) => /^\| `[^`]+\.jsonl` \|/.test(l))
-    .map((l) => {
-      const cells = l.split('|').map((c) => c.trim());
-      const [, file, , flags, exit, line, rule] = cells;
-      return {
-        file: file.replaceAll('`', ''),
-        quiescent: flags.includes('--quiescent'),
-        exit: Number(exit),
-        ...(line ? { line: Number(line) } : {}),
-        ...(rule ? { rule } : {}),
-      };
-    });
-}
 
 function allTraceFiles(sub = ''): string[] {
   return readdirSync(join(dir, sub), { withFileTypes: true }).flatMap((e) =>
@@ -39,7 +14,7 @@ function allTraceFiles(sub = ''): string[] {
 }
 
 describe('examples/traces', () => {
-  const table = rows();
+  const table = exampleRows(dir);
 
   it('the README documents every example file', () => {
     const documented = new Set(table.map((r) => r.file));
@@ -49,8 +24,7 @@ describe('examples/traces', () => {
 
   it.each(table.map((r) => [`${r.file}${r.quiescent ? ' --quiescent' : ''}`, r] as const))('%s', async (_, row) => {
     const verdict = await checkFile(join(dir, row.file), { quiescent: row.quiescent });
-    const exit = verdict.verdict === 'conforms' ? 0 : verdict.verdict === 'violation' ? 1 : 2;
-    expect(exit).toBe(row.exit);
+    expect(exitOf(verdict)).toBe(row.exit);
     if (verdict.verdict === 'violation') {
       expect(verdict.finding.line).toBe(row.line);
       expect(verdict.finding.rule).toBe(row.rule);

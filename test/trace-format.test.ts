@@ -1,7 +1,7 @@
 // The trace format: one definition behind the validator, the JSON Schema and the docs.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { syncDocs } from '../spec/docs.ts';
 import { EVENT_NAMES, EVENTS, FormatError, readEvent, readHeader, traceSchema } from '../spec/trace-format.ts';
