@@ -6,8 +6,10 @@ const commands: Record<string, () => Promise<Command>> = {
   diagram: async () => (await import('./commands/diagram.ts')).diagram,
   docs: async () => (await import('./commands/docs.ts')).docs,
   examples: async () => (await import('./commands/examples.ts')).examples,
+  explore: async () => (await import('./commands/explore.ts')).exploreCommand,
   doctor: async () => (await import('./commands/doctor.ts')).doctor,
   generate: async () => (await import('./commands/generate.ts')).generate,
+  run: async () => (await import('./commands/run.ts')).run,
 };
 
 function help(): string {

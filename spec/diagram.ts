@@ -17,6 +17,7 @@ export const MACHINE_TITLES: Record<MachineName, string> = {
 export function mermaid(m: CompiledMachine<any, any>): string {
   const edges = new Map<string, string[]>();
   for (const e of m.edges) {
+    if (e.variant) continue;
     const key = `${e.state} --> ${e.target}`;
     const label = e.guard ? `${e.event} [${e.guard.replaceAll(' && ', ', ')}]` : e.event;
     const list = edges.get(key) ?? [];
@@ -25,7 +26,7 @@ export function mermaid(m: CompiledMachine<any, any>): string {
   }
   const lines = ['stateDiagram-v2', `  [*] --> ${m.initial}`];
   for (const [key, labels] of edges) lines.push(`  ${key}: ${labels.join('<br/>')}`);
-  for (const s of m.states) if (!m.edges.some((e) => e.state === s && e.target !== s)) lines.push(`  ${s} --> [*]`);
+  for (const s of m.states) if (!m.edges.some((e) => !e.variant && e.state === s && e.target !== s)) lines.push(`  ${s} --> [*]`);
   return lines.join('\n');
 }
 

@@ -145,6 +145,9 @@ export function checkRequest(sys: System, r: number): Violation | null {
     const w = sys.workerIndex.get(server)!;
     if (sys.workers[w].value === 'stopped') return violation('ServedByLiveWorker', `request ${id} is served by ${server}, which has stopped`);
   }
+  // A free deferred to a completion signal with nothing in flight to send it will never happen: a leak now.
+  if (snap.context.deferredFree && snap.context.inFlight === 0)
+    return violation('EndedRequestsRelease', `request ${id} ${snap.value}; its free waits for a completion signal, but nothing is in flight to send it`);
   if (sys.isLive(r) && snap.value !== 'retracting') {
     for (const opId of sys.opsOf(r)) {
       const op = sys.ops.get(opId)!;

@@ -26,7 +26,7 @@ export interface BlockContext {
 
 export type BlockEvent =
   | { type: 'alloc'; req: string; version: number }
-  | { type: 'alloc_take'; req: string; seen: number }
+  | { type: 'alloc_take'; req: string; seen: number; mine: boolean }
   | { type: 'alloc_commit'; version: number }
   | { type: 'free'; req: string; held: number; holders: string };
 
@@ -34,17 +34,23 @@ type BEv<T extends BlockEvent['type']> = Extract<BlockEvent, { type: T }>;
 
 const blockGuards = {
   unusedWhenQueried: {
-    // Utilisation read at version `seen` counted the block as free if it was not taken, or taken by an
-    // allocation that had not written utilisation back by then.
-    check: ({ context, event }) => !context.committed || context.committedAt > (event as BEv<'alloc_take'>).seen,
+    // Utilisation read at version `seen` counted the block as free if it was not taken, or taken by another
+    // worker's allocation that had not written utilisation back by then.
+    check: ({ context, event }) => {
+      const e = event as BEv<'alloc_take'>;
+      return !e.mine && (!context.committed || context.committedAt > e.seen);
+    },
     protects: 'SingleOwner',
-    explain: (c) => `owned by ${c.owners.join(', ')} and already counted as used when utilisation was read`,
+    explain: (c, e) =>
+      (e as BEv<'alloc_take'>).mine ? `already taken by this allocation (for ${c.owners.join(', ')})` : `owned by ${c.owners.join(', ')} and already counted as used when utilisation was read`,
   },
   ownedByReq: {
     check: ({ context, event }) => context.owners.includes((event as BEv<'free'>).req),
     protects: 'SingleOwner',
     explain: (c, e) => `owned by ${c.owners.join(', ')}, not by ${(e as BEv<'free'>).req}`,
   },
+  // Variant switch (bug zoo Z12): a release of a block already on the free list queues it again.
+  releasesTwice: { check: () => false, explain: () => '', variant: true },
   notHeld: {
     check: ({ event }) => (event as BEv<'free'>).held === 0,
     protects: 'NoFreeWhileInFlight',
@@ -87,6 +93,7 @@ export const blockMachine = setup({
       on: {
         alloc: { target: 'owned', actions: 'take' },
         alloc_take: { target: 'owned', actions: 'takeUncommitted' },
+        free: { guard: 'releasesTwice', actions: 'release' },
       },
     },
     owned: {
@@ -110,19 +117,19 @@ export interface PoolContext {
   version: number;
 }
 
-export type PoolEvent = { type: 'alloc' | 'alloc_query' | 'alloc_take' | 'alloc_commit'; worker: string };
+export type PoolEvent = { type: 'alloc' | 'alloc_query' | 'alloc_take' | 'alloc_commit'; worker: string } | { type: 'free' };
 
 const poolGuards = {
   holdsLock: {
-    check: ({ context, event }) => context.holder === event.worker,
+    check: ({ context, event }) => context.holder === (event as { worker: string }).worker,
     protects: 'SingleOwner',
-    explain: (c, e) => `lock is held by ${c.holder ?? 'nobody'}, not ${e.worker}`,
+    explain: (c, e) => `lock is held by ${c.holder ?? 'nobody'}, not ${(e as { worker: string }).worker}`,
   },
   lockless: { check: ({ context }) => !context.locking, explain: () => '' },
 } satisfies Record<string, GuardDef<PoolContext, PoolEvent>>;
 
 const poolUpdates = {
-  lock: ({ event }) => ({ holder: event.worker }),
+  lock: ({ event }) => ({ holder: (event as { worker: string }).worker }),
   writeBack: ({ context }) => ({ version: context.version + 1 }),
   unlock: () => ({ holder: null }),
 } satisfies Record<string, Update<PoolContext, PoolEvent>>;
@@ -131,9 +138,11 @@ export const poolParts: MachineParts<PoolContext, PoolEvent> = {
   guards: poolGuards,
   updates: poolUpdates,
   unhandled: (state, c, e) =>
-    state === 'locked'
-      ? { protects: 'SingleOwner', message: `lock is held by ${c.holder}; ${e.worker} must wait before '${e.type}'` }
-      : { protects: 'SingleOwner', message: `${e.worker} did '${e.type}' without first reading utilisation under the lock (alloc_query)` },
+    e.type === 'free'
+      ? { protects: 'BlocksAccounted', message: `lock is held by ${c.holder} between alloc_query and alloc_commit; a free must wait, or the write-back would count the freed block as used` }
+      : state === 'locked'
+        ? { protects: 'SingleOwner', message: `lock is held by ${c.holder}; ${e.worker} must wait before '${e.type}'` }
+        : { protects: 'SingleOwner', message: `${e.worker} did '${e.type}' without first reading utilisation under the lock (alloc_query)` },
 };
 
 export const poolMachine = setup({
@@ -152,6 +161,7 @@ export const poolMachine = setup({
         // Only reachable when allocation does not lock: the steps of two workers interleave.
         alloc_take: { guard: 'lockless' },
         alloc_commit: { guard: 'lockless', actions: 'writeBack' },
+        free: {}, // frees go through the memory manager too: not while an allocation holds the lock
       },
     },
     locked: {

@@ -26,6 +26,8 @@ export interface GuardDef<C, E> {
   protects?: InvariantName;
   /** Why the guard refused, naming the ids involved. */
   explain: (context: C, event: E) => string;
+  /** A spec-variant switch, false in the reference spec: its transitions exist only in variants (and diagrams omit them). */
+  variant?: true;
 }
 
 /** A context update: returns the fields that change. */
@@ -77,7 +79,7 @@ export interface CompiledMachine<C, E extends { type: string }> {
   table: Map<string, Map<string, CompiledTransition<C, E>[]>>;
   parts: MachineParts<C, E>;
   /** Every (state, event) pair that has a transition: the event coverage universe. */
-  edges: { state: string; event: string; target: string; guard?: string }[];
+  edges: { state: string; event: string; target: string; guard?: string; variant?: true }[];
 }
 
 const AND_CHECK = (and([]) as unknown as { check: unknown }).check;
@@ -119,7 +121,13 @@ export function compileMachine<C, E extends { type: string }>(machine: AnyStateM
           return u;
         });
         const target = t.target?.[0]?.key ?? stateName;
-        edges.push({ state: stateName, event: eventType, target, ...(guards.length ? { guard: guards.map((g) => g.name).join(' && ') } : {}) });
+        edges.push({
+          state: stateName,
+          event: eventType,
+          target,
+          ...(guards.length ? { guard: guards.map((g) => g.name).join(' && ') } : {}),
+          ...(guards.some((g) => g.def.variant) ? { variant: true as const } : {}),
+        });
         return { guards, target: t.target?.[0]?.key, updates };
       });
       byEvent.set(eventType, compiled);

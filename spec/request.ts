@@ -23,6 +23,8 @@ export interface RequestContext {
   tokenOwed: boolean;
   /** Handed off across GPUs: the KV has not arrived at the decode side yet. */
   awaitingKv: boolean;
+  /** Ended while a step or transfer used its blocks: the free waits for that op's completion signal. */
+  deferredFree: boolean;
 }
 
 export type RequestEvent =
@@ -111,7 +113,8 @@ const guards = {
     explain: (c) => `already generated its limit of ${c.maxTokens} token(s)`,
   },
   noTokenOwed: {
-    check: ({ context }) => !context.tokenOwed,
+    // A position computed past the output limit (a step scheduled before the last token was seen) yields no token.
+    check: ({ context }) => !context.tokenOwed || (context.maxTokens > 0 && context.generated >= context.maxTokens),
     protects: 'TokensInOrder',
     explain: () => `a computed token was not appended first; it would be lost`,
   },
@@ -135,6 +138,11 @@ const guards = {
     protects: 'LifecycleOrder',
     explain: () => `its KV transfer has not completed`,
   },
+  notDeferred: {
+    check: ({ context }) => !context.deferredFree,
+    protects: 'NoFreeWhileInFlight',
+    explain: (c) => `ended while ${c.inFlight} step or transfer used its blocks; the free waits for its completion`,
+  },
   keepsServingCopy: {
     check: ({ event }) => (event as Ev<'free'>).pool !== (event as Ev<'free'>).serverPool,
     protects: 'KeepsLiveKv',
@@ -142,6 +150,13 @@ const guards = {
   },
   // Branch guards: they choose a transition and protect nothing themselves.
   releasesLast: { check: ({ event }) => (event as Ev<'free'>).remaining === 0, explain: () => '' },
+  opInFlight: { check: ({ context }) => context.inFlight > 0, explain: () => '' },
+  ownsNoBlocks: { check: ({ context }) => context.owned.every((n) => n === 0), explain: () => '' },
+  // Variant switch (a preemption cascade, bug zoo Z4's liveness failure): the scheduler may also retract a
+  // request that is still being prefilled.
+  preemptsPrefill: { check: () => false, explain: () => '', variant: true },
+  // Whether the decode side believes a KV transfer is still running when it aborts a queued request.
+  transferPending: { check: ({ context }) => context.inFlight > 0, explain: () => '' },
   completesSequence: { check: ({ context, event }) => context.computed + (event as Ev<'step_end'>).tokens === length(context), explain: () => '' },
 } satisfies Record<string, G>;
 
@@ -162,12 +177,18 @@ const updates = {
     const computed = context.computed + (event as Ev<'step_end'>).tokens;
     return { inFlight: context.inFlight - 1, computed, tokenOwed: computed === length(context) };
   },
-  endStepDiscarded: ({ context }) => ({ inFlight: context.inFlight - 1 }),
+  // The completion signal of an op in flight when the request ended: the deferred free may happen now.
+  endStepDiscarded: ({ context }) => ({ inFlight: context.inFlight - 1, deferredFree: context.deferredFree && context.inFlight > 1 }),
+  deferFree: () => ({ deferredFree: true }),
   appendToken: ({ context }) => ({ generated: context.generated + 1, tokenOwed: false }),
   // Across GPUs the KV must still be transferred before the decode worker can use it.
   handOver: ({ event }) => ({ server: (event as Ev<'handoff'>).to, awaitingKv: (event as Ev<'handoff'>).crossGpu }),
   beginTransfer: ({ context }) => ({ inFlight: context.inFlight + 1 }),
-  endTransfer: ({ context, event }) => ({ inFlight: context.inFlight - 1, awaitingKv: context.awaitingKv && !(event as Ev<'transfer_end'>).ok }),
+  endTransfer: ({ context, event }) => ({
+    inFlight: context.inFlight - 1,
+    awaitingKv: context.awaitingKv && !(event as Ev<'transfer_end'>).ok,
+    deferredFree: context.deferredFree && context.inFlight > 1,
+  }),
   moveServer: ({ event }) => ({ server: (event as Ev<'migrate'>).to }),
   retract: () => ({ server: null, computed: 0, tokenOwed: false }),
   leaveServer: () => ({ server: null, tokenOwed: false }),
@@ -186,8 +207,19 @@ const unhandled: Unhandled<RequestContext, RequestEvent> = (state, _c, event) =>
 export const requestParts: MachineParts<RequestContext, RequestEvent> = { guards, updates, unhandled };
 
 const migrate = { migrate: { guard: and(['servedByFrom', 'notInFlight']), actions: 'moveServer' } } as const;
-const abort = { abort: { target: 'aborted', actions: 'leaveServer' } } as const;
+const abort = {
+  abort: [
+    { guard: 'opInFlight', target: 'aborted', actions: ['leaveServer', 'deferFree'] },
+    { target: 'aborted', actions: 'leaveServer' },
+  ],
+} as const;
 const alloc = { alloc: { actions: 'addBlocks' }, alloc_take: { actions: 'addBlocks' } } as const;
+/** An ended request releases its blocks, after the completion of any op that still uses them. */
+const ended = {
+  free: { guard: 'notDeferred', actions: 'releaseBlocks' },
+  step_end: { actions: 'endStepDiscarded' },
+  transfer_end: { actions: 'endTransfer' },
+} as const;
 const appendToken = { token: { guard: and(['tokenDue', 'nextIndex', 'underLimit']), actions: 'appendToken' } } as const;
 const freeOldCopy = { free: { guard: 'keepsServingCopy', actions: 'releaseBlocks' } } as const;
 
@@ -208,6 +240,7 @@ export const requestMachine = setup({
     inFlight: 0,
     tokenOwed: false,
     awaitingKv: false,
+    deferredFree: false,
   }),
   states: {
     waiting: {
@@ -222,6 +255,10 @@ export const requestMachine = setup({
         ...alloc,
         step_begin: { guard: and(['servedBy', 'prefillRole', 'notInFlight', 'chunkFits', 'coversStep']), actions: 'beginStep' },
         step_end: [{ guard: 'completesSequence', target: 'prefilled', actions: 'endStep' }, { actions: 'endStep' }],
+        preempt: [
+          { guard: and(['preemptsPrefill', 'servedBy', 'ownsNoBlocks']), target: 'waiting', actions: 'retract' },
+          { guard: and(['preemptsPrefill', 'servedBy']), target: 'retracting', actions: 'retract' },
+        ],
         ...migrate,
         ...abort,
       },
@@ -246,7 +283,10 @@ export const requestMachine = setup({
         ...freeOldCopy,
         join: { guard: and(['servedBy', 'kvArrived', 'notInFlight', 'noTokenOwed']), target: 'decoding' },
         ...migrate,
-        ...abort,
+        abort: [
+          { guard: 'transferPending', target: 'aborted', actions: ['leaveServer', 'deferFree'] },
+          { target: 'aborted', actions: 'leaveServer' },
+        ],
       },
     },
     decoding: {
@@ -257,7 +297,10 @@ export const requestMachine = setup({
         ...appendToken,
         ...freeOldCopy,
         preempt: { guard: and(['servedBy', 'noTokenOwed']), target: 'retracting', actions: 'retract' },
-        finish: { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' },
+        finish: [
+          { guard: and(['noTokenOwed', 'opInFlight']), target: 'finished', actions: ['leaveServer', 'deferFree'] },
+          { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' },
+        ],
         ...migrate,
         ...abort,
       },
@@ -269,12 +312,8 @@ export const requestMachine = setup({
         ...abort,
       },
     },
-    finished: {
-      on: { free: { actions: 'releaseBlocks' }, step_end: { actions: 'endStepDiscarded' }, transfer_end: { actions: 'endTransfer' } },
-    },
-    aborted: {
-      on: { free: { actions: 'releaseBlocks' }, step_end: { actions: 'endStepDiscarded' }, transfer_end: { actions: 'endTransfer' } },
-    },
+    finished: { on: ended },
+    aborted: { on: ended },
   },
 });
 

@@ -57,33 +57,78 @@ interface Move {
   event: { type: string };
 }
 
+/** The next snapshot of each machine an event moves. */
+export type PendingMoves = { kind: MachineName; index: number; snap: Snapshot<unknown> }[];
+
 const KIND_CODE: Record<MachineName, number> = { partition: 0, pool: 1, allocator: 2, worker: 3, request: 4, block: 5 };
 
 export class System {
   readonly header: TraceHeader;
   readonly machines: Record<MachineName, AnyCompiled>;
-  requests: Snapshot<RequestContext>[] = [];
-  requestIds: string[] = [];
-  requestIndex = new Map<string, number>();
+  requests: Snapshot<RequestContext>[];
+  /** Request ids and their index; append-only, shared between a state and its copies until one appends. */
+  requestIds: string[];
+  requestIndex: Map<string, number>;
   /** Each request's blocks (its block table) in allocation order, mirroring the blocks' owners. */
-  tables: number[][] = [];
-  blocks: Snapshot<BlockContext>[] = [];
+  tables: number[][];
+  blocks: Snapshot<BlockContext>[];
   /** Per block: how many steps or transfers in flight hold it. */
   holds: Int32Array;
-  workers: Snapshot<WorkerContext>[] = [];
-  workerIds: string[] = [];
-  workerIndex = new Map<string, number>();
-  allocators: Snapshot<AllocatorContext>[] = [];
-  pools: Snapshot<PoolContext>[] = [];
+  workers: Snapshot<WorkerContext>[];
+  workerIds: string[];
+  workerIndex: Map<string, number>;
+  allocators: Snapshot<AllocatorContext>[];
+  pools: Snapshot<PoolContext>[];
   partition: Snapshot<PartitionContext>[];
-  ops = new Map<string, InFlightOp>();
-  reqOps: string[][] = [];
-  liveCount = 0;
-  time = 0;
+  ops: Map<string, InFlightOp>;
+  reqOps: string[][];
+  liveCount: number;
+  time: number;
+  /** When set, each applied event records the machine transitions it took (`machine:state:event`), for coverage. */
+  fired: string[] | null = null;
+  /** Entities moved by the last applied event, for incremental invariant checks. */
+  touched: { kind: MachineName; index: number }[] = [];
+  private idsShared = false;
+  private moves: Move[] = [];
 
-  constructor(header: TraceHeader, options: SystemOptions = {}) {
+  constructor(header: TraceHeader, options: SystemOptions = {}, from?: System) {
     this.header = header;
+    if (from) {
+      // A copy for the explorer: snapshots are immutable, so containers are copied and snapshots shared.
+      this.machines = from.machines;
+      this.requests = from.requests.slice();
+      this.requestIds = from.requestIds;
+      this.requestIndex = from.requestIndex;
+      this.workerIds = from.workerIds;
+      this.workerIndex = from.workerIndex;
+      this.idsShared = from.idsShared = true;
+      this.tables = from.tables.map((t) => t.slice());
+      this.blocks = from.blocks.slice();
+      this.holds = from.holds.slice();
+      this.workers = from.workers.slice();
+      this.allocators = from.allocators.slice();
+      this.pools = from.pools.slice();
+      this.partition = from.partition.slice();
+      this.ops = new Map(from.ops);
+      this.reqOps = from.reqOps.map((o) => o.slice());
+      this.liveCount = from.liveCount;
+      this.time = from.time;
+      return;
+    }
     this.machines = { ...MACHINES, ...options.machines };
+    this.requests = [];
+    this.requestIds = [];
+    this.requestIndex = new Map();
+    this.tables = [];
+    this.workers = [];
+    this.workerIds = [];
+    this.workerIndex = new Map();
+    this.allocators = [];
+    this.pools = [];
+    this.ops = new Map();
+    this.reqOps = [];
+    this.liveCount = 0;
+    this.time = 0;
     const total = header.blocks * header.gpus;
     const blockCtx = initialContext<BlockContext>(this.machines.block, {});
     const blockSnap: Snapshot<BlockContext> = { value: this.machines.block.initial, context: blockCtx };
@@ -100,7 +145,18 @@ export class System {
     for (const w of header.workers) this.addWorker(w.id, { role: w.role, epoch: 0, share: w.share, gpu: w.gpu }, 'idle');
   }
 
+  /** Before appending an id: a copy shares its id lists with its origin until then. */
+  private ownIds() {
+    if (!this.idsShared) return;
+    this.requestIds = this.requestIds.slice();
+    this.requestIndex = new Map(this.requestIndex);
+    this.workerIds = this.workerIds.slice();
+    this.workerIndex = new Map(this.workerIndex);
+    this.idsShared = false;
+  }
+
   private addWorker(id: string, input: { role: WorkerContext['role']; epoch: number; share: number; gpu: number }, value: string) {
+    this.ownIds();
     this.workerIndex.set(id, this.workers.length);
     this.workerIds.push(id);
     this.workers.push({ value, context: initialContext(this.machines.worker, input) });
@@ -127,25 +183,9 @@ export class System {
     return labels.length ? labels.join(', ') : `${this.holds[b]} op(s)`;
   }
 
-  /** A deep enough copy for the explorer: snapshots are immutable, containers are copied. */
+  /** A copy that can move on its own (the explorer's successor states). */
   clone(): System {
-    const c = Object.create(System.prototype) as System;
-    Object.assign(c, this);
-    c.requests = this.requests.slice();
-    c.requestIds = this.requestIds.slice();
-    c.requestIndex = new Map(this.requestIndex);
-    c.tables = this.tables.map((t) => t.slice());
-    c.blocks = this.blocks.slice();
-    c.holds = this.holds.slice();
-    c.workers = this.workers.slice();
-    c.workerIds = this.workerIds.slice();
-    c.workerIndex = new Map(this.workerIndex);
-    c.allocators = this.allocators.slice();
-    c.pools = this.pools.slice();
-    c.partition = this.partition.slice();
-    c.ops = new Map(this.ops);
-    c.reqOps = this.reqOps.map((o) => o.slice());
-    return c;
+    return new System(this.header, {}, this);
   }
 
   private entities(kind: MachineName): Snapshot<unknown>[] {
@@ -207,12 +247,10 @@ export class System {
   // -------------------------------------------------------------------------------------------
   // Planning: which machines an event involves, and the facts each needs.
 
-  private moves: Move[] = [];
-
   private plan(ev: TraceEvent): Move[] | Refusal {
     const moves = this.moves;
     moves.length = 0;
-    const add = this.add;
+    const add = (kind: MachineName, index: number, event: { type: string }) => void moves.push({ kind, index, event });
     const T = this.header.blockSize;
     switch (ev.ev) {
       case 'arrive': {
@@ -249,8 +287,8 @@ export class System {
           add('allocator', w, { type: 'alloc_take', worker: ev.worker, blocks: ev.blocks } as never);
           add('pool', gpu, { type: 'alloc_take', worker: ev.worker } as never);
           add('request', r, { type: 'alloc_take', pool: gpu, count: ev.blocks.length } as never);
-          const seen = this.allocators[w].context.seen;
-          for (const b of ev.blocks) add('block', b, { type: 'alloc_take', req: ev.req, seen } as never);
+          const { seen, taken } = this.allocators[w].context;
+          for (const b of ev.blocks) add('block', b, { type: 'alloc_take', req: ev.req, seen, mine: taken.includes(b) } as never);
         }
         return moves;
       }
@@ -358,12 +396,14 @@ export class System {
         const serverPool = ctx.server === null ? -1 : this.workers[this.workerIndex.get(ctx.server)!].context.gpu;
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
+        for (const p of perPool.keys()) add('pool', p, { type: 'free' });
+        // The blocks first: a refused free then names the step or transfer that still holds the block.
+        for (const b of ev.blocks) add('block', b, { type: 'free', req: ev.req, held: this.holds[b], holders: this.holds[b] ? this.holdersOf(b) : '' } as never);
         let remaining = ctx.owned.reduce((a, n) => a + n, 0);
         for (const [p, count] of perPool) {
           remaining -= count;
           add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
         }
-        for (const b of ev.blocks) add('block', b, { type: 'free', req: ev.req, held: this.holds[b], holders: this.holds[b] ? this.holdersOf(b) : '' } as never);
         return moves;
       }
       case 'finish':
@@ -401,26 +441,30 @@ export class System {
     }
   }
 
-  private readonly add = (kind: MachineName, index: number, event: { type: string }) => {
-    this.moves.push({ kind, index, event });
-  };
-
   // -------------------------------------------------------------------------------------------
   // Applying an event
-
-  /** Entities moved by the last applied event, for incremental invariant checks. */
-  touched: { kind: MachineName; index: number }[] = [];
 
   /**
    * Applies one event: null when every involved machine allowed it (the state has moved), or the Refusal
    * of the first that did not (the state is unchanged).
    */
   apply(ev: TraceEvent): Refusal | null {
+    const pending = this.attempt(ev);
+    if (!Array.isArray(pending)) return pending;
+    this.commit(ev, pending);
+    return null;
+  }
+
+  /**
+   * Every involved machine's move for the event, computed without changing anything: the moves, or the
+   * Refusal of the first machine that does not allow its part. (The explorer attempts, then commits into a
+   * copy only the events that are allowed.)
+   */
+  attempt(ev: TraceEvent): PendingMoves | Refusal {
     const moves = this.plan(ev);
     if (!Array.isArray(moves)) return moves;
-    // Each machine moves from the result of its previous move in this event (an event can touch an entity
-    // twice); nothing is written until every move is allowed.
-    const pending: { kind: MachineName; index: number; snap: Snapshot<unknown> }[] = [];
+    // Each machine moves from the result of its previous move in this event (an event can touch an entity twice).
+    const pending: PendingMoves = [];
     // Small events search linearly; large ones (a big batch, a long block list) index their moves.
     const slots = moves.length > 8 ? new Map<number, number>() : null;
     for (const mv of moves) {
@@ -433,17 +477,22 @@ export class System {
         next.message = `${this.label(mv.kind, mv.index)}: ${next.message}`;
         return next;
       }
+      if (this.fired) this.fired.push(`${mv.kind}:${(cur as Snapshot<unknown>).value}:${mv.event.type}`);
       if (slot >= 0) pending[slot].snap = next;
       else {
         slots?.set(KIND_CODE[mv.kind] + mv.index * 8, pending.length);
         pending.push({ kind: mv.kind, index: mv.index, snap: next });
       }
     }
+    return pending;
+  }
+
+  /** Writes the moves of an attempted event (attempted on this state, or on the state this one copies). */
+  commit(ev: TraceEvent, pending: PendingMoves): void {
     this.touched = pending;
     for (const p of pending) this.entities(p.kind)[p.index] = p.snap as never;
     this.bookkeep(ev);
     this.time = ev.t;
-    return null;
   }
 
   /** What the composition keeps beyond the machines. */
@@ -451,6 +500,7 @@ export class System {
     switch (ev.ev) {
       case 'arrive': {
         const r = this.requests.length;
+        this.ownIds();
         this.requestIndex.set(ev.req, r);
         this.requestIds.push(ev.req);
         this.requests.push({

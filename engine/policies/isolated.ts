@@ -1,0 +1,103 @@
+// The main-thread side of an isolated policy: a worker thread, called synchronously.
+//
+// Why a worker and shared memory: decide() is synchronous (the engine's loop calls it inline), and a
+// synchronous infinite loop in a policy can only be stopped from another thread. The main thread posts the
+// observation, then blocks in Atomics.wait on a shared flag with the time budget as timeout; the worker
+// answers on a MessagePort and raises the flag; receiveMessageOnPort then reads the answer without an
+// event loop turn. On timeout the worker is terminated (V8 interrupts even `while (true) {}`).
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import type { Observation } from '../policy-api.ts';
+import { PENDING, type PlainObservation, type PolicySpec, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
+
+const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
+
+export type CallResult = { status: 'answered'; reply: WorkerReply } | { status: 'timeout' } | { status: 'gone'; reason: string };
+
+export interface IsolatedPolicy {
+  name: string;
+  claimsMonotone: boolean;
+  interval: number;
+  call(observation: Observation, budgetMs: number): CallResult;
+  terminate(): Promise<void>;
+}
+
+/** Starts the worker and waits for the policy to load; rejects with the worker's one-line reason. */
+export async function startIsolatedPolicy(
+  spec: PolicySpec,
+  policyOptions: Record<string, unknown>,
+  profile: unknown,
+  loadTimeoutMs: number,
+): Promise<IsolatedPolicy> {
+  const signalBuffer = new SharedArrayBuffer(4);
+  const signal = new Int32Array(signalBuffer);
+  const { port1: mainPort, port2: workerPort } = new MessageChannel();
+  const workerData: WorkerStart = { spec, policyOptions, profile, signal: signalBuffer, port: workerPort };
+  const worker = new Worker(WORKER_ENTRY, { workerData, transferList: [workerPort] });
+  // An idle policy worker must not keep the process alive (the CLI exits when its work is done).
+  worker.unref();
+  mainPort.unref();
+
+  let gone: string | undefined;
+  worker.on('error', (err) => {
+    gone ??= `its worker crashed: ${err.message.split('\n')[0]}`;
+  });
+  worker.on('exit', (code) => {
+    gone ??= `its worker exited (code ${code})`;
+  });
+
+  const loaded = await new Promise<WorkerLoaded>((resolve) => {
+    const timer = setTimeout(
+      () => resolve({ type: 'load-error', message: `loading took longer than ${loadTimeoutMs} ms` }),
+      loadTimeoutMs,
+    );
+    worker.once('message', (message: WorkerLoaded) => {
+      clearTimeout(timer);
+      resolve(message);
+    });
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      resolve({ type: 'load-error', message: err.message.split('\n')[0] ?? String(err) });
+    });
+  });
+  if (loaded.type === 'load-error') {
+    await worker.terminate();
+    mainPort.close();
+    throw new Error(loaded.message);
+  }
+
+  let terminated = false;
+  const terminate = async () => {
+    if (terminated) return;
+    terminated = true;
+    gone ??= 'it was closed';
+    mainPort.close();
+    await worker.terminate();
+  };
+
+  return {
+    name: loaded.name,
+    claimsMonotone: loaded.claimsMonotone,
+    interval: loaded.interval,
+    terminate,
+    call(observation, budgetMs) {
+      if (terminated || gone !== undefined) return { status: 'gone', reason: gone ?? 'it was closed' };
+      const { model: _model, ...plain } = observation;
+      Atomics.store(signal, 0, PENDING);
+      try {
+        mainPort.postMessage(plain satisfies PlainObservation);
+      } catch (err) {
+        // The caller's bug, not the policy's: an observation must be plain data besides `model`.
+        throw new TypeError(`the observation cannot be copied to the policy's worker: ${(err as Error).message.split('\n')[0]}`);
+      }
+      const waited = Atomics.wait(signal, 0, PENDING, budgetMs);
+      if (waited === 'timed-out') {
+        gone = 'it was terminated after exceeding its time budget on an earlier decision';
+        void terminate();
+        return { status: 'timeout' };
+      }
+      const received = receiveMessageOnPort(mainPort);
+      if (received === undefined) return { status: 'gone', reason: 'its worker signalled an answer but sent none' };
+      return { status: 'answered', reply: received.message as WorkerReply };
+    },
+  };
+}

@@ -1,0 +1,91 @@
+// What `pdspec explore` explores: the bound (how many requests, blocks, resizes, aborts, preemptions), the
+// serving mode and allocator, and which spec variant. Everything is finite, so the search terminates.
+import { totalmem } from 'node:os';
+import { makeHeader, type TraceHeader } from '../../spec/trace-format.ts';
+
+export interface ExploreConfig {
+  mode: TraceHeader['mode'];
+  allocator: TraceHeader['allocator'];
+  /** Requests that arrive, each with this prompt and output length (tokens). */
+  requests: number;
+  prompt: number;
+  output: number;
+  /** KV blocks per pool, and tokens per block. */
+  blocks: number;
+  blockSize: number;
+  /** Largest prefill chunk (positions per step); `prompt` or more means no chunking. */
+  chunk: number;
+  /** Resizes that may happen, each to the next split of `splits`. */
+  resizes: number;
+  splits: { prefill: number; decode: number }[];
+  /** Aborts and preemptions that may happen (0 turns them off). */
+  aborts: number;
+  preemptions: number;
+  /**
+   * Allocation as three events (query, take, commit) or as one. `auto`: one when the pool locks — the lock
+   * makes the three a single atomic step, as nothing else touching the pool can come between them — and three
+   * when it does not (the lockless variant), where their interleaving is the point.
+   */
+  allocSteps: 'three' | 'one' | 'auto';
+  /** Canonical hashing under block and request symmetry. */
+  symmetry: boolean;
+  /** A spec variant (see variants.ts), or null for the reference spec. */
+  variant: string | null;
+  /** Stop after this many distinct states (a guard against running out of memory). */
+  maxStates: number;
+}
+
+export const DEFAULT_CONFIG: ExploreConfig = {
+  mode: 'semi-pd',
+  allocator: 'lock',
+  requests: 3,
+  prompt: 2,
+  output: 2,
+  blocks: 6,
+  blockSize: 2,
+  chunk: 2,
+  resizes: 1,
+  splits: [{ prefill: 60, decode: 100 }],
+  aborts: 1,
+  preemptions: 1,
+  allocSteps: 'auto',
+  symmetry: true,
+  variant: null,
+  maxStates: 5_000_000,
+};
+
+/** The trace header of the explored system (also the header of every counterexample). */
+export function headerOf(config: ExploreConfig): TraceHeader {
+  return makeHeader({
+    mode: config.mode,
+    blocks: config.blocks,
+    blockSize: config.blockSize,
+    sms: 132,
+    allocator: config.allocator,
+    source: `pdspec explore${config.variant ? ` --variant ${config.variant}` : ''}`,
+  });
+}
+
+/** Rough bytes per stored state (hash slot, parent, edge, frontier share), for the memory check. */
+export const BYTES_PER_STATE = 64;
+
+/** Checks a configuration; returns a list of problems (empty when it is usable). */
+export function configProblems(c: ExploreConfig): string[] {
+  const problems: string[] = [];
+  const positive: (keyof ExploreConfig)[] = ['requests', 'prompt', 'output', 'blocks', 'blockSize', 'chunk', 'maxStates'];
+  for (const k of positive) if (!Number.isInteger(c[k]) || (c[k] as number) < 1) problems.push(`--${kebab(k)} must be an integer ≥ 1`);
+  for (const k of ['resizes', 'aborts', 'preemptions'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`--${k} must be an integer ≥ 0`);
+  if (c.requests > 8) problems.push('--requests above 8 is beyond what exhaustive search can finish; use the property campaign for large workloads');
+  if (c.blocks > 64) problems.push('--blocks above 64 is beyond what exhaustive search can finish');
+  if (c.resizes > c.splits.length * 4) problems.push('more resizes than splits to resize to');
+  if (c.mode === 'unified' && c.resizes > 0) problems.push('a unified worker has no split to resize; use --resizes 0');
+  if (c.mode === 'disaggregated' && c.resizes > 0) problems.push('disaggregated 1P1D has no intra-GPU split to resize; use --resizes 0');
+  const budget = totalmem() * 0.5;
+  if (c.maxStates * BYTES_PER_STATE > budget)
+    problems.push(`--max-states ${c.maxStates} would need about ${Math.round((c.maxStates * BYTES_PER_STATE) / 2 ** 20)} MiB, more than half of this machine's memory`);
+  return problems;
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

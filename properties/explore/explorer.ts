@@ -1,0 +1,398 @@
+// The explicit-state explorer: breadth-first from the initial state over every interleaving the environment
+// proposes and the spec allows. Every reached state is checked against every state invariant; a state with
+// live requests and nothing enabled is a deadlock; a state with nothing enabled is checked at rest; after the
+// search, the cycles of the state graph are searched for starvation. Breadth-first order makes every
+// counterexample a shortest one.
+import { alg } from '@dagrejs/graphlib';
+import { checkAtRest, checkState } from '../../spec/invariants.ts';
+import { MACHINES } from '../../spec/system.ts';
+import { System } from '../../spec/system.ts';
+import { EVENT_NAMES, type EventName, type TraceEvent } from '../../spec/trace-format.ts';
+import { headerOf, type ExploreConfig } from './config.ts';
+import { isProgress, proposals, type Node } from './generator.ts';
+import { stateKey } from './canonical.ts';
+import { VARIANTS, type Variant } from './variants.ts';
+
+export interface Finding {
+  kind: 'invariant' | 'at-rest' | 'deadlock' | 'starvation';
+  rule: string;
+  message: string;
+  /** The events from the initial state to the violation (for starvation: to the cycle, then the cycle). */
+  trace: TraceEvent[];
+  /** Starvation: how many events at the end of `trace` repeat forever. */
+  cycle?: number;
+}
+
+export interface ExploreResult {
+  verdict: 'verified' | 'violated' | 'incomplete';
+  config: ExploreConfig;
+  states: number;
+  transitions: number;
+  depth: number;
+  seconds: number;
+  statesPerSecond: number;
+  peakHeapMiB: number;
+  /** Trace events enabled at least once, and those never enabled at this bound. */
+  events: Partial<Record<EventName, number>>;
+  neverEnabled: EventName[];
+  /** Machine transitions (`machine:state:event`) of the reference machines never taken at this bound. */
+  neverTaken: string[];
+  finding?: Finding;
+}
+
+/** Growable typed array. */
+class IntList {
+  data: Int32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.data = new Int32Array(capacity);
+  }
+  push(v: number) {
+    if (this.length === this.data.length) {
+      const d = new Int32Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
+    this.data[this.length++] = v;
+  }
+}
+
+export function initialNode(config: ExploreConfig, variant: Variant | null): Node {
+  return { sys: new System(headerOf(config), variant?.system ?? {}), preemptions: variant?.unboundedPreemption ? -1 : 0 };
+}
+
+/** Applies a proposal to a copy of the node; null when the spec refuses it. */
+export function successor(node: Node, ev: TraceEvent, fired: string[] | null = null): Node | null {
+  node.sys.fired = fired;
+  const pending = node.sys.attempt(ev);
+  node.sys.fired = null;
+  if (!Array.isArray(pending)) return null;
+  const sys = node.sys.clone();
+  sys.commit(ev, pending);
+  // Preemptions are counted against the bound; where they are unbounded the count is not part of the state.
+  return { sys, preemptions: node.preemptions + (ev.ev === 'preempt' && node.preemptions >= 0 ? 1 : 0) };
+}
+
+/** The events along a path of (proposal index) choices from the initial state. */
+export function replay(config: ExploreConfig, variant: Variant | null, choices: number[]): { trace: TraceEvent[]; node: Node } {
+  let node = initialNode(config, variant);
+  const trace: TraceEvent[] = [];
+  for (const k of choices) {
+    const ev = proposals(node, config, variant)[k];
+    const next = successor(node, ev);
+    if (!next) throw new Error('replay diverged from the search');
+    trace.push(ev);
+    node = next;
+  }
+  return { trace, node };
+}
+
+export interface ExploreHooks {
+  /** Called now and then with the number of states so far. */
+  progress?: (states: number, depth: number) => void;
+}
+
+export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): ExploreResult {
+  const variant = config.variant ? VARIANTS[config.variant] : null;
+  if (config.variant && !variant) throw new Error(`unknown variant '${config.variant}'`);
+  const t0 = performance.now();
+  let peakHeap = process.memoryUsage().heapUsed;
+  const visited = new Map<string, number>();
+  const parent = new IntList();
+  const parentEdge = new IntList();
+  const depthOf = new IntList();
+  // The state graph, for the liveness search: edges with whether they advance some request.
+  const src = new IntList();
+  const dst = new IntList();
+  const progress = new IntList();
+  const labelOf: string[] = [];
+  const labels = new Map<string, number>();
+  const edgeLabel = new IntList();
+  const events: Partial<Record<EventName, number>> = {};
+  const fired = new Set<string>();
+
+  const root = initialNode(config, variant);
+  visited.set(stateKey(root, config.symmetry), 0);
+  parent.push(-1);
+  parentEdge.push(-1);
+  depthOf.push(0);
+  const queue: (Node | undefined)[] = [root];
+  let transitions = 0;
+  let maxDepth = 0;
+  let finding: Finding | undefined;
+  let incomplete = false;
+
+  const pathTo = (state: number): number[] => {
+    const choices: number[] = [];
+    for (let s = state; parent.data[s] >= 0; s = parent.data[s]) choices.push(parentEdge.data[s]);
+    return choices.reverse();
+  };
+
+  search: for (let i = 0; i < queue.length; i++) {
+    const node = queue[i]!;
+    queue[i] = undefined;
+    const depth = depthOf.data[i];
+    maxDepth = Math.max(maxDepth, depth);
+    const broken = checkState(node.sys);
+    if (broken) {
+      finding = { kind: 'invariant', rule: broken.invariant, message: broken.message, trace: replay(config, variant, pathTo(i)).trace };
+      break;
+    }
+    const props = proposals(node, config, variant);
+    let enabled = 0;
+    for (let k = 0; k < props.length; k++) {
+      const ev = props[k];
+      const firedNow: string[] = [];
+      const next = successor(node, ev, firedNow);
+      if (!next) continue;
+      enabled++;
+      transitions++;
+      events[ev.ev] = (events[ev.ev] ?? 0) + 1;
+      for (const f of firedNow) fired.add(f);
+      const key = stateKey(next, config.symmetry);
+      let j = visited.get(key);
+      if (j === undefined) {
+        j = visited.size;
+        if (j >= config.maxStates) {
+          incomplete = true;
+          break search;
+        }
+        visited.set(key, j);
+        parent.push(i);
+        parentEdge.push(k);
+        depthOf.push(depth + 1);
+        queue.push(next);
+      }
+      src.push(i);
+      dst.push(j);
+      progress.push(isProgress(ev) ? 1 : 0);
+      // Fairness concerns what the engine's workers do; clients (arrive, abort) and the partition controller's
+      // decision to resize are free to never act.
+      // Labels name the request as this state names it; with symmetry reduction a cycle may rename requests,
+      // which can only make a fair cycle look unfair (a missed report), never the other way round.
+      const label = ev.ev === 'arrive' || ev.ev === 'abort' || ev.ev === 'resize_begin' ? '' : `${ev.ev}${'worker' in ev ? `:${ev.worker}` : ''}${'req' in ev ? `:${ev.req}` : ''}`;
+      let l = labels.get(label);
+      if (l === undefined) {
+        l = labelOf.length;
+        labels.set(label, l);
+        labelOf.push(label);
+      }
+      edgeLabel.push(l);
+    }
+    if (enabled === 0) {
+      if (node.sys.liveCount > 0) {
+        const live = node.sys.requests.map((r, idx) => [r.value, node.sys.requestIds[idx]]).filter(([v]) => v !== 'finished' && v !== 'aborted');
+        finding = {
+          kind: 'deadlock',
+          rule: 'deadlock',
+          message: `nothing can move while request(s) ${live.map(([v, id]) => `${id} (${v})`).join(', ')} are live`,
+          trace: replay(config, variant, pathTo(i)).trace,
+        };
+        break;
+      }
+      const rest = checkAtRest(node.sys);
+      if (rest) {
+        finding = { kind: 'at-rest', rule: rest.invariant, message: rest.message, trace: replay(config, variant, pathTo(i)).trace };
+        break;
+      }
+    }
+    if ((i & 4095) === 0) {
+      peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+      hooks.progress?.(visited.size, depth);
+    }
+  }
+
+  if (!finding && !incomplete) {
+    finding = starvation(visited, src, dst, progress, edgeLabel, labelOf, (state) => pathTo(state), config, variant) ?? undefined;
+  }
+
+  peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+  const seconds = (performance.now() - t0) / 1000;
+  const neverEnabled = EVENT_NAMES.filter((e) => !events[e]);
+  const neverTaken: string[] = [];
+  for (const [name, m] of Object.entries(MACHINES)) for (const e of m.edges) if (!e.variant && !fired.has(`${name}:${e.state}:${e.event}`)) neverTaken.push(`${name}:${e.state}:${e.event}`);
+  return {
+    verdict: finding ? 'violated' : incomplete ? 'incomplete' : 'verified',
+    config,
+    states: visited.size,
+    transitions,
+    depth: maxDepth,
+    seconds,
+    statesPerSecond: visited.size / Math.max(seconds, 1e-9),
+    peakHeapMiB: peakHeap / 2 ** 20,
+    events,
+    neverEnabled,
+    neverTaken: [...new Set(neverTaken)],
+    ...(finding ? { finding } : {}),
+  };
+}
+
+/**
+ * Starvation under weak fairness: a reachable cycle (a non-trivial strongly connected component) in which
+ * no request advances (no token, finish or abort), while requests are live; and which a weakly fair scheduler
+ * could take forever: every kind of step (event and worker) enabled in all of its states is taken in it.
+ * The components are found with graphlib's Tarjan over the part of the graph that can lie on a cycle.
+ */
+function starvation(
+  visited: Map<string, number>,
+  src: IntList,
+  dst: IntList,
+  progress: IntList,
+  edgeLabel: IntList,
+  labelOf: string[],
+  pathTo: (state: number) => number[],
+  config: ExploreConfig,
+  variant: Variant | null,
+): Finding | null {
+  const n = visited.size;
+  const m = src.length;
+  // Out-edges in CSR form.
+  const start = new Int32Array(n + 1);
+  for (let e = 0; e < m; e++) start[src.data[e] + 1]++;
+  for (let v = 0; v < n; v++) start[v + 1] += start[v];
+  const order = new Int32Array(m);
+  const fill = start.slice(0, n);
+  for (let e = 0; e < m; e++) order[fill[src.data[e]]++] = e;
+  // Trim states that cannot lie on a cycle: repeatedly drop those with no remaining in- or out-edge.
+  const inDeg = new Int32Array(n);
+  const outDeg = new Int32Array(n);
+  for (let e = 0; e < m; e++) {
+    if (progress.data[e]) continue; // a cycle through a progress edge is not starvation
+    outDeg[src.data[e]]++;
+    inDeg[dst.data[e]]++;
+  }
+  const alive = new Uint8Array(n).fill(1);
+  const stack: number[] = [];
+  for (let v = 0; v < n; v++) if (inDeg[v] === 0 || outDeg[v] === 0) stack.push(v);
+  // In-edges are needed to propagate the trim backwards.
+  const inStart = new Int32Array(n + 1);
+  for (let e = 0; e < m; e++) inStart[dst.data[e] + 1]++;
+  for (let v = 0; v < n; v++) inStart[v + 1] += inStart[v];
+  const inOrder = new Int32Array(m);
+  const inFill = inStart.slice(0, n);
+  for (let e = 0; e < m; e++) inOrder[inFill[dst.data[e]]++] = e;
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (!alive[v]) continue;
+    alive[v] = 0;
+    for (let k = start[v]; k < start[v + 1]; k++) {
+      const e = order[k];
+      if (progress.data[e]) continue;
+      const w = dst.data[e];
+      if (alive[w] && --inDeg[w] === 0) stack.push(w);
+    }
+    for (let k = inStart[v]; k < inStart[v + 1]; k++) {
+      const e = inOrder[k];
+      if (progress.data[e]) continue;
+      const u = src.data[e];
+      if (alive[u] && --outDeg[u] === 0) stack.push(u);
+    }
+  }
+  const core: number[] = [];
+  for (let v = 0; v < n; v++) if (alive[v]) core.push(v);
+  if (core.length === 0) return null;
+  // A graphlib view of the core: Tarjan needs only nodes() and successors().
+  const succ = (v: number) => {
+    const out: string[] = [];
+    for (let k = start[v]; k < start[v + 1]; k++) {
+      const e = order[k];
+      if (!progress.data[e] && alive[dst.data[e]]) out.push(String(dst.data[e]));
+    }
+    return out;
+  };
+  const view = { nodes: () => core.map(String), successors: (v: string) => succ(Number(v)) };
+  const components = alg.tarjan(view as never) as string[][];
+  for (const comp of components) {
+    const states = comp.map(Number);
+    const inComp = new Set(states);
+    if (states.length === 1 && !succ(states[0]).includes(comp[0])) continue;
+    // Weak fairness: every step kind enabled in all states of the component is taken inside it.
+    let always: Set<number> | undefined;
+    const taken = new Set<number>();
+    for (const v of states) {
+      const here = new Set<number>();
+      for (let k = start[v]; k < start[v + 1]; k++) {
+        const e = order[k];
+        if (labelOf[edgeLabel.data[e]] !== '') here.add(edgeLabel.data[e]);
+        if (inComp.has(dst.data[e]) && !progress.data[e]) taken.add(edgeLabel.data[e]);
+      }
+      const before: Set<number> | undefined = always;
+      always = before === undefined ? here : new Set([...before].filter((l) => here.has(l)));
+    }
+    const unfair = [...(always ?? [])].filter((l) => !taken.has(l));
+    if (unfair.length > 0) continue;
+    // A lasso: the path to the component's first state, then a cycle back to it inside the component.
+    const entry = Math.min(...states);
+    const prefix = pathTo(entry);
+    const cycle = cycleThrough(entry, inComp, start, order, dst, progress);
+    const wanted = new Set(cycle.map((e) => dst.data[e]));
+    const keyOf = new Map<number, string>();
+    for (const [key, index] of visited) if (wanted.has(index)) keyOf.set(index, key);
+    const trace = replayLasso(config, variant, prefix, cycle.map((e) => keyOf.get(dst.data[e])!));
+    return {
+      kind: 'starvation',
+      rule: 'starvation',
+      message: `a fair cycle of ${cycle.length} event(s) in which no request advances; it repeats forever (${[...new Set(cycle.map((e) => labelOf[edgeLabel.data[e]]))].join(', ')})`,
+      trace,
+      cycle: cycle.length,
+    };
+  }
+  return null;
+}
+
+function cycleThrough(entry: number, inComp: Set<number>, start: Int32Array, order: Int32Array, dst: IntList, progress: IntList): number[] {
+  // Breadth-first inside the component from the entry back to itself; returns edge ids.
+  const back = new Map<number, number>();
+  const frontier = [entry];
+  for (let h = 0; h < frontier.length; h++) {
+    const v = frontier[h];
+    for (let k = start[v]; k < start[v + 1]; k++) {
+      const e = order[k];
+      const w = dst.data[e];
+      if (progress.data[e] || !inComp.has(w)) continue;
+      if (w === entry) {
+        const path = [e];
+        for (let u = v; u !== entry; ) {
+          const pe = back.get(u)!;
+          path.push(pe);
+          u = srcOfEdge(pe, start, order);
+        }
+        return path.reverse();
+      }
+      if (!back.has(w)) {
+        back.set(w, e);
+        frontier.push(w);
+      }
+    }
+  }
+  return [];
+}
+
+function srcOfEdge(e: number, start: Int32Array, order: Int32Array): number {
+  // The CSR row holding edge e (binary search over row starts).
+  let lo = 0;
+  let hi = start.length - 2;
+  const pos = order.indexOf(e);
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (start[mid] <= pos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The events of a path of choices, then of the cycle: at each state, the move whose successor has the key of the next state of the cycle. */
+function replayLasso(config: ExploreConfig, variant: Variant | null, prefix: number[], cycleKeys: string[]): TraceEvent[] {
+  const { trace, node } = replay(config, variant, prefix);
+  let cur = node;
+  for (const want of cycleKeys) {
+    const ev = proposals(cur, config, variant).find((p) => {
+      const next = successor(cur, p);
+      return next !== null && !isProgress(p) && stateKey(next, config.symmetry) === want;
+    });
+    if (!ev) throw new Error('the cycle could not be replayed');
+    trace.push(ev);
+    cur = successor(cur, ev)!;
+  }
+  return trace;
+}

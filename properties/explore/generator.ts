@@ -1,0 +1,247 @@
+// The environment of the explored system: in a state, the events an engine, its clients and its partition
+// controller may propose next. Proposals are a superset; the spec's guards decide which are allowed (a
+// refused proposal is simply not a transition). Every choice a real engine has is a branch here: which
+// worker, which request, which blocks, when to abort, preempt or resize.
+import type { System } from '../../spec/system.ts';
+import type { TraceEvent } from '../../spec/trace-format.ts';
+import type { ExploreConfig } from './config.ts';
+import type { Variant } from './variants.ts';
+
+/** A state of the search: the system and the environment's own counters. */
+export interface Node {
+  sys: System;
+  /** Preemptions so far, or -1 where they are not bounded (and not counted). */
+  preemptions: number;
+}
+
+const LIVE_WORKER = new Set(['idle', 'busy']);
+
+/** k-element subsets of `items` (all of them, or only the first when symmetry makes them equivalent). */
+function choose(items: number[], k: number, all: boolean): number[][] {
+  if (k <= 0 || items.length < k) return [];
+  if (!all) return [items.slice(0, k)];
+  const out: number[][] = [];
+  const pick = (start: number, acc: number[]) => {
+    if (acc.length === k) return void out.push(acc.slice());
+    for (let i = start; i < items.length; i++) {
+      acc.push(items[i]);
+      pick(i + 1, acc);
+      acc.pop();
+    }
+  };
+  pick(0, []);
+  return out;
+}
+
+export function proposals(node: Node, config: ExploreConfig, variant: Variant | null): TraceEvent[] {
+  const sys = node.sys;
+  const out: TraceEvent[] = [];
+  const t = 0;
+  const T = config.blockSize;
+  const B = config.blocks;
+  const allSubsets = !config.symmetry;
+  const workers = sys.workers.map((w, i) => ({ id: sys.workerIds[i], value: w.value, ...w.context, alloc: sys.allocators[i] }));
+  const live = workers.filter((w) => LIVE_WORKER.has(w.value));
+  const byId = new Map(workers.map((w) => [w.id, w]));
+  const epoch = sys.partition[0].context.epoch;
+
+  const freeIn = (pool: number) => {
+    const ids: number[] = [];
+    for (let b = pool * B; b < (pool + 1) * B; b++) if (sys.blocks[b].value === 'free') ids.push(b);
+    return ids;
+  };
+  // Blocks free in the utilisation a querying worker read: free now, or taken by an allocation that had not
+  // written utilisation back before the read (only possible without the lock).
+  const freeInView = (pool: number, seen: number, mine: readonly number[]) => {
+    const ids: number[] = [];
+    for (let b = pool * B; b < (pool + 1) * B; b++) {
+      const c = sys.blocks[b];
+      if (mine.includes(b)) continue;
+      if (c.value === 'free' || !c.context.committed || c.context.committedAt > seen) ids.push(b);
+    }
+    return ids;
+  };
+
+  // --- requests arrive in order (they are identical, so the order loses nothing), and before anything else:
+  // an arrival only adds a waiting request, so it commutes with every other event and disables none;
+  // moving it first reaches the same states (a partial-order reduction).
+  if (sys.requests.length < config.requests) return [{ t, ev: 'arrive', req: `r${sys.requests.length}`, prompt: config.prompt, maxTokens: config.output }];
+
+  // --- per request
+  const needs: { req: string; pool: number; need: number; allocators: string[] }[] = [];
+  const liveCount = sys.liveCount;
+  const abortsUsed = sys.requests.filter((r) => r.value === 'aborted').length;
+  for (let r = 0; r < sys.requests.length; r++) {
+    const { value, context: c } = sys.requests[r];
+    const id = sys.requestIds[r];
+    const server = c.server === null ? null : byId.get(c.server)!;
+    const length = c.prompt + c.generated;
+    const pool = server?.gpu ?? 0;
+    const owned = c.owned[pool] ?? 0;
+    if (value !== 'finished' && value !== 'aborted' && abortsUsed < config.aborts) out.push({ t, ev: 'abort', req: id });
+    if (c.tokenOwed && value !== 'prefilling') out.push({ t, ev: 'token', req: id, index: c.generated });
+    switch (value) {
+      case 'waiting': {
+        for (const w of live) if (w.role !== 'decode') out.push({ t, ev: 'schedule', req: id, worker: w.id });
+        if (config.allocator === 'decode-owned') {
+          const need = Math.ceil(Math.min(length, config.chunk) / T) - owned;
+          if (need > 0) needs.push({ req: id, pool: 0, need, allocators: live.filter((w) => w.role !== 'prefill').map((w) => w.id) });
+        }
+        break;
+      }
+      case 'prefilling': {
+        const need = Math.ceil(Math.min(length, c.computed + config.chunk) / T) - owned;
+        const allocators = config.allocator === 'decode-owned' ? live.filter((w) => w.role !== 'prefill').map((w) => w.id) : server && LIVE_WORKER.has(server.value) ? [server.id] : [];
+        if (need > 0) needs.push({ req: id, pool, need, allocators });
+        break;
+      }
+      case 'prefilled': {
+        if (server?.role === 'unified') out.push({ t, ev: 'join', req: id, worker: server.id });
+        else if (server) for (const d of live) if (d.role === 'decode') out.push({ t, ev: 'handoff', req: id, from: server.id, to: d.id });
+        if (c.generated >= config.output) out.push({ t, ev: 'finish', req: id });
+        break;
+      }
+      case 'handedOff': {
+        if (server && server.fifo[0] === id) out.push({ t, ev: 'join', req: id, worker: server.id });
+        if (c.awaitingKv && server) {
+          // Disaggregated: the decode side pre-allocates, then the KV is transferred, then the prefill copy is freed.
+          const dstNeed = Math.ceil(c.computed / T) - (c.owned[server.gpu] ?? 0);
+          if (dstNeed > 0) needs.push({ req: id, pool: server.gpu, need: dstNeed, allocators: [server.id] });
+          else if (c.inFlight === 0) {
+            const from = workers.find((w) => w.role === 'prefill' && w.gpu !== server.gpu);
+            if (from) out.push({ t, ev: 'transfer_begin', xfer: `x${id}`, req: id, from: from.id, to: server.id });
+          }
+        }
+        const oldCopy = sys.tables[r].filter((b) => sys.poolOf(b) !== pool);
+        if (!c.awaitingKv && oldCopy.length > 0) out.push({ t, ev: 'free', req: id, blocks: oldCopy });
+        break;
+      }
+      case 'decoding': {
+        const need = Math.ceil((c.computed + 1) / T) - owned;
+        if (need > 0 && server) needs.push({ req: id, pool, need, allocators: config.allocator === 'decode-owned' || server.role !== 'prefill' ? [server.id] : [] });
+        if (c.generated >= config.output) out.push({ t, ev: 'finish', req: id });
+        const oldCopy = sys.tables[r].filter((b) => sys.poolOf(b) !== pool);
+        if (oldCopy.length > 0) out.push({ t, ev: 'free', req: id, blocks: oldCopy });
+        break;
+      }
+      case 'retracting':
+      case 'finished':
+      case 'aborted': {
+        const table = sys.tables[r];
+        if (table.length > 0) {
+          out.push({ t, ev: 'free', req: id, blocks: table.slice() });
+          if (variant?.duplicateRelease) out.push({ t, ev: 'free', req: id, blocks: [...table, table[table.length - 1]] });
+        }
+        break;
+      }
+    }
+  }
+
+  // --- preemption: a decoding request is retracted when some request cannot get the blocks it needs
+  const preemptionsLeft = variant?.unboundedPreemption || node.preemptions < config.preemptions;
+  if (preemptionsLeft && needs.some((n) => freeIn(n.pool).length < n.need)) {
+    for (let r = 0; r < sys.requests.length; r++) {
+      const { value, context: c } = sys.requests[r];
+      const victim = value === 'decoding' || (value === 'prefilling' && variant?.unboundedPreemption);
+      if (victim && !c.tokenOwed && c.server) out.push({ t, ev: 'preempt', req: sys.requestIds[r], worker: c.server });
+    }
+  }
+
+  // --- allocation
+  const oneStepAlloc = config.allocSteps === 'one' || (config.allocSteps === 'auto' && (variant?.system.locking ?? true));
+  for (const w of workers) {
+    if (!LIVE_WORKER.has(w.value)) continue;
+    const mine = needs.filter((n) => n.allocators.includes(w.id));
+    if (oneStepAlloc) {
+      for (const n of mine) for (const blocks of choose(freeIn(n.pool), n.need, allSubsets)) out.push({ t, ev: 'alloc', worker: w.id, req: n.req, blocks });
+      continue;
+    }
+    if (w.alloc.value === 'idle') {
+      if (mine.some((n) => n.pool === w.gpu && freeIn(w.gpu).length > 0)) out.push({ t, ev: 'alloc_query', worker: w.id });
+    } else {
+      const view = freeInView(w.gpu, w.alloc.context.seen, w.alloc.context.taken);
+      let takeable = false;
+      for (const n of mine) {
+        if (n.pool !== w.gpu) continue;
+        for (const blocks of choose(view, Math.min(n.need, view.length), allSubsets)) {
+          out.push({ t, ev: 'alloc_take', worker: w.id, req: n.req, blocks });
+          takeable = true;
+        }
+      }
+      // Write back once something was taken, or when nothing is left to take (never a lock-and-release spin).
+      if (w.alloc.context.taken.length > 0 || !takeable) out.push({ t, ev: 'alloc_commit', worker: w.id });
+    }
+  }
+
+  // --- steps: a worker with no iteration in flight runs one over every request it can advance
+  for (const w of live) {
+    if (w.inFlight > 0) continue;
+    const batch: { req: string; tokens: number }[] = [];
+    for (let r = 0; r < sys.requests.length; r++) {
+      const { value, context: c } = sys.requests[r];
+      if (c.server !== w.id || c.inFlight > 0 || c.tokenOwed) continue;
+      const owned = c.owned[w.gpu] ?? 0;
+      if (value === 'prefilling' && w.role !== 'decode') {
+        const tokens = Math.min(config.chunk, c.prompt + c.generated - c.computed);
+        if (tokens > 0 && Math.ceil((c.computed + tokens) / T) <= owned) batch.push({ req: sys.requestIds[r], tokens });
+      } else if (value === 'decoding' && w.role !== 'prefill') {
+        if (Math.ceil((c.computed + 1) / T) <= owned) batch.push({ req: sys.requestIds[r], tokens: 1 });
+      }
+    }
+    if (batch.length > 0) out.push({ t, ev: 'step_begin', worker: w.id, step: '1', batch });
+  }
+  for (const [, op] of sys.ops) {
+    if (op.kind === 'step') out.push({ t, ev: 'step_end', worker: op.writer, step: '1' });
+    else out.push({ t, ev: 'transfer_end', xfer: op.label.slice('transfer '.length) });
+  }
+
+  // --- resize
+  const partition = sys.partition[0];
+  if (partition.value === 'stable' && epoch < config.resizes && liveCount >= 0) {
+    const split = config.splits[epoch % config.splits.length];
+    out.push({ t, ev: 'resize_begin', epoch: epoch + 1, prefill: split.prefill, decode: split.decode });
+  } else if (partition.value === 'initialising') {
+    const target = partition.context.target!;
+    for (const old of workers.filter((w) => w.epoch === epoch && w.value !== 'stopped')) {
+      const id = `${old.role === 'prefill' ? 'P' : old.role === 'decode' ? 'D' : 'U'}${epoch + 1}`;
+      const existing = byId.get(id);
+      if (!existing) out.push({ t, ev: 'worker_start', worker: id, role: old.role, epoch: epoch + 1, share: old.role === 'prefill' ? target.prefill : target.decode, gpu: old.gpu });
+      else if (existing.value === 'starting') out.push({ t, ev: 'worker_ready', worker: id });
+    }
+  } else if (partition.value === 'switching') {
+    const olds = workers.filter((w) => w.epoch === epoch && w.value !== 'stopped');
+    for (const old of olds) {
+      const successor = workers.find((w) => w.epoch === epoch + 1 && w.role === old.role);
+      for (let r = 0; r < sys.requests.length; r++) {
+        const c = sys.requests[r].context;
+        if (c.server === old.id && c.inFlight === 0 && successor) out.push({ t, ev: 'migrate', req: sys.requestIds[r], from: old.id, to: successor.id });
+      }
+      if (old.value === 'idle') out.push({ t, ev: 'worker_stop', worker: old.id });
+    }
+    if (olds.length === 0) out.push({ t, ev: 'resize_end', epoch: epoch + 1 });
+  }
+  // A worker in the middle of an allocation (between alloc_query and alloc_commit) does nothing else: the
+  // three steps are one call of its allocator. Other workers and clients go on.
+  const allocating = new Set(workers.filter((w) => w.alloc.value === 'querying').map((w) => w.id));
+  if (allocating.size === 0) return out;
+  return out.filter((ev) => {
+    if (ev.ev === 'alloc_take' || ev.ev === 'alloc_commit' || ev.ev === 'arrive' || ev.ev === 'abort') return true;
+    if ('worker' in ev && allocating.has(ev.worker)) return false;
+    if ((ev.ev === 'handoff' || ev.ev === 'migrate') && (allocating.has(ev.from) || allocating.has(ev.to))) return false;
+    if ('req' in ev) {
+      const server = sys.requests[sys.requestIndex.get(ev.req)!].context.server;
+      if (server !== null && allocating.has(server)) return false;
+    }
+    return true;
+  });
+}
+
+/** The request an event concerns (for liveness: whether a request is enabled, and whether it advances). */
+export function requestOf(ev: TraceEvent): string | null {
+  return 'req' in ev ? ev.req : null;
+}
+
+/** Events that advance a request for good (liveness progress). */
+export function isProgress(ev: TraceEvent): boolean {
+  return ev.ev === 'token' || ev.ev === 'finish' || ev.ev === 'abort';
+}

@@ -1,0 +1,94 @@
+// Spec variants: the reference machines with one guard changed, each reintroducing the mechanism of a bug
+// from the bug zoo. The explorer must refute each at the default bound while the reference spec verifies
+// clean. A variant is built the way XState swaps implementations — `machine.provide({ guards })` — and the
+// compiled transition function is derived from the provided machine.
+import { blockMachine, blockParts } from '../../spec/kv.ts';
+import { compileMachine, type GuardDef, type MachineParts } from '../../spec/machine-kit.ts';
+import { workerMachine, workerParts } from '../../spec/partition.ts';
+import { requestMachine, requestParts } from '../../spec/request.ts';
+import type { MachineName, SystemOptions } from '../../spec/system.ts';
+import type { AnyStateMachine } from 'xstate';
+
+export interface Variant {
+  name: string;
+  zoo: string;
+  says: string;
+  /** The rule a counterexample of this variant breaks (and `pdspec conform` names on its trace). */
+  expect: string;
+  system: SystemOptions;
+  /** Extra proposals the variant's engine makes (e.g. a release list with a block twice). */
+  duplicateRelease?: true;
+  /** Preemptions are not counted: the scheduler may retract again and again. */
+  unboundedPreemption?: true;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function withGuards(machine: AnyStateMachine, parts: MachineParts<any, any>, checks: Record<string, GuardDef<any, any>['check']>) {
+  const guards = { ...parts.guards };
+  for (const [name, check] of Object.entries(checks)) {
+    if (!guards[name]) throw new Error(`variant overrides unknown guard '${name}'`);
+    guards[name] = { ...guards[name], check };
+  }
+  return compileMachine(machine.provide({ guards: checks as never }), { ...parts, guards });
+}
+
+function machines(m: Partial<Record<MachineName, ReturnType<typeof compileMachine>>>) {
+  return m as SystemOptions['machines'];
+}
+
+export const VARIANTS: Record<string, Variant> = {
+  'lockless-allocator': {
+    name: 'lockless-allocator',
+    zoo: 'Z13',
+    says: 'prefill and decode allocate from the shared pool without the lock',
+    expect: 'SingleOwner',
+    system: { locking: false },
+  },
+  'switch-drops-fifo': {
+    name: 'switch-drops-fifo',
+    zoo: 'Z15',
+    says: 'the asynchronous switch stops an old worker once its running requests are handed over, forgetting its FIFO',
+    expect: 'ServedByLiveWorker',
+    system: {
+      machines: machines({ worker: withGuards(workerMachine, workerParts, { handedOver: ({ context }: any) => context.load - context.fifo.length === 0 }) }),
+    },
+  },
+  'free-on-output': {
+    name: 'free-on-output',
+    zoo: 'Z3',
+    says: "a finished request's blocks are freed when its output arrives, while its next step may still be in flight",
+    expect: 'NoFreeWhileInFlight',
+    system: {
+      machines: machines({
+        block: withGuards(blockMachine, blockParts, { notHeld: () => true }),
+        request: withGuards(requestMachine, requestParts, { notDeferred: () => true }),
+      }),
+    },
+  },
+  'lost-completion-signal': {
+    name: 'lost-completion-signal',
+    zoo: 'Z6',
+    says: 'aborting a handed-off request defers its free to a completion signal, even when that signal already came',
+    expect: 'EndedRequestsRelease',
+    system: { machines: machines({ request: withGuards(requestMachine, requestParts, { transferPending: () => true }) }) },
+  },
+  'duplicate-release': {
+    name: 'duplicate-release',
+    zoo: 'Z12',
+    says: 'a release list names a block twice and the free list takes it twice',
+    expect: 'FreeListUnique',
+    system: { machines: machines({ block: withGuards(blockMachine, blockParts, { releasesTwice: () => true }) }) },
+    duplicateRelease: true,
+  },
+  'preemption-cascade': {
+    name: 'preemption-cascade',
+    zoo: 'Z4',
+    says: 'the scheduler retracts again and again, even requests still being prefilled, so that some never finish',
+    expect: 'starvation',
+    system: { machines: machines({ request: withGuards(requestMachine, requestParts, { preemptsPrefill: () => true }) }) },
+    unboundedPreemption: true,
+  },
+};
+
+/** The variants that are refuted with a safety counterexample (the bug zoo rows of the explorer). */
+export const SAFETY_VARIANTS = ['lockless-allocator', 'switch-drops-fifo', 'free-on-output', 'lost-completion-signal', 'duplicate-release'];
