@@ -1,7 +1,12 @@
 // `pdspec explore`: exhaustive bounded model checking of the spec.
 import { configProblems, DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { formatEvent, writeCounterexample } from '../../properties/explore/counterexample.ts';
-import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
+import { explore, type ExploreResult, type Shard } from '../../properties/explore/explorer.ts';
+import { exploreOnWorkers, mergeResults } from '../../properties/explore/parallel.ts';
+import { readFileSync } from 'node:fs';
+import { loadPolicy, PolicyFault, PolicyLoadError } from '../../engine/policies/index.ts';
+import { latencyModel, loadProfile } from '../../engine/profile.ts';
+import { policySplit } from '../../properties/explore/policy-split.ts';
 import { VARIANTS } from '../../properties/explore/variants.ts';
 import { MODES, ALLOCATORS } from '../../spec/trace-format.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
@@ -10,7 +15,8 @@ const usage = [
   'pdspec explore [--requests N] [--prompt N] [--output N] [--blocks N] [--block-size N] [--chunk N]',
   '               [--resizes N] [--aborts N] [--preemptions N] [--mode MODE] [--allocator lock|decode-owned]',
   '               [--alloc-steps auto|one|three] [--no-symmetry] [--variant NAME] [--max-states N]',
-  '               [--out cex.jsonl] [--json]',
+  '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--workers N | --shard I/N] [--out cex.jsonl] [--json]',
+  '       pdspec explore --merge SHARD.json ...   (the --json outputs of every shard of one search)',
 ].join('\n');
 
 const options = {
@@ -31,6 +37,11 @@ const options = {
   'max-states': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
+  workers: { type: 'string' },
+  shard: { type: 'string' },
+  merge: { type: 'boolean' },
+  policy: { type: 'string' },
+  slo: { type: 'string' },
 } as const;
 
 export function configFromArgs(values: Record<string, string | boolean | undefined>): ExploreConfig {
@@ -67,12 +78,19 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
   };
 }
 
+function parseSlo(text: string | undefined): { ttft: number; tpot: number } {
+  if (text === undefined) return { ttft: 0.4, tpot: 0.2 };
+  const [ttft, tpot] = text.split(',').map(Number);
+  if (!(ttft > 0 && tpot > 0)) throw new UsageError(`--slo must be TTFT,TPOT in seconds (e.g. 0.4,0.2), got '${text}'`);
+  return { ttft, tpot };
+}
+
 function describeBound(c: ExploreConfig): string {
   return [
     `${c.mode}`,
     `${c.requests} request(s) (prompt ${c.prompt}, output ${c.output}${c.chunk < c.prompt ? `, chunk ${c.chunk}` : ''})`,
     `${c.blocks} blocks of ${c.blockSize}`,
-    `${c.resizes} resize(s)`,
+    `${c.resizes} resize(s)${c.policy ? ` to the split policy ${c.policy.name} decides` : ''}`,
     `${c.aborts} abort(s)`,
     `${c.preemptions} preemption(s)`,
     `${c.allocator} allocator`,
@@ -81,8 +99,10 @@ function describeBound(c: ExploreConfig): string {
   ].join(', ');
 }
 
+/** The command that finds the same counterexample again (a single search: shards and workers dropped). */
 export function replayCommand(args: string[]): string {
-  return ['npx pdspec explore', ...args.filter((a, i) => a !== '--json' && a !== '--out' && args[i - 1] !== '--out')].join(' ');
+  const drop = new Set(['--json', '--out', '--workers', '--shard']);
+  return ['npx pdspec explore', ...args.filter((a, i) => !drop.has(a) && !(drop.has(args[i - 1]) && args[i - 1] !== '--json'))].join(' ');
 }
 
 function humanReport(r: ExploreResult, out: string | undefined, replay: string): string {
@@ -118,16 +138,64 @@ export const exploreCommand: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseOptions(args, options, usage);
-    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${usage}`);
-    const config = configFromArgs(values);
-    const problems = configProblems(config);
-    if (problems.length) throw new UsageError(problems.join('\n'));
-    const tty = process.stderr.isTTY && !process.env.CI && !values.json;
-    const result = explore(config, {
-      progress: tty ? (n, d) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `) : undefined,
-    });
-    if (tty) process.stderr.write('\r\x1b[K');
-    const replay = replayCommand(args);
+    let result: ExploreResult;
+    let replay: string;
+    let config: ExploreConfig;
+    if (values.merge) {
+      if (positionals.length === 0) throw new UsageError(`--merge needs the JSON outputs of the shards\nusage: ${usage}`);
+      const results = positionals.map((file) => {
+        try {
+          return JSON.parse(readFileSync(file, 'utf8')) as ExploreResult & { replay: string };
+        } catch (err) {
+          throw new UsageError(`${file}: not the --json output of a shard (${(err as Error).message.split('\n')[0]})`);
+        }
+      });
+      const keys = new Set(results.map((r) => JSON.stringify({ ...r.config })));
+      if (keys.size > 1) throw new UsageError('the shards were run with different bounds; they are not parts of one search');
+      result = mergeResults(results);
+      config = result.config;
+      replay = results.find((r) => r.verdict === 'violated')?.replay ?? results[0].replay;
+    } else {
+      if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${usage}`);
+      config = configFromArgs(values);
+      const problems = configProblems(config);
+      if (problems.length) throw new UsageError(problems.join('\n'));
+      const workers = intOption(values.workers as string | undefined, 'workers', 1, 1);
+      let shard: Shard | undefined;
+      if (values.shard !== undefined) {
+        const m = /^(\d+)\/(\d+)$/.exec(values.shard as string);
+        if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new UsageError(`--shard must be I/N with 0 ≤ I < N, got '${values.shard}'`);
+        shard = { index: Number(m[1]), count: Number(m[2]) };
+        if (workers > 1) throw new UsageError('--shard and --workers do not combine: run shards as separate jobs, or workers in one');
+      }
+      if (values.policy !== undefined) {
+        if (workers > 1) throw new UsageError('--policy runs in this process: use --shard for separate jobs instead of --workers');
+        const slo = parseSlo(values.slo as string | undefined);
+        const profile = loadProfile();
+        const model = latencyModel(profile);
+        let handle;
+        try {
+          handle = await loadPolicy(values.policy as string, { profile });
+        } catch (err) {
+          if (err instanceof PolicyLoadError) throw new UsageError(err.message);
+          throw err;
+        }
+        const policy = handle;
+        config.policy = { name: handle.name, decide: (sys) => policySplit(sys, policy, model, slo) };
+      }
+      const tty = process.stderr.isTTY && !process.env.CI && !values.json;
+      try {
+        result =
+          workers > 1
+            ? await exploreOnWorkers(config, workers)
+            : explore(config, { progress: tty ? (n, d) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `) : undefined }, shard);
+      } catch (err) {
+        if (err instanceof PolicyFault) throw new UsageError(err.message);
+        throw err;
+      }
+      if (tty) process.stderr.write('\r\x1b[K');
+      replay = replayCommand(args);
+    }
     const out = values.out as string | undefined;
     if (result.finding && out) writeCounterexample(out, config, result.finding, replay);
     if (values.json) console.log(JSON.stringify({ ...result, replay, ...(out && result.finding ? { out } : {}) }));

@@ -33,6 +33,8 @@ export interface ExploreConfig {
   variant: string | null;
   /** Stop after this many distinct states (a guard against running out of memory). */
   maxStates: number;
+  /** Resize to the split a policy decides in each state, instead of `splits` (`--policy`; not serialised). */
+  policy?: { name: string; decide: (sys: import('../../spec/system.ts').System) => { prefill: number; decode: number } | null };
 }
 
 export const DEFAULT_CONFIG: ExploreConfig = {

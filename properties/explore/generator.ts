@@ -69,7 +69,6 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
 
   // --- per request
   const needs: { req: string; pool: number; need: number; allocators: string[] }[] = [];
-  const liveCount = sys.liveCount;
   const abortsUsed = sys.requests.filter((r) => r.value === 'aborted').length;
   for (let r = 0; r < sys.requests.length; r++) {
     const { value, context: c } = sys.requests[r];
@@ -197,9 +196,9 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
 
   // --- resize
   const partition = sys.partition[0];
-  if (partition.value === 'stable' && epoch < config.resizes && liveCount >= 0) {
-    const split = config.splits[epoch % config.splits.length];
-    out.push({ t, ev: 'resize_begin', epoch: epoch + 1, prefill: split.prefill, decode: split.decode });
+  if (partition.value === 'stable' && epoch < config.resizes) {
+    const split = config.policy ? config.policy.decide(sys) : config.splits[epoch % config.splits.length];
+    if (split) out.push({ t, ev: 'resize_begin', epoch: epoch + 1, prefill: split.prefill, decode: split.decode });
   } else if (partition.value === 'initialising') {
     const target = partition.context.target!;
     for (const old of workers.filter((w) => w.epoch === epoch && w.value !== 'stopped')) {

@@ -1,0 +1,53 @@
+// Shards of one search, run on worker threads (`--workers N`) or as separate jobs (`--shard i/n`, merged
+// with `--merge`): together the shards cover the whole bound, so the merged verdict is the search's verdict.
+import { Worker } from 'node:worker_threads';
+import type { ExploreConfig } from './config.ts';
+import type { ExploreResult } from './explorer.ts';
+import type { EventName } from '../../spec/trace-format.ts';
+
+const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
+
+export function exploreOnWorkers(config: ExploreConfig, workers: number): Promise<ExploreResult> {
+  const t0 = performance.now();
+  const runs = Array.from(
+    { length: workers },
+    (_, index) =>
+      new Promise<ExploreResult>((resolve, reject) => {
+        const w = new Worker(ENTRY, { workerData: { config, shard: { index, count: workers } } });
+        w.once('message', (r: ExploreResult) => {
+          resolve(r);
+          void w.terminate();
+        });
+        w.once('error', reject);
+      }),
+  );
+  return Promise.all(runs).then((results) => ({ ...mergeResults(results), seconds: (performance.now() - t0) / 1000 }));
+}
+
+/**
+ * The verdict of all shards: a violation if any shard found one (the shortest), incomplete if any stopped
+ * early, else verified. State counts add up over shards (the layer above the split is counted by each).
+ */
+export function mergeResults(results: ExploreResult[]): ExploreResult {
+  if (results.length === 0) throw new Error('nothing to merge');
+  const violated = results.filter((r) => r.verdict === 'violated').sort((a, b) => a.finding!.trace.length - b.finding!.trace.length);
+  const events: Partial<Record<EventName, number>> = {};
+  for (const r of results) for (const [e, n] of Object.entries(r.events)) events[e as EventName] = (events[e as EventName] ?? 0) + (n ?? 0);
+  const seconds = Math.max(...results.map((r) => r.seconds));
+  const states = results.reduce((a, r) => a + r.states, 0);
+  const neverTaken = results.map((r) => new Set(r.neverTaken)).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
+  return {
+    verdict: violated.length ? 'violated' : results.some((r) => r.verdict === 'incomplete') ? 'incomplete' : 'verified',
+    config: results[0].config,
+    states,
+    transitions: results.reduce((a, r) => a + r.transitions, 0),
+    depth: Math.max(...results.map((r) => r.depth)),
+    seconds,
+    statesPerSecond: states / Math.max(seconds, 1e-9),
+    peakHeapMiB: Math.max(...results.map((r) => r.peakHeapMiB)),
+    events,
+    neverEnabled: results[0].neverEnabled.filter((e) => !events[e]),
+    neverTaken: [...neverTaken],
+    ...(violated.length ? { finding: violated[0].finding } : {}),
+  };
+}
