@@ -47,6 +47,7 @@ const workerGuards = {
   unified: { check: ({ context }) => context.role === 'unified', explain: () => '' },
   sender: { check: ({ event }) => (event as WEv<'handoff'>).side === 'from', explain: () => '' },
   queued: { check: ({ event }) => (event as WEv<'migrate'>).queued, explain: () => '' },
+  notQueued: { check: ({ context, event }) => !context.fifo.includes((event as WEv<'join'>).req), explain: () => '' },
   lastIteration: { check: ({ context }) => context.inFlight === 1, explain: () => '' },
 } satisfies Record<string, GuardDef<WorkerContext, WorkerEvent>>;
 
@@ -76,9 +77,11 @@ export const workerParts: MachineParts<WorkerContext, WorkerEvent> = {
 /** What a serving worker (idle or busy) does whatever its iterations. */
 const serving = {
   schedule: { actions: 'adopt' },
-  handoff: [{ guard: 'sender', actions: 'release' }, { actions: 'enqueue' }],
+  // Within one GPU the handoff is semi-PD's FIFO; across GPUs (disaggregation) requests wait for their KV
+  // transfers, which may finish in any order, so they are not queued in order.
+  handoff: [{ guard: 'sender', actions: 'release' }, { guard: 'queued', actions: 'enqueue' }, { actions: 'adopt' }],
   migrate: [{ guard: 'sender', actions: 'release' }, { guard: 'queued', actions: 'enqueue' }, { actions: 'adopt' }],
-  join: [{ guard: 'unified' }, { guard: 'atFifoHead', actions: 'pop' }],
+  join: [{ guard: 'unified' }, { guard: 'notQueued' }, { guard: 'atFifoHead', actions: 'pop' }],
   preempt: { actions: 'release' },
   finish: { actions: 'release' },
   abort: { actions: 'release' },

@@ -282,6 +282,7 @@ export const requestMachine = setup({
         transfer_end: { actions: 'endTransfer' },
         ...freeOldCopy,
         join: { guard: and(['servedBy', 'kvArrived', 'notInFlight', 'noTokenOwed']), target: 'decoding' },
+        finish: { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' }, // a one-token output ends at the decode side
         ...migrate,
         abort: [
           { guard: 'transferPending', target: 'aborted', actions: ['leaveServer', 'deferFree'] },

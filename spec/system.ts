@@ -349,7 +349,8 @@ export class System {
         if (typeof to !== 'number') return to;
         const f = this.workers[from].context;
         const t = this.workers[to].context;
-        const queued = f.fifo.includes(ev.req);
+        // A handoff queues on the FIFO within one GPU; a migration keeps the request's place if it had one.
+        const queued = ev.ev === 'handoff' ? f.gpu === t.gpu : f.fifo.includes(ev.req);
         if (ev.ev === 'handoff') {
           add('request', r, { type: 'handoff', from: ev.from, to: ev.to, toRole: t.role, crossGpu: f.gpu !== t.gpu } as never);
         } else {

@@ -283,8 +283,8 @@ describe('partition and workers on XState', () => {
   it('a worker stops only when idle with its queue handed over, and keeps its FIFO in order', () => {
     const w = createActor(workerMachine, { input: { role: 'decode', epoch: 0, share: 100, gpu: 0, ready: true } }).start();
     w.send({ type: 'worker_ready' });
-    w.send({ type: 'handoff', side: 'to', req: 'r1', queued: false });
-    w.send({ type: 'handoff', side: 'to', req: 'r2', queued: false });
+    w.send({ type: 'handoff', side: 'to', req: 'r1', queued: true });
+    w.send({ type: 'handoff', side: 'to', req: 'r2', queued: true });
     w.send({ type: 'join', req: 'r2' });
     expect(w.getSnapshot().context.fifo).toEqual(['r1', 'r2']); // r2 is not at the head
     w.send({ type: 'join', req: 'r1' });

@@ -101,7 +101,8 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
         break;
       }
       case 'handedOff': {
-        if (server && server.fifo[0] === id) out.push({ t, ev: 'join', req: id, worker: server.id });
+        // From the head of the FIFO within a GPU; after a cross-GPU transfer, in any order.
+        if (server && (server.fifo[0] === id || !server.fifo.includes(id))) out.push({ t, ev: 'join', req: id, worker: server.id });
         if (c.awaitingKv && server) {
           // Disaggregated: the decode side pre-allocates, then the KV is transferred, then the prefill copy is freed.
           const dstNeed = Math.ceil(c.computed / T) - (c.owned[server.gpu] ?? 0);

@@ -1,0 +1,147 @@
+// The unified KV block pool of one GPU: semi-PD's unified memory manager.
+//
+// Allocation is the paper's three steps, under the pool lock: query utilisation (take the lock and read
+// how many blocks are free and where the free list's top is) → take blocks (those that were free in that
+// reading) → update utilisation (write it back and release the lock). With the lock the reading is always
+// current when the blocks are taken. Without it (bug zoo Z13, EngineFaults.locklessAllocator) two workers
+// can read the same utilisation and take the same blocks: `take` deliberately trusts its reading.
+//
+// The free list is a stack of block ids in an Int32Array: take pops, release pushes. Both are O(1) per block
+// and nothing ever scans the pool. Global block ids follow the trace format: pool p holds ids
+// p·B .. p·B + B − 1.
+
+/** What alloc_query read: the pool's utilisation at one moment. */
+export interface UtilisationReading {
+  worker: string;
+  /** Free blocks at the time of the reading (the free list's height). */
+  free: number;
+  /** Utilisation version, bumped by every write-back. */
+  version: number;
+  /** Blocks taken under this reading, written back by commit. */
+  taken: number;
+}
+
+/** The engine broke its own bookkeeping (not a user error): a bug in the engine, or an injected fault. */
+export class EngineBugError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineBugError';
+  }
+}
+
+export const NO_OWNER = -1;
+
+export class BlockPool {
+  /** Free block ids (global), the top at index `top − 1`. */
+  private readonly stack: Int32Array;
+  private top: number;
+  /** Per local block: the owning request's engine index, or NO_OWNER. Kept for observe() and the self-checks. */
+  readonly owner: Int32Array;
+  /** Utilisation as last written back: blocks in use. */
+  used = 0;
+  version = 0;
+  private holder: string | null = null;
+
+  constructor(
+    readonly gpu: number,
+    readonly size: number,
+    /** Whether allocation takes the lock (false only under the Z13 fault). */
+    readonly locking = true,
+    /** Whether to check owners on take and release (off when a fault is injected on purpose). */
+    readonly selfCheck = true,
+  ) {
+    // Room for twice the pool, so that a duplicate release injected on purpose (Z12) is recorded as the
+    // bug it is, a block on the free list twice, rather than lost.
+    this.stack = new Int32Array(2 * size);
+    // Pops hand out the lowest ids first: block p·B, then p·B + 1, ...
+    for (let i = 0; i < size; i++) this.stack[i] = gpu * size + (size - 1 - i);
+    this.top = size;
+    this.owner = new Int32Array(size).fill(NO_OWNER);
+  }
+
+  get base(): number {
+    return this.gpu * this.size;
+  }
+
+  /** Free blocks now. */
+  get free(): number {
+    return this.top;
+  }
+
+  /** Blocks owned now (what `used` becomes once pending allocations commit). */
+  get inUse(): number {
+    return this.size - this.top;
+  }
+
+  get lockHolder(): string | null {
+    return this.holder;
+  }
+
+  /** Step 1: take the lock and read utilisation. */
+  query(worker: string): UtilisationReading {
+    if (this.locking) {
+      if (this.holder !== null) throw new EngineBugError(`pool ${this.gpu}: ${worker} queried utilisation while ${this.holder} holds the lock`);
+      this.holder = worker;
+    }
+    return { worker, free: this.top, version: this.version, taken: 0 };
+  }
+
+  /**
+   * Step 2: take `count` blocks that were free in `reading` for request `owner`, appending their ids to
+   * `out`. Under the lock the reading is current; without it the reading may be stale, and the blocks taken
+   * are those that were on top of the free list then, whoever took them since (Z13).
+   */
+  take(reading: UtilisationReading, owner: number, count: number, out: number[]): void {
+    if (this.locking && this.holder !== reading.worker) throw new EngineBugError(`pool ${this.gpu}: ${reading.worker} took blocks without holding the lock`);
+    // Without the lock a reading that shows too few blocks is read again; one that shows enough is trusted.
+    const from = this.locking || reading.free < count ? this.top : reading.free;
+    if (count > from) throw new EngineBugError(`pool ${this.gpu}: ${reading.worker} took ${count} block(s) but the reading had ${from} free`);
+    const base = this.gpu * this.size;
+    for (let i = 1; i <= count; i++) {
+      const id = this.stack[from - i];
+      if (this.selfCheck && this.owner[id - base] !== NO_OWNER) throw new EngineBugError(`pool ${this.gpu}: block ${id} taken while owned by request #${this.owner[id - base]}`);
+      this.owner[id - base] = owner;
+      out.push(id);
+    }
+    const newTop = from - count;
+    if (newTop < this.top) this.top = newTop;
+    // The worker's own view moves on with what it took; another worker's does not (without the lock).
+    reading.free = newTop;
+    reading.taken += count;
+  }
+
+  /** Step 3: write utilisation back and release the lock. */
+  commit(reading: UtilisationReading): void {
+    if (this.locking) {
+      if (this.holder !== reading.worker) throw new EngineBugError(`pool ${this.gpu}: ${reading.worker} committed without holding the lock`);
+      this.holder = null;
+    }
+    this.used += reading.taken;
+    reading.taken = 0;
+    this.version++;
+  }
+
+  /** Returns blocks of request `owner` to the free list: O(1) each. */
+  release(owner: number, blocks: readonly number[]): void {
+    const base = this.gpu * this.size;
+    for (let i = 0; i < blocks.length; i++) {
+      const id = blocks[i];
+      const local = id - base;
+      if (this.selfCheck) {
+        if (local < 0 || local >= this.size) throw new EngineBugError(`pool ${this.gpu}: block ${id} is not in this pool`);
+        if (this.owner[local] !== owner) throw new EngineBugError(`pool ${this.gpu}: request #${owner} freed block ${id}, owned by ${this.owner[local] === NO_OWNER ? 'nobody (double free)' : `request #${this.owner[local]}`}`);
+      }
+      if (this.owner[local] === owner) this.owner[local] = NO_OWNER;
+      if (this.top === this.stack.length) throw new EngineBugError(`pool ${this.gpu}: free list overflow (blocks released more often than taken)`);
+      this.stack[this.top++] = id;
+    }
+    this.used -= blocks.length;
+  }
+
+  /** The free list, top first (tests and debugging; O(free)). */
+  freeList(): number[] {
+    const out: number[] = [];
+    for (let i = this.top - 1; i >= 0; i--) out.push(this.stack[i]);
+    return out;
+  }
+}

@@ -1,0 +1,58 @@
+// The cost-model executor: step times in virtual seconds from a profile's latency model (engine/profile.ts),
+// and deterministic pseudo-tokens that depend only on the request's seed and the token's position, so that
+// the output of every request is the same whatever the schedule, batch, split, preemption or resize.
+import { hash2 } from '../random.ts';
+import { calibrate, decodeSlowdown, decodeWork, mixedWork, prefillSlowdown, prefillWork, type Calibration, type Profile } from '../profile.ts';
+import type { StepExecutor, StepResult, StepSpec } from './step-executor.ts';
+
+/** The pseudo-token at sequence position `pos` (the position the token will occupy) of a request. */
+export function pseudoToken(seed: number, pos: number, vocabSize: number): number {
+  return hash2(seed, pos) % vocabSize;
+}
+
+export class CostModelExecutor implements StepExecutor {
+  readonly name = 'cost-model';
+  private readonly c: Calibration;
+  private readonly vocab: number;
+
+  constructor(readonly profile: Profile) {
+    this.c = calibrate(profile);
+    this.vocab = profile.model.vocabSize;
+  }
+
+  /** Seconds of a step as the simulator prices it (the same formulas latencyModel uses, plus contention). */
+  stepTime(step: StepSpec): number {
+    const c = this.c;
+    const p = this.profile;
+    const s = step.effectiveShare / 100;
+    let time: number;
+    if (step.role === 'unified') {
+      time = p.stepOverhead.unified + mixedWork(c, step.prefillTokens, step.attentionPairs, step.decodeItems, step.contextTokens);
+    } else if (step.role === 'prefill') {
+      time = p.stepOverhead.prefill + prefillSlowdown(c, s) * prefillWork(c, step.prefillTokens, step.attentionPairs);
+      if (step.coRunning) time *= 1 + p.contention.prefill;
+    } else {
+      time = p.stepOverhead.decode + decodeSlowdown(c, s) * decodeWork(c, step.decodeItems, step.contextTokens);
+      if (step.coRunning) time *= 1 + p.contention.decode;
+    }
+    return time;
+  }
+
+  execute(step: StepSpec): StepResult {
+    const items = step.items;
+    const tokens = new Int32Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      tokens[i] = it.producesToken ? pseudoToken(it.seed, it.startPos + it.tokens, this.vocab) : -1;
+    }
+    return { duration: this.stepTime(step), tokens };
+  }
+
+  transferTime(tokens: number): number {
+    return this.profile.transfer.latency + (tokens * this.c.kvBytesPerToken) / this.profile.transfer.bytesPerSecond;
+  }
+
+  workerInitTime(mode: 'semi-pd' | 'nexus'): number {
+    return mode === 'nexus' ? this.profile.resize.contextSwitchTime : this.profile.resize.workerInitTime;
+  }
+}

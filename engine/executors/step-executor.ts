@@ -1,0 +1,78 @@
+// The contract between the engine and whatever executes a step: the engine says what the step computes,
+// the executor says how long it takes (virtual seconds) and which token each finished sequence produces.
+//
+// The cost model answers synchronously, and the engine then never awaits (the simulator's fast path). An
+// executor that runs real kernels (engine/executors/model-executor.ts: CPU reference, WebGPU) answers with
+// a Promise; the engine's async driver (Engine.runToCompletionAsync / stepOnceAsync) awaits it before the
+// simulation moves on, so virtual time does not advance while the kernels run.
+
+export type Role = 'prefill' | 'decode' | 'unified';
+
+/** One request's share of a step. */
+export interface StepItem {
+  /** Request id (as in the trace). */
+  readonly req: string;
+  /** The request's seed: pseudo-tokens and synthetic prompt ids derive from it. */
+  readonly seed: number;
+  /** `prefill`: a prompt chunk or a recompute; `decode`: one position fed with the last generated token. */
+  readonly phase: 'prefill' | 'decode';
+  /** First position computed by this step. */
+  readonly startPos: number;
+  /** Positions computed: startPos .. startPos + tokens − 1. */
+  readonly tokens: number;
+  /** Whether this step computes the sequence's last position, so that a next token comes out of it. */
+  readonly producesToken: boolean;
+  /** The request's physical blocks in the worker's pool, in logical order (valid until the step ends). */
+  readonly blockTable: readonly number[];
+  /** Output tokens generated before this step, when the executor asked for them (wantsTokenHistory), else null. */
+  readonly generated: readonly number[] | null;
+}
+
+/** What one step computes, with the totals a cost model prices. */
+export interface StepSpec {
+  readonly worker: string;
+  readonly role: Role;
+  readonly gpu: number;
+  /** The worker's share of the GPU's SMs, percent. */
+  readonly share: number;
+  /** Share the step effectively gets, percent: less than `share` when co-running workers oversubscribe the GPU. */
+  readonly effectiveShare: number;
+  /** Whether a worker of the other phase has a step in flight on the same GPU (memory-bandwidth contention). */
+  readonly coRunning: boolean;
+  readonly items: readonly StepItem[];
+  /** Positions computed by prefill items. */
+  readonly prefillTokens: number;
+  /** Causal attention (query, key) pairs of the prefill items. */
+  readonly attentionPairs: number;
+  /** Decode items (one position each). */
+  readonly decodeItems: number;
+  /** Cached tokens the decode items attend to, in all. */
+  readonly contextTokens: number;
+}
+
+export interface StepResult {
+  /** Virtual seconds from step_begin to step_end; finite and > 0. */
+  duration: number;
+  /** Per item (same order): the next token id if the item produces one, else −1. */
+  tokens: ArrayLike<number>;
+}
+
+export interface StepExecutor {
+  readonly name: string;
+  /** Whether StepItem.generated must carry each request's output so far (real executors feed it back). */
+  readonly wantsTokenHistory?: boolean;
+  /** Prices (cost model) or runs (model executors, through an adapter) one step. */
+  execute(step: StepSpec): StepResult | Promise<StepResult>;
+  /** The duration of a KV transfer of `tokens` cached tokens between GPUs (disaggregated mode), seconds. */
+  transferTime(tokens: number): number;
+  /** Seconds a new worker needs before it can serve (semi-PD: process start and mapping; Nexus: context switch). */
+  workerInitTime(mode: 'semi-pd' | 'nexus'): number;
+}
+
+/** The executor returned something the engine cannot use: one line naming the step. */
+export class ExecutorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExecutorError';
+  }
+}
