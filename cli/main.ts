@@ -2,6 +2,7 @@
 import { EXIT, UsageError, type Command } from './common.ts';
 
 const commands: Record<string, () => Promise<Command>> = {
+  campaign: async () => (await import('./commands/campaign.ts')).campaign,
   conform: async () => (await import('./commands/conform.ts')).conform,
   diagram: async () => (await import('./commands/diagram.ts')).diagram,
   docs: async () => (await import('./commands/docs.ts')).docs,

@@ -1,0 +1,120 @@
+// The property campaign: random scenarios and environment schedules, each run in lockstep with the spec
+// (properties/lockstep.ts), through fast-check's model-based runner so that a failure shrinks to a small
+// scenario and a short schedule. Every run is seeded; a failure comes back with the seed and path that
+// replay it exactly, and with its trace, written as trace v1.
+import fc from 'fast-check';
+import type { Mode } from '../engine/engine.ts';
+import type { EngineFaults } from '../engine/faults.ts';
+import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
+import { asFastCheckCommand, finish, LockstepFailure, start } from './lockstep.ts';
+import { abortCommand, modes as allModes, resizeCommand, runCommand, scenario, type Scenario } from './scenario.ts';
+
+export interface CampaignOptions {
+  seed: number;
+  runs: number;
+  modes?: readonly Mode[];
+  faults?: EngineFaults;
+  /** Other engine options (a fault may need one to show). */
+  extra?: Record<string, unknown>;
+  maxRequests?: number;
+  /** Replay: fast-check's path of the counterexample to run again, and the commands' replay path. */
+  path?: string;
+  replayPath?: string;
+  /** Stop shrinking after this long (ms). */
+  shrinkBudgetMs?: number;
+}
+
+export interface CampaignFailure {
+  property: string;
+  family: string;
+  message: string;
+  /** The shrunk scenario and schedule. */
+  scenario: Scenario;
+  commands: string[];
+  /** The trace up to and including the offending event. */
+  header: TraceHeader;
+  events: TraceEvent[];
+  seed: number;
+  path: string;
+  /** fast-check's replay path of the command list (its shrinking), needed with seed and path to replay. */
+  replayPath: string;
+}
+
+export interface CampaignResult {
+  ok: boolean;
+  runs: number;
+  seconds: number;
+  failure?: CampaignFailure;
+}
+
+/** The lockstep property: for every scenario and environment schedule, the run keeps every property. */
+export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath'>) {
+  const commandArb = fc.commands([runCommand, abortCommand, resizeCommand].map((a) => a.map(asFastCheckCommand)), {
+    maxCommands: 12,
+    ...(options.replayPath ? { replayPath: options.replayPath } : {}),
+  });
+  return fc.property(scenario(options.modes ?? allModes, options.faults ?? {}, options.maxRequests ?? 6, options.extra), commandArb, (sc, cmds) => {
+    const both = start(sc);
+    fc.modelRun(() => ({ model: both, real: both }), cmds);
+    finish(both.judge, both.run);
+  });
+}
+
+export function runCampaign(options: CampaignOptions): CampaignResult {
+  const t0 = performance.now();
+  const details = fc.check(lockstepProperty(options), {
+    seed: options.seed,
+    numRuns: options.path ? 1 : options.runs,
+    ...(options.path ? { path: options.path } : {}),
+    ...(options.shrinkBudgetMs ? { interruptAfterTimeLimit: options.shrinkBudgetMs, markInterruptAsFailure: false } : {}),
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  if (!details.failed) return { ok: true, runs: details.numRuns, seconds };
+  const err = details.errorInstance;
+  const [sc, cmds] = details.counterexample as unknown as [Scenario, Iterable<unknown>];
+  const commands = [...cmds].map((c) => String(c));
+  const replayPath = /replayPath="([^"]*)"/.exec(String(cmds))?.[1] ?? '';
+  if (!(err instanceof LockstepFailure)) {
+    // An engine crash or a bug in the campaign itself: report it as such, with the replay.
+    return {
+      ok: false,
+      runs: details.numRuns,
+      seconds,
+      failure: {
+        property: 'crash',
+        family: 'crash',
+        message: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+        scenario: sc,
+        commands,
+        header: { format: 'pdspec-trace', version: 1 } as TraceHeader,
+        events: [],
+        seed: details.seed,
+        path: details.counterexamplePath ?? '',
+        replayPath,
+      },
+    };
+  }
+  return {
+    ok: false,
+    runs: details.numRuns,
+    seconds,
+    failure: {
+      property: err.property,
+      family: err.family,
+      message: err.message.slice(err.property.length + 2),
+      scenario: sc,
+      commands,
+      header: err.header,
+      events: err.events,
+      seed: details.seed,
+      path: details.counterexamplePath ?? '',
+      replayPath,
+    },
+  };
+}
+
+/** The trace v1 lines of a failure (header with the replay command in its note). */
+export function failureTrace(f: CampaignFailure, replay: string): string[] {
+  const header = { ...f.header, note: `pdspec campaign counterexample: ${f.property} — ${f.message}. Reproduce: ${replay}` };
+  return [JSON.stringify(header), ...f.events.map((e) => JSON.stringify(e))];
+}

@@ -1,0 +1,166 @@
+// Arbitraries for the property campaign, composed from small named pieces: request lengths (from simple
+// distributions, or sampled from the Azure traces), arrivals, workloads, engine configurations, and the
+// environment's commands — run the engine, abort a request, resize — that interleave with the engine's own
+// events. Everything shrinks toward small, readable cases: few requests, one token, no gaps.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import type { Allocator, Mode } from '../engine/engine.ts';
+import type { EngineFaults } from '../engine/faults.ts';
+import type { WorkloadRequest } from '../engine/workloads/types.ts';
+
+/** The engine configuration of one run, as plain data. */
+export interface EngineSetup {
+  mode: Mode;
+  blocks: number;
+  blockSize: number;
+  allocator: Allocator;
+  allocEvents: 'atomic' | 'steps';
+  prefillChunk: number;
+  unifiedChunk: number;
+  maxBatch: number;
+  seed: number;
+  faults: EngineFaults;
+  /** Other engine options a fault needs to show (e.g. asynchronous scheduling). */
+  extra?: Record<string, unknown>;
+}
+
+export interface Scenario {
+  setup: EngineSetup;
+  workload: WorkloadRequest[];
+}
+
+/** What the environment does between engine events. */
+export type Command = { kind: 'run'; events: number } | { kind: 'abort'; pick: number } | { kind: 'resize'; prefill: number; decode: number };
+
+// ---------------------------------------------------------------------------------------------
+// Lengths
+
+/** Prompt lengths: mostly short, sometimes several blocks long. */
+export const promptLength = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 8 }) }, { weight: 1, arbitrary: fc.integer({ min: 9, max: 40 }) });
+
+/** Output lengths: short, so that runs end quickly. */
+export const outputLength = fc.integer({ min: 1, max: 10 });
+
+const here = dirname(fileURLToPath(import.meta.url));
+let azureRows: [number, number][] | null = null;
+
+/** (prompt, output) rows of the Azure conversation trace, scaled down 64× so that runs stay small. */
+function azureLengths(): [number, number][] {
+  if (!azureRows) {
+    const text = readFileSync(join(here, '..', 'data', 'azure-llm-inference-2023', 'AzureLLMInferenceTrace_conv.csv'), 'utf8');
+    azureRows = text
+      .trim()
+      .split('\n')
+      .slice(1, 2001)
+      .map((line) => {
+        const [, prompt, output] = line.split(',');
+        return [Math.max(1, Math.round(Number(prompt) / 64)), Math.max(1, Math.round(Number(output) / 64))];
+      });
+  }
+  return azureRows;
+}
+
+/** A (prompt, output) pair drawn from a distribution, or sampled from the Azure conversation trace. */
+export const lengths = fc.oneof(
+  { weight: 3, arbitrary: fc.tuple(promptLength, outputLength) },
+  { weight: 1, arbitrary: fc.nat({ max: 1999 }).map((i) => azureLengths()[i]) },
+);
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+/** Milliseconds between arrivals: often none (bursts), sometimes long. */
+export const arrivalGap = fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: 50 }) });
+
+const requestPiece = fc.record({ lengths, gap: arrivalGap });
+
+/** Requests r0, r1, … arriving in order. */
+export function workload(maxRequests: number): fc.Arbitrary<WorkloadRequest[]> {
+  return fc.array(requestPiece, { minLength: 1, maxLength: maxRequests }).map((pieces) => {
+    let t = 0;
+    return pieces.map(({ lengths: [prompt, output], gap }, i) => {
+      t += gap / 1000;
+      return { id: `r${i}`, arrival: Number(t.toFixed(3)), prompt, output };
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine configurations
+
+export const modes: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
+
+/** The shape of an engine configuration, independent of the workload (so that both shrink on their own). */
+export interface SetupShape {
+  mode: Mode;
+  blockSize: number;
+  /** Pool size in units of the longest request's blocks: 1 is just enough (KV exhaustion, preemption). */
+  room: number;
+  allocator: Allocator;
+  allocEvents: 'atomic' | 'steps';
+  chunk: number;
+  maxBatch: number;
+  seed: number;
+}
+
+export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
+  return fc.record({
+    mode: fc.constantFrom(...allowed),
+    blockSize: fc.constantFrom(1, 2, 4),
+    room: fc.integer({ min: 1, max: 4 }),
+    allocator: fc.constantFrom<Allocator>('lock', 'decode-owned'),
+    allocEvents: fc.constantFrom<'atomic' | 'steps'>('atomic', 'steps'),
+    chunk: fc.constantFrom(8192, 2, 4),
+    maxBatch: fc.integer({ min: 1, max: 8 }),
+    seed: fc.nat({ max: 1000 }),
+  });
+}
+
+/** The engine setup of a shape for a workload. */
+export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], faults: EngineFaults, extra?: Record<string, unknown>): EngineSetup {
+  const longest = Math.max(...work.map((r) => Math.ceil((r.prompt + r.output) / shape.blockSize)));
+  const splitModes = shape.mode === 'semi-pd' || shape.mode === 'nexus';
+  return {
+    mode: shape.mode,
+    blocks: longest * shape.room + 1,
+    blockSize: shape.blockSize,
+    allocator: splitModes ? shape.allocator : 'lock',
+    allocEvents: shape.allocEvents,
+    prefillChunk: shape.chunk,
+    unifiedChunk: shape.chunk === 8192 ? 0 : shape.chunk,
+    maxBatch: shape.maxBatch,
+    seed: shape.seed,
+    faults,
+    ...(extra ? { extra } : {}),
+  };
+}
+
+export function scenario(allowed: readonly Mode[], faults: EngineFaults = {}, maxRequests = 6, extra?: Record<string, unknown>): fc.Arbitrary<Scenario> {
+  return fc.record({ work: workload(maxRequests), shape: setupShape(allowed) }).map(({ work, shape }) => ({ setup: setupFor(shape, work, faults, extra), workload: work }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+/** Run the engine for a few of its own events. */
+export const runCommand: fc.Arbitrary<Command> = fc.integer({ min: 1, max: 12 }).map((events) => ({ kind: 'run', events }));
+/**
+ * A client aborts one of the requests live at that moment (the n-th, cyclically): relative, so that the
+ * command keeps its meaning when shrinking removes other requests.
+ */
+export const abortCommand: fc.Arbitrary<Command> = fc.nat({ max: 7 }).map((pick) => ({ kind: 'abort', pick }));
+/** The partition controller asks for a split (a resize, where the mode has one). */
+export const resizeCommand: fc.Arbitrary<Command> = fc
+  .record({ prefill: fc.integer({ min: 10, max: 100 }), decode: fc.integer({ min: 10, max: 100 }) })
+  .map(({ prefill, decode }) => ({ kind: 'resize', prefill, decode }));
+
+/** A schedule of environment actions: mostly running, with aborts and resize storms mixed in. */
+export const commands = fc.array(fc.oneof({ weight: 4, arbitrary: runCommand }, { weight: 1, arbitrary: abortCommand }, { weight: 1, arbitrary: resizeCommand }), {
+  maxLength: 12,
+});
+
+export function describeCommand(c: Command): string {
+  return c.kind === 'run' ? `run ${c.events}` : c.kind === 'abort' ? `abort live#${c.pick}` : `resize ${c.prefill}/${c.decode}`;
+}
