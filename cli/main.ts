@@ -3,6 +3,7 @@ import { EXIT, UsageError, type Command } from './common.ts';
 
 const commands: Record<string, () => Promise<Command>> = {
   campaign: async () => (await import('./commands/campaign.ts')).campaign,
+  check: async () => (await import('./commands/check.ts')).check,
   conform: async () => (await import('./commands/conform.ts')).conform,
   diagram: async () => (await import('./commands/diagram.ts')).diagram,
   docs: async () => (await import('./commands/docs.ts')).docs,

@@ -3,7 +3,7 @@
 // scenario and a short schedule. Every run is seeded; a failure comes back with the seed and path that
 // replay it exactly, and with its trace, written as trace v1.
 import fc from 'fast-check';
-import type { Mode } from '../engine/engine.ts';
+import type { Mode, PolicyHandle } from '../engine/engine.ts';
 import type { EngineFaults } from '../engine/faults.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 import { asFastCheckCommand, finish, LockstepFailure, start } from './lockstep.ts';
@@ -20,8 +20,10 @@ export interface CampaignOptions {
   /** Replay: fast-check's path of the counterexample to run again, and the commands' replay path. */
   path?: string;
   replayPath?: string;
-  /** Stop shrinking after this long (ms). */
-  shrinkBudgetMs?: number;
+  /** Stop the campaign (runs and shrinking) after this long (ms); what ran so far counts. */
+  timeLimitMs?: number;
+  /** The policy deciding splits during the runs (one handle for the whole campaign). */
+  policy?: PolicyHandle;
 }
 
 export interface CampaignFailure {
@@ -48,13 +50,13 @@ export interface CampaignResult {
 }
 
 /** The lockstep property: for every scenario and environment schedule, the run keeps every property. */
-export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath'>) {
+export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath' | 'policy'>) {
   const commandArb = fc.commands([runCommand, abortCommand, resizeCommand].map((a) => a.map(asFastCheckCommand)), {
     maxCommands: 12,
     ...(options.replayPath ? { replayPath: options.replayPath } : {}),
   });
   return fc.property(scenario(options.modes ?? allModes, options.faults ?? {}, options.maxRequests ?? 6, options.extra), commandArb, (sc, cmds) => {
-    const both = start(sc);
+    const both = start(sc, options.policy ?? null);
     fc.modelRun(() => ({ model: both, real: both }), cmds);
     finish(both.judge, both.run);
   });
@@ -66,7 +68,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
     seed: options.seed,
     numRuns: options.path ? 1 : options.runs,
     ...(options.path ? { path: options.path } : {}),
-    ...(options.shrinkBudgetMs ? { interruptAfterTimeLimit: options.shrinkBudgetMs, markInterruptAsFailure: false } : {}),
+    ...(options.timeLimitMs ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
   if (!details.failed) return { ok: true, runs: details.numRuns, seconds };

@@ -6,7 +6,7 @@
 // no request may be stuck, every request's tokens must be those it gets alone, and no worker may cascade
 // preemptions.
 import type fc from 'fast-check';
-import { Engine, InvalidDecisionError, type EngineOptions } from '../engine/engine.ts';
+import { Engine, InvalidDecisionError, type EngineOptions, type PolicyHandle } from '../engine/engine.ts';
 import { loadProfile, type Profile } from '../engine/profile.ts';
 import { MemorySink } from '../engine/trace-sink.ts';
 import { checkQuiescent, checkState, RULES, type InvariantName } from '../spec/invariants.ts';
@@ -59,7 +59,7 @@ function campaignProfile(): Profile {
   return profile;
 }
 
-export function engineOptions(sc: Scenario, trace: MemorySink | null, workload = sc.workload): EngineOptions {
+export function engineOptions(sc: Scenario, trace: MemorySink | null, workload = sc.workload, policy: PolicyHandle | null = null): EngineOptions {
   const s = sc.setup;
   return {
     mode: s.mode,
@@ -76,6 +76,7 @@ export function engineOptions(sc: Scenario, trace: MemorySink | null, workload =
     faults: s.faults,
     recordOutputs: true,
     trace,
+    policy,
     ...(s.extra ?? {}),
   } as EngineOptions;
 }
@@ -94,9 +95,14 @@ export interface Run {
   scenario: Scenario;
 }
 
-export function start(sc: Scenario): { judge: Judge; run: Run } {
+/**
+ * A lockstep run of a scenario. A policy, if given, decides the split as the run goes (asked every few
+ * milliseconds of virtual time, so that its decisions land inside the campaign's short runs).
+ */
+export function start(sc: Scenario, policy: PolicyHandle | null = null): { judge: Judge; run: Run } {
   const sink = new MemorySink();
-  const engine = new Engine(engineOptions(sc, sink));
+  const asked = policy ? { name: policy.name, interval: 0.005, decide: policy.decide.bind(policy) } : null;
+  const engine = new Engine(engineOptions(sc, sink, sc.workload, asked));
   const checker = new TraceChecker();
   checker.feed(JSON.stringify(engine.header));
   return { judge: { checker, events: [] }, run: { engine, sink, fed: 0, scenario: sc } };

@@ -1,0 +1,115 @@
+// What `pdspec check` found, as data: the content of report/report.json, and what report/index.html draws.
+// Every number in the report comes from here.
+import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
+
+export type Status = 'pass' | 'fail' | 'error' | 'skipped';
+
+/** A counterexample: the trace that shows a property failing, and how to get it again. */
+export interface Counterexample {
+  /** Path of the trace v1 file written next to the report (relative to the report directory). */
+  traceFile: string;
+  /** One command that reproduces it exactly. */
+  replay: string;
+  header: TraceHeader;
+  events: TraceEvent[];
+  /** For starvation: how many events at the end repeat forever. */
+  cycle?: number;
+}
+
+/** One property checked for one policy. */
+export interface CheckResult {
+  /** e.g. `explore`, `campaign`, `M1`, `M2`, `M3`. */
+  check: string;
+  /** The property or rule that failed, or the properties it covers when it passed. */
+  property: string;
+  family: string;
+  status: Status;
+  seconds: number;
+  /** One sentence: what was checked and what came out (counts, bound, runs). */
+  detail: string;
+  counterexample?: Counterexample;
+  /** For M2/M3: the smallest pair that shows a failure, in words. */
+  pair?: { left: string; right: string; outcome: string };
+}
+
+/** Latency statistics in seconds. */
+export interface LatencyStats {
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/** One point of an SLO sweep: a run of the workload at one request rate. */
+export interface SweepPoint {
+  rate: number;
+  /** Fraction of requests meeting both TTFT and TPOT SLOs. */
+  attainment: number;
+  /** Requests per second meeting the SLOs. */
+  goodput: number;
+  ttft: LatencyStats;
+  tpot: LatencyStats;
+  e2e: LatencyStats;
+  resizes: number;
+}
+
+export interface Sweep {
+  /** `azure-conv`, `azure-code` or `poisson`. */
+  workload: string;
+  slo: { ttft: number; tpot: number };
+  points: SweepPoint[];
+  /** The highest rate with attainment ≥ 90 % (null if none). */
+  rateAt90: number | null;
+}
+
+/** One run shown in detail: distributions and what happened over time. */
+export interface RunDetail {
+  workload: string;
+  rate: number;
+  ttftSamples: number[];
+  tpotSamples: number[];
+  /** The split after each change, from time 0. */
+  split: { t: number; prefill: number; decode: number }[];
+  /** Each resize: when it began and ended, and the split it went to. */
+  resizes: { begin: number; end: number; prefill: number; decode: number }[];
+  /** KV occupancy samples, 0..1. */
+  kv: { t: number; usage: number }[];
+}
+
+export interface PolicyReport {
+  name: string;
+  source: string;
+  claimsMonotone: boolean;
+  checks: CheckResult[];
+  sweeps: Sweep[];
+  run?: RunDetail;
+}
+
+/** A bug-zoo row of the self-test. */
+export interface ZooRow {
+  id: string;
+  fault: string;
+  caught: boolean;
+  property: string | null;
+  expected: string;
+  /** Counterexample size: requests + environment commands of the shrunk input. */
+  events: number;
+  /** Trace events up to the violation. */
+  traceEvents: number;
+  seconds: number;
+  replay: string | null;
+}
+
+export interface ReportData {
+  version: 1;
+  command: string;
+  seed: number;
+  /** `holds` (exit 0), `violated` (exit 1). */
+  verdict: 'holds' | 'violated';
+  startedAt: string;
+  seconds: number;
+  policies: PolicyReport[];
+  selfTest?: ZooRow[];
+  /** Where the numbers come from: the profile, the traces and their licences. */
+  sources: { profile: string; traces: string[]; notes: string[] };
+}

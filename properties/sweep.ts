@@ -1,0 +1,97 @@
+// SLO sweeps: a policy's attainment, goodput and latencies against request rate, on the Azure traces and on
+// Poisson load, in the cost-model simulator; and one run in detail (latency distributions, the split over
+// time with its resizes, KV occupancy).
+import { Engine, type Mode, type PolicyHandle } from '../engine/engine.ts';
+import type { Distribution } from '../engine/metrics.ts';
+import { ttftOf, tpotOf } from '../engine/metrics.ts';
+import { defaultBlocks, type Profile } from '../engine/profile.ts';
+import type { TraceSink } from '../engine/trace-sink.ts';
+import { buildWorkload } from '../engine/workloads/index.ts';
+import type { RunDetail, Sweep, SweepPoint } from '../cli/report-data.ts';
+import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
+
+/** The serving mode a built-in policy runs in; user policies run in semi-PD. */
+export function modeForPolicy(name: string): Mode {
+  return name === 'nexus' ? 'nexus' : name === 'unified' ? 'unified' : name === 'disaggregated' ? 'disaggregated' : 'semi-pd';
+}
+
+export interface SweepOptions {
+  /** A fresh policy for each run (policies keep state across decisions). */
+  policy: () => Promise<(PolicyHandle & { close?: () => Promise<void> }) | null>;
+  mode: Mode;
+  profile: Profile;
+  workload: 'azure-conv' | 'azure-code' | 'poisson';
+  rates: number[];
+  /** Seconds of arrivals per run. */
+  duration: number;
+  slo: { ttft: number; tpot: number };
+  seed: number;
+  blockSize?: number;
+}
+
+const stats = (d: Distribution) => ({ mean: d.mean, p50: d.p50, p90: d.p90, p99: d.p99 });
+
+/** Records only the resize events of a run (the full trace of a long run is not needed here). */
+class ResizeSink implements TraceSink {
+  readonly events: TraceEvent[] = [];
+  header(_h: TraceHeader): void {}
+  event(ev: TraceEvent): void {
+    if (ev.ev === 'resize_begin' || ev.ev === 'resize_end') this.events.push(ev);
+  }
+  close(): void {}
+}
+
+async function runOnce(o: SweepOptions, rate: number, detail: boolean) {
+  const blockSize = o.blockSize ?? 16;
+  const workload = buildWorkload({ workload: o.workload, rate, duration: o.duration, seed: o.seed });
+  const policy = await o.policy();
+  const sink = detail ? new ResizeSink() : null;
+  try {
+    const engine = new Engine({
+      mode: o.mode,
+      workload,
+      profile: o.profile,
+      blocks: defaultBlocks(o.profile, blockSize),
+      blockSize,
+      policy,
+      slo: o.slo,
+      seed: o.seed,
+      trace: sink,
+    });
+    const result = engine.runToCompletion();
+    return { result, resizes: sink?.events ?? [] };
+  } finally {
+    await policy?.close?.();
+  }
+}
+
+export async function sloSweep(o: SweepOptions): Promise<Sweep> {
+  const points: SweepPoint[] = [];
+  for (const rate of o.rates) {
+    const { result } = await runOnce(o, rate, false);
+    const m = result.metrics;
+    points.push({ rate, attainment: m.sloAttainment, goodput: m.goodput, ttft: stats(m.ttft), tpot: stats(m.tpot), e2e: stats(m.e2e), resizes: result.resizes });
+  }
+  let rateAt90: number | null = null;
+  for (const p of points) if (p.attainment >= 0.9) rateAt90 = Math.max(rateAt90 ?? 0, p.rate);
+  return { workload: o.workload, slo: o.slo, points, rateAt90 };
+}
+
+export async function runDetail(o: SweepOptions, rate: number): Promise<RunDetail> {
+  const { result, resizes } = await runOnce(o, rate, true);
+  const records = result.records.filter((r) => r.firstTokenAt !== undefined && Number.isFinite(r.firstTokenAt));
+  const pairs: RunDetail['resizes'] = [];
+  for (const ev of resizes) {
+    if (ev.ev === 'resize_begin') pairs.push({ begin: ev.t, end: Number.NaN, prefill: ev.prefill, decode: ev.decode });
+    else if (ev.ev === 'resize_end' && pairs.length) pairs[pairs.length - 1].end = ev.t;
+  }
+  return {
+    workload: o.workload,
+    rate,
+    ttftSamples: records.map(ttftOf).filter(Number.isFinite),
+    tpotSamples: records.filter((r) => r.generated > 1).map(tpotOf).filter(Number.isFinite),
+    split: result.metrics.splitTimeline.map((s) => ({ t: s.t, prefill: s.prefill, decode: s.decode })),
+    resizes: pairs.filter((p) => Number.isFinite(p.end)),
+    kv: result.metrics.kvOccupancy.samples.map((s) => ({ t: s.t, usage: s.used })),
+  };
+}
