@@ -121,8 +121,9 @@ describe('step validation (one-line ExecutorInputError)', () => {
     ['split outside [0, 1]', { ...ok, prefillShare: 1.5 }, /prefillShare must be in \[0, 1\], got 1\.5/],
     ['split not a number', { ...ok, prefillShare: Number.NaN }, /prefillShare must be in \[0, 1\]/],
   ];
-  it('accepts a valid step', async () => {
+  it('accepts a valid step, and an empty one', async () => {
     expect((await cpu.step(ok)).next.has('a')).toBe(true);
+    expect((await cpu.step({ prefill: [], decode: [], prefillShare: 0 })).next.size).toBe(0);
   });
   for (const [name, input, message] of bad) {
     it(name, async () => {

@@ -2,7 +2,9 @@
 // physical blocks, preemption with recompute, a new split every step) and the solo reference run it is
 // compared with. Decisions come from a list of numbers so fast-check can shrink a failing schedule.
 import fc from 'fast-check';
-import { generateGreedy, type ModelExecutor, type PrefillWork, type DecodeWork } from '../engine/executors/model-executor.ts';
+import { expect } from 'vitest';
+import { randomWeights } from '../engine/model/random-checkpoint.ts';
+import { generateGreedy, type KvPool, type ModelExecutor, type PrefillWork, type DecodeWork } from '../engine/executors/model-executor.ts';
 
 export interface SimRequest {
   id: string;
@@ -36,6 +38,8 @@ class Decisions {
   }
 }
 
+const MAX_PREEMPTIONS = 2;
+
 /** Blocks a request needs over its whole life. */
 export function blocksFor(r: SimRequest, blockSize: number): number {
   return Math.ceil((r.prompt.length + r.maxNew) / blockSize);
@@ -56,7 +60,7 @@ export async function runSchedule(
   const d = new Decisions(decisionValues);
   const T = executor.pool.blockSize;
   const free = Array.from({ length: executor.pool.numBlocks }, (_, i) => i);
-  const state = requests.map((r) => ({ r, tokens: [...r.prompt], computed: 0, blocks: [] as number[], generated: 0, done: false }));
+  const state = requests.map((r) => ({ r, tokens: [...r.prompt], computed: 0, blocks: [] as number[], generated: 0, preempted: 0, done: false }));
   const emissions = new Map<string, Emission[]>(requests.map((r) => [r.id, []]));
   const log: ScheduleLog = { steps: 0, shares: [], preemptions: 0, prefillChunks: 0, mixedSteps: 0 };
   const release = (s: (typeof state)[number]) => {
@@ -66,9 +70,11 @@ export async function runSchedule(
   while (state.some((s) => !s.done)) {
     const live = state.filter((s) => !s.done);
     for (const s of live) {
-      if (s.computed > 0 && d.pick(6) === 0) {
+      // At most MAX_PREEMPTIONS per request so every schedule ends; 0 (exhausted decisions) never preempts.
+      if (s.computed > 0 && s.preempted < MAX_PREEMPTIONS && d.pick(6) === 5) {
         release(s);
         s.computed = 0;
+        s.preempted++;
         log.preemptions++;
       }
     }
@@ -176,7 +182,54 @@ export function requestsArbitrary(vocabSize: number, maxRequests: number, maxPro
 }
 
 /** The decision list of a schedule. */
-export const decisionsArbitrary = fc.array(fc.nat({ max: 1 << 20 }), { minLength: 0, maxLength: 300 });
+export const decisionsArbitrary = fc.array(fc.nat({ max: 1 << 20 }), { minLength: 200, maxLength: 400 });
 
 /** Seed of the property runs: fixed for reproducible CI, overridable to explore (PDSPEC_SEED). */
 export const PROPERTY_SEED = Number(process.env.PDSPEC_SEED ?? 20251127);
+
+/** A small GQA model with a separate classifier (negative vocab_size), shared by the executor tests. */
+export const gqaModel = randomWeights({ dim: 32, hiddenDim: 72, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 64, seqLen: 64, sharedClassifier: false }, 23);
+
+/** One pool shape for every executor test (WebGPU compiles its kernels per model and block size). */
+export const testPool: KvPool = { numBlocks: 40, blockSize: 4 };
+
+// Up to 4 requests of ≤ 12 + 6 positions, blocks of 4 tokens: 20 blocks at most, 40 to scatter them in.
+const MAX_REQUESTS = 4;
+const MAX_PROMPT = 12;
+const MAX_NEW = 6;
+
+/** The property: every request's emissions under the random schedule equal its solo run, bit for bit. */
+export async function scheduleMatchesSolo(executor: ModelExecutor, requests: SimRequest[], decisions: number[]): Promise<ScheduleLog> {
+  expect(requests.reduce((n, r) => n + blocksFor(r, executor.pool.blockSize), 0)).toBeLessThanOrEqual(executor.pool.numBlocks);
+  const { emissions, log } = await runSchedule(executor, requests, decisions);
+  for (const r of requests) {
+    const solo = await runSolo(executor, r);
+    const diff = firstDifference(emissions.get(r.id)!, solo);
+    if (diff) throw new Error(`${executor.name}: request ${r.id} (prompt ${r.prompt.join(',')}): ${diff}; schedule ${JSON.stringify(log)}`);
+  }
+  return log;
+}
+
+/** Runs the schedule property and checks the schedules really exercised preemption, mixed steps and splits. */
+export async function checkScheduleInvariance(executor: ModelExecutor, numRuns: number): Promise<void> {
+  let preemptions = 0;
+  let mixedSteps = 0;
+  const splits = new Set<number>();
+  await fc.assert(
+    fc.asyncProperty(requestsArbitrary(executor.model.vocabSize, MAX_REQUESTS, MAX_PROMPT, MAX_NEW), decisionsArbitrary, async (requests, decisions) => {
+      const log = await scheduleMatchesSolo(executor, requests, decisions);
+      preemptions += log.preemptions;
+      mixedSteps += log.mixedSteps;
+      log.shares.forEach((s) => splits.add(s));
+    }),
+    { numRuns, seed: PROPERTY_SEED, endOnFailure: true },
+  );
+  expect(preemptions).toBeGreaterThan(0);
+  expect(mixedSteps).toBeGreaterThan(0);
+  expect(splits.size).toBeGreaterThan(3);
+}
+
+/** One request at a time, for comparisons between executors. */
+export function singleRequestArbitrary(vocabSize: number): fc.Arbitrary<SimRequest> {
+  return requestsArbitrary(vocabSize, 1, MAX_PROMPT, MAX_NEW).map(([r]) => r);
+}

@@ -1,7 +1,8 @@
 // `pdspec explore`: exhaustive bounded model checking of the spec.
 import { configProblems, DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { formatEvent, writeCounterexample } from '../../properties/explore/counterexample.ts';
-import { explore, type ExploreResult, type Shard } from '../../properties/explore/explorer.ts';
+import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
+import { swarmSearch, type SwarmMember } from '../../properties/explore/swarm.ts';
 import { exploreOnWorkers, mergeResults } from '../../properties/explore/parallel.ts';
 import { readFileSync } from 'node:fs';
 import { loadPolicy, PolicyFault, PolicyLoadError } from '../../engine/policies/index.ts';
@@ -15,8 +16,9 @@ const usage = [
   'pdspec explore [--requests N] [--prompt N] [--output N] [--blocks N] [--block-size N] [--chunk N]',
   '               [--resizes N] [--aborts N] [--preemptions N] [--mode MODE] [--allocator lock|decode-owned]',
   '               [--alloc-steps auto|one|three] [--no-symmetry] [--variant NAME] [--max-states N]',
-  '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--workers N | --shard I/N] [--out cex.jsonl] [--json]',
-  '       pdspec explore --merge SHARD.json ...   (the --json outputs of every shard of one search)',
+  '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--out cex.jsonl] [--json]',
+  '               [--workers N | --shard I/N] [--seed S]   (a swarm of randomized searches instead of one exhaustive one)',
+  '       pdspec explore --merge SHARD.json ...   (the --json outputs of the members of one swarm)',
 ].join('\n');
 
 const options = {
@@ -40,6 +42,7 @@ const options = {
   workers: { type: 'string' },
   shard: { type: 'string' },
   merge: { type: 'boolean' },
+  seed: { type: 'string' },
   policy: { type: 'string' },
   slo: { type: 'string' },
 } as const;
@@ -99,16 +102,17 @@ function describeBound(c: ExploreConfig): string {
   ].join(', ');
 }
 
-/** The command that finds the same counterexample again (a single search: shards and workers dropped). */
+/** The command that finds the same counterexample again (a swarm member's: its shard and seed are kept). */
 export function replayCommand(args: string[]): string {
-  const drop = new Set(['--json', '--out', '--workers', '--shard']);
+  const drop = new Set(['--json', '--out', '--workers']);
   return ['npx pdspec explore', ...args.filter((a, i) => !drop.has(a) && !(drop.has(args[i - 1]) && args[i - 1] !== '--json'))].join(' ');
 }
 
-function humanReport(r: ExploreResult, out: string | undefined, replay: string): string {
+function humanReport(r: ExploreResult, out: string | undefined, replay: string, swarm: boolean): string {
   const lines = [`pdspec explore: ${describeBound(r.config)}`];
   const stats = `${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ${r.seconds.toFixed(1)} s (${Math.round(r.statesPerSecond).toLocaleString('en')} states/s), peak heap ${Math.round(r.peakHeapMiB)} MiB`;
   if (r.verdict === 'verified') lines.push(`verified at this bound: ${stats}`);
+  else if (r.verdict === 'incomplete' && swarm) lines.push(`no violation found by the swarm (randomized searches, not a proof; exhaustive: run without --shard/--workers): ${stats}`);
   else if (r.verdict === 'incomplete') lines.push(`incomplete: stopped at --max-states ${r.config.maxStates}; ${stats}`);
   else {
     const f = r.finding!;
@@ -161,11 +165,12 @@ export const exploreCommand: Command = {
       const problems = configProblems(config);
       if (problems.length) throw new UsageError(problems.join('\n'));
       const workers = intOption(values.workers as string | undefined, 'workers', 1, 1);
-      let shard: Shard | undefined;
+      const seed = intOption(values.seed as string | undefined, 'seed', 1, 0);
+      let member: SwarmMember | undefined;
       if (values.shard !== undefined) {
         const m = /^(\d+)\/(\d+)$/.exec(values.shard as string);
         if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new UsageError(`--shard must be I/N with 0 ≤ I < N, got '${values.shard}'`);
-        shard = { index: Number(m[1]), count: Number(m[2]) };
+        member = { index: Number(m[1]), count: Number(m[2]), seed };
         if (workers > 1) throw new UsageError('--shard and --workers do not combine: run shards as separate jobs, or workers in one');
       }
       if (values.policy !== undefined) {
@@ -187,8 +192,10 @@ export const exploreCommand: Command = {
       try {
         result =
           workers > 1
-            ? await exploreOnWorkers(config, workers)
-            : explore(config, { progress: tty ? (n, d) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `) : undefined }, shard);
+            ? await exploreOnWorkers(config, workers, seed)
+            : member
+              ? swarmSearch(config, member)
+              : explore(config, { progress: tty ? (n, d) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `) : undefined });
       } catch (err) {
         if (err instanceof PolicyFault) throw new UsageError(err.message);
         throw err;
@@ -198,8 +205,10 @@ export const exploreCommand: Command = {
     }
     const out = values.out as string | undefined;
     if (result.finding && out) writeCounterexample(out, config, result.finding, replay);
+    const swarm = values.merge === true || values.shard !== undefined || Number(values.workers ?? 1) > 1;
     if (values.json) console.log(JSON.stringify({ ...result, replay, ...(out && result.finding ? { out } : {}) }));
-    else console.log(humanReport(result, out, replay));
+    else console.log(humanReport(result, out, replay, swarm));
+    if (result.verdict === 'incomplete' && swarm) return EXIT.holds;
     if (result.verdict === 'incomplete') {
       if (!values.json) console.error(`the bound is too large for --max-states ${config.maxStates}: lower --requests, --blocks or --resizes, or raise --max-states`);
       return EXIT.badInput;

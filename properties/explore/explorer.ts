@@ -92,46 +92,7 @@ export interface ExploreHooks {
   progress?: (states: number, depth: number) => void;
 }
 
-/** One of `count` disjoint parts of a search (`--shard index/count`): together they cover the whole bound. */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-/**
- * The states of the first breadth-first layer with at least `minStates` states (or the last layer, if the
- * search ends first), with the choices that reach each; and the first violation above that layer, if any.
- * Shards split that layer between them, so every state below it is reached by at least one shard.
- */
-export function splitLayer(config: ExploreConfig, variant: Variant | null, minStates: number): { roots: { node: Node; path: number[] }[]; depth: number } {
-  let layer = [{ node: initialNode(config, variant), path: [] as number[] }];
-  const seen = new Set([stateKey(layer[0].node, config.symmetry)]);
-  for (let depth = 0; ; depth++) {
-    if (layer.length >= minStates) return { roots: layer, depth };
-    const next: typeof layer = [];
-    for (const { node, path } of layer) {
-      proposals(node, config, variant).forEach((ev, k) => {
-        const succ = successor(node, ev);
-        if (!succ) return;
-        const key = stateKey(succ, config.symmetry);
-        if (seen.has(key)) return;
-        seen.add(key);
-        next.push({ node: succ, path: [...path, k] });
-      });
-    }
-    if (next.length === 0) return { roots: layer, depth };
-    // The layer above the split is searched by every shard anyway: stop only where it is wide enough.
-    layer = next;
-  }
-}
-
-/** A violation in the layers above a shard split (checked once, by shard 0). */
-function aboveSplit(config: ExploreConfig, variant: Variant | null, depth: number): Finding | undefined {
-  const r = explore({ ...config, maxStates: Number.MAX_SAFE_INTEGER }, {}, undefined, depth);
-  return r.finding?.trace.length !== undefined && r.finding.trace.length < depth ? r.finding : undefined;
-}
-
-export function explore(config: ExploreConfig, hooks: ExploreHooks = {}, shard?: Shard, depthLimit?: number): ExploreResult {
+export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): ExploreResult {
   const variant = config.variant ? VARIANTS[config.variant] : null;
   if (config.variant && !variant) throw new Error(`unknown variant '${config.variant}'`);
   const t0 = performance.now();
@@ -154,48 +115,23 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}, shard?:
   let finding: Finding | undefined;
   let incomplete = false;
 
-  // Roots: the initial state, or this shard's share of a layer (every shard searches the layers above it too,
-  // through its roots' paths, so its counterexamples start at the initial state).
-  const roots: { node: Node; path: number[] }[] = [];
-  let rootDepth = 0;
-  if (shard && shard.count > 1) {
-    const split = splitLayer(config, variant, shard.count * 8);
-    rootDepth = split.depth;
-    split.roots.forEach((r, k) => {
-      if (k % shard.count === shard.index) roots.push(r);
-    });
-    // The states above the split layer: checked by shard 0 only, from the paths.
-    if (shard.index === 0) {
-      const above = aboveSplit(config, variant, split.depth);
-      if (above) finding = above;
-    }
-  } else {
-    roots.push({ node: initialNode(config, variant), path: [] });
-  }
-  const queue: (Node | undefined)[] = [];
-  const rootPaths: number[][] = [];
-  for (const r of roots) {
-    const key = stateKey(r.node, config.symmetry);
-    if (visited.has(key)) continue;
-    visited.set(key, visited.size);
-    parent.push(-1 - rootPaths.length);
-    rootPaths.push(r.path);
-    parentEdge.push(-1);
-    depthOf.push(rootDepth);
-    queue.push(r.node);
-  }
+  const root = initialNode(config, variant);
+  visited.set(stateKey(root, config.symmetry), 0);
+  parent.push(-1);
+  parentEdge.push(-1);
+  depthOf.push(0);
+  const queue: (Node | undefined)[] = [root];
+
   const pathTo = (state: number): number[] => {
     const choices: number[] = [];
-    let s = state;
-    for (; parent.data[s] >= 0; s = parent.data[s]) choices.push(parentEdge.data[s]);
-    return [...rootPaths[-1 - parent.data[s]], ...choices.reverse()];
+    for (let s = state; parent.data[s] >= 0; s = parent.data[s]) choices.push(parentEdge.data[s]);
+    return choices.reverse();
   };
 
   search: for (let i = 0; i < queue.length && !finding; i++) {
     const node = queue[i]!;
     queue[i] = undefined;
     const depth = depthOf.data[i];
-    if (depthLimit !== undefined && depth >= depthLimit) continue;
     maxDepth = Math.max(maxDepth, depth);
     const broken = checkState(node.sys);
     if (broken) {
@@ -266,7 +202,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}, shard?:
     }
   }
 
-  if (!finding && !incomplete && depthLimit === undefined) {
+  if (!finding && !incomplete) {
     finding = starvation(visited, src, dst, progress, edgeLabel, labelOf, (state) => pathTo(state), config, variant) ?? undefined;
   }
 

@@ -1,5 +1,6 @@
-// Shards of one search, run on worker threads (`--workers N`) or as separate jobs (`--shard i/n`, merged
-// with `--merge`): together the shards cover the whole bound, so the merged verdict is the search's verdict.
+// A swarm search run on worker threads (`--workers N`), and the merge of members run as separate jobs
+// (`--shard i/n`, merged with `--merge`): a violation from any member is the swarm's; a member that
+// exhausted the bound verifies it; otherwise the swarm found nothing, which is not a proof.
 import { Worker } from 'node:worker_threads';
 import type { ExploreConfig } from './config.ts';
 import type { ExploreResult } from './explorer.ts';
@@ -7,13 +8,13 @@ import type { EventName } from '../../spec/trace-format.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 
-export function exploreOnWorkers(config: ExploreConfig, workers: number): Promise<ExploreResult> {
+export function exploreOnWorkers(config: ExploreConfig, workers: number, seed: number): Promise<ExploreResult> {
   const t0 = performance.now();
   const runs = Array.from(
     { length: workers },
     (_, index) =>
       new Promise<ExploreResult>((resolve, reject) => {
-        const w = new Worker(ENTRY, { workerData: { config, shard: { index, count: workers } } });
+        const w = new Worker(ENTRY, { workerData: { config, member: { index, count: workers, seed } } });
         w.once('message', (r: ExploreResult) => {
           resolve(r);
           void w.terminate();
@@ -25,8 +26,8 @@ export function exploreOnWorkers(config: ExploreConfig, workers: number): Promis
 }
 
 /**
- * The verdict of all shards: a violation if any shard found one (the shortest), incomplete if any stopped
- * early, else verified. State counts add up over shards (the layer above the split is counted by each).
+ * The verdict of a swarm: a violation if any member found one (the shortest), verified if a member
+ * exhausted the bound, else incomplete (nothing found). State counts add up over members (they overlap).
  */
 export function mergeResults(results: ExploreResult[]): ExploreResult {
   if (results.length === 0) throw new Error('nothing to merge');
@@ -37,7 +38,7 @@ export function mergeResults(results: ExploreResult[]): ExploreResult {
   const states = results.reduce((a, r) => a + r.states, 0);
   const neverTaken = results.map((r) => new Set(r.neverTaken)).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
   return {
-    verdict: violated.length ? 'violated' : results.some((r) => r.verdict === 'incomplete') ? 'incomplete' : 'verified',
+    verdict: violated.length ? 'violated' : results.some((r) => r.verdict === 'verified') ? 'verified' : 'incomplete',
     config: results[0].config,
     states,
     transitions: results.reduce((a, r) => a + r.transitions, 0),

@@ -1,7 +1,7 @@
-// An explorer worker thread: searches one shard and posts its result.
+// An explorer worker thread: one member of a swarm search; posts its result.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ExploreConfig } from './config.ts';
-import { explore, type Shard } from './explorer.ts';
+import { swarmSearch, type SwarmMember } from './swarm.ts';
 
-const { config, shard } = workerData as { config: ExploreConfig; shard: Shard };
-parentPort!.postMessage(explore(config, {}, shard));
+const { config, member } = workerData as { config: ExploreConfig; member: SwarmMember };
+parentPort!.postMessage(swarmSearch(config, member));

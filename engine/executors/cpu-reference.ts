@@ -1,0 +1,200 @@
+// The numeric oracle: Llama 2's forward pass (llama2.c run.c semantics) in plain TypeScript over a paged
+// KV pool. Precision contract (docs/model-executors.md):
+//  - every stored tensor (weights, activations, K/V pool, logits) is float32 (Float32Array), so each value
+//    is rounded to float32 when it is stored;
+//  - every reduction (matmul dot products, RMSNorm sum of squares, attention scores, softmax max/sum,
+//    attention's weighted sum of V) accumulates in a JS number (float64), in increasing index order;
+//  - scalar math between loads and the store (RMSNorm scale, RoPE angle and rotation, exp, SiLU·gate) is
+//    float64 (Math.*), rounded once at the store; attention scores and weights live in a Float64Array.
+// Each token's result depends only on its own request's tokens, so the output is batch-invariant.
+import type { ModelWeights } from '../model/checkpoint.ts';
+import {
+  argmaxFirst,
+  kvOffset,
+  kvPoolFloats,
+  planStep,
+  validatePool,
+  type KvPool,
+  type ModelConfig,
+  type ModelExecutor,
+  type StepInput,
+  type StepOutput,
+} from './model-executor.ts';
+
+/** out[t*d + r] = sum_j w[wOff + r*n + j] * x[t*n + j] for rows t < R; accumulate adds into out instead. */
+function matmul(out: Float32Array, x: Float32Array, w: Float32Array, wOff: number, n: number, d: number, R: number, accumulate = false) {
+  for (let r = 0; r < d; r++) {
+    const wRow = wOff + r * n;
+    for (let t = 0; t < R; t++) {
+      const xRow = t * n;
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum += w[wRow + j] * x[xRow + j];
+      // Round the product to float32 first, then add: the residual add is a float32 add, as in run.c.
+      if (accumulate) out[t * d + r] += Math.fround(sum);
+      else out[t * d + r] = sum;
+    }
+  }
+}
+
+function rmsnorm(out: Float32Array, outRow: number, x: Float32Array, xRow: number, weight: Float32Array, wOff: number, dim: number) {
+  let ss = 0;
+  for (let j = 0; j < dim; j++) ss += x[xRow * dim + j] * x[xRow * dim + j];
+  const scale = 1 / Math.sqrt(ss / dim + 1e-5);
+  for (let j = 0; j < dim; j++) out[outRow * dim + j] = weight[wOff + j] * (scale * x[xRow * dim + j]);
+}
+
+/** Rotates pairs (i, i+1) of one row in place; freq = 10000^(-(i mod headSize)/headSize). */
+function rope(vec: Float32Array, base: number, width: number, headSize: number, pos: number) {
+  for (let i = 0; i < width; i += 2) {
+    const freq = 1 / Math.pow(10000, (i % headSize) / headSize);
+    const angle = pos * freq;
+    const c = Math.cos(angle);
+    const s = Math.sin(angle);
+    const v0 = vec[base + i];
+    const v1 = vec[base + i + 1];
+    vec[base + i] = v0 * c - v1 * s;
+    vec[base + i + 1] = v0 * s + v1 * c;
+  }
+}
+
+export class CpuReferenceExecutor implements ModelExecutor {
+  readonly name = 'cpu' as const;
+  readonly model: ModelConfig;
+  readonly pool: KvPool;
+  private weights: ModelWeights | null;
+  private kv: Float32Array;
+
+  constructor(weights: ModelWeights, pool: KvPool) {
+    validatePool(pool);
+    this.weights = weights;
+    this.model = weights.config;
+    this.pool = { numBlocks: pool.numBlocks, blockSize: pool.blockSize };
+    this.kv = new Float32Array(kvPoolFloats(this.model, this.pool));
+  }
+
+  /** Bytes of the KV pool (all blocks, all layers, K and V). */
+  get kvBytes(): number {
+    return this.kv.byteLength;
+  }
+
+  async step(input: StepInput): Promise<StepOutput> {
+    const w = this.weights;
+    if (!w) throw new Error('cpu executor used after destroy()');
+    const plan = planStep(input, this.model, this.pool);
+    const { dim, kvDim, hiddenDim, headSize, nHeads, kvMul, nLayers, vocabSize } = this.model;
+    const T = this.pool.blockSize;
+    const R = plan.rows;
+    // Per-row bookkeeping: which item, which position.
+    const rowItem = new Int32Array(R);
+    const rowPos = new Int32Array(R);
+    const x = new Float32Array(R * dim);
+    for (let i = 0; i < plan.items.length; i++) {
+      const item = plan.items[i];
+      for (let k = 0; k < item.tokens.length; k++) {
+        const row = item.rowBase + k;
+        rowItem[row] = i;
+        rowPos[row] = item.startPos + k;
+        x.set(w.tokenEmbedding.subarray(item.tokens[k] * dim, (item.tokens[k] + 1) * dim), row * dim);
+      }
+    }
+    const xb = new Float32Array(R * dim);
+    const q = new Float32Array(R * dim);
+    const k = new Float32Array(R * kvDim);
+    const v = new Float32Array(R * kvDim);
+    const att = new Float32Array(R * dim);
+    const hb = new Float32Array(R * hiddenDim);
+    const hb2 = new Float32Array(R * hiddenDim);
+    const scores = new Float64Array(this.model.seqLen);
+    const acc = new Float64Array(headSize);
+    const kv = this.kv;
+    const invSqrtHead = 1 / Math.sqrt(headSize);
+
+    for (let l = 0; l < nLayers; l++) {
+      for (let r = 0; r < R; r++) rmsnorm(xb, r, x, r, w.rmsAtt, l * dim, dim);
+      matmul(q, xb, w.wq, l * dim * dim, dim, dim, R);
+      matmul(k, xb, w.wk, l * kvDim * dim, dim, kvDim, R);
+      matmul(v, xb, w.wv, l * kvDim * dim, dim, kvDim, R);
+      // RoPE, then K/V of every row into its request's block (all rows first: a prefill row attends to
+      // the rows before it in the same chunk).
+      for (let r = 0; r < R; r++) {
+        const pos = rowPos[r];
+        rope(q, r * dim, dim, headSize, pos);
+        rope(k, r * kvDim, kvDim, headSize, pos);
+        const table = plan.items[rowItem[r]].blockTable;
+        const block = table[Math.floor(pos / T)];
+        kv.set(k.subarray(r * kvDim, (r + 1) * kvDim), kvOffset(this.model, this.pool, block, l, 0, pos % T));
+        kv.set(v.subarray(r * kvDim, (r + 1) * kvDim), kvOffset(this.model, this.pool, block, l, 1, pos % T));
+      }
+      for (let r = 0; r < R; r++) {
+        const pos = rowPos[r];
+        const table = plan.items[rowItem[r]].blockTable;
+        for (let h = 0; h < nHeads; h++) {
+          const qBase = r * dim + h * headSize;
+          const headOff = Math.floor(h / kvMul) * headSize;
+          let max = -Infinity;
+          for (let t = 0; t <= pos; t++) {
+            const kBase = kvOffset(this.model, this.pool, table[Math.floor(t / T)], l, 0, t % T) + headOff;
+            let dot = 0;
+            for (let i = 0; i < headSize; i++) dot += q[qBase + i] * kv[kBase + i];
+            const score = dot * invSqrtHead;
+            scores[t] = score;
+            if (score > max) max = score;
+          }
+          let sum = 0;
+          for (let t = 0; t <= pos; t++) {
+            scores[t] = Math.exp(scores[t] - max);
+            sum += scores[t];
+          }
+          acc.fill(0);
+          for (let t = 0; t <= pos; t++) {
+            const a = scores[t] / sum;
+            const vBase = kvOffset(this.model, this.pool, table[Math.floor(t / T)], l, 1, t % T) + headOff;
+            for (let i = 0; i < headSize; i++) acc[i] += a * kv[vBase + i];
+          }
+          att.set(acc, qBase);
+        }
+      }
+      matmul(x, att, w.wo, l * dim * dim, dim, dim, R, true);
+      for (let r = 0; r < R; r++) rmsnorm(xb, r, x, r, w.rmsFfn, l * dim, dim);
+      matmul(hb, xb, w.w1, l * hiddenDim * dim, dim, hiddenDim, R);
+      matmul(hb2, xb, w.w3, l * hiddenDim * dim, dim, hiddenDim, R);
+      for (let i = 0; i < R * hiddenDim; i++) {
+        const g = hb[i];
+        hb[i] = g * (1 / (1 + Math.exp(-g))) * hb2[i];
+      }
+      matmul(x, hb, w.w2, l * dim * hiddenDim, hiddenDim, dim, R, true);
+    }
+
+    // Final RMSNorm and classifier for the last row of each item only.
+    const nItems = plan.items.length;
+    const last = new Float32Array(nItems * dim);
+    for (let i = 0; i < nItems; i++) {
+      const item = plan.items[i];
+      rmsnorm(last, i, x, item.rowBase + item.tokens.length - 1, w.rmsFinal, 0, dim);
+    }
+    const logits = new Float32Array(nItems * vocabSize);
+    matmul(logits, last, w.wcls, 0, dim, vocabSize, nItems);
+    const next = new Map<string, number>();
+    const logitsOut = plan.wantLogits ? new Map<string, Float32Array>() : undefined;
+    for (let i = 0; i < nItems; i++) {
+      const row = logits.subarray(i * vocabSize, (i + 1) * vocabSize);
+      next.set(plan.items[i].req, argmaxFirst(row));
+      logitsOut?.set(plan.items[i].req, row.slice());
+    }
+    return logitsOut ? { next, logits: logitsOut } : { next };
+  }
+
+  /** A copy of the whole KV pool, in the layout of kvOffset (for tests and debugging). */
+  async readKvPool(): Promise<Float32Array> {
+    return this.kv.slice();
+  }
+
+  destroy(): void {
+    this.weights = null;
+    this.kv = new Float32Array(0);
+  }
+}
+
+export function createCpuReferenceExecutor(weights: ModelWeights, pool: KvPool): CpuReferenceExecutor {
+  return new CpuReferenceExecutor(weights, pool);
+}
