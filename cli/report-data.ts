@@ -2,7 +2,11 @@
 // Every number in the report comes from here.
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 
-export type Status = 'pass' | 'fail' | 'error' | 'skipped';
+/**
+ * `fail`: a property the policy must have does not hold (exit 1). `warn`: a finding that does not fail the
+ * check — a monotonicity property the policy does not claim, or a scheduling anomaly of the system (M3).
+ */
+export type Status = 'pass' | 'fail' | 'warn' | 'error' | 'skipped';
 
 /** A counterexample: the trace that shows a property failing, and how to get it again. */
 export interface Counterexample {
@@ -30,6 +34,8 @@ export interface CheckResult {
   counterexample?: Counterexample;
   /** For M2/M3: the smallest pair that shows a failure, in words. */
   pair?: { left: string; right: string; outcome: string };
+  /** One command that reproduces a failure that has no trace (M1–M3). */
+  replay?: string;
 }
 
 /** Latency statistics in seconds. */

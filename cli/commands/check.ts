@@ -12,6 +12,7 @@ import { counterexampleLines } from '../../properties/explore/counterexample.ts'
 import { explore } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, runDetail, sloSweep } from '../../properties/sweep.ts';
+import { checkPolicy, checkProfile, checkSystem, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
 import { RULES } from '../../spec/invariants.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../report-data.ts';
@@ -36,7 +37,7 @@ class Progress {
   result(policy: string, r: CheckResult): void {
     if (this.quiet) return;
     if (this.tty) process.stderr.write('\r\x1b[K');
-    const mark = r.status === 'pass' ? 'pass' : r.status === 'fail' ? 'FAIL' : r.status;
+    const mark = r.status === 'pass' ? 'pass' : r.status === 'fail' ? 'FAIL' : r.status === 'warn' ? 'note' : r.status;
     console.log(`  ${policy.padEnd(14)} ${r.check.padEnd(10)} ${mark.padEnd(5)} ${r.seconds.toFixed(1).padStart(6)} s  ${r.detail}`);
   }
 }
@@ -117,6 +118,35 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
   };
 }
 
+/** A monotonicity result as a report check: a failure fails the policy only where `required`. */
+function fromMonotonicity(m: MonotonicityResult, required: boolean, what: string, seconds: number): CheckResult {
+  const failing = m.clauses.filter((c) => !c.holds).map((c) => c.clause);
+  const ce = m.counterexample;
+  return {
+    check: m.property,
+    property: failing.length ? `${m.property} ${failing.join(', ')}` : m.property,
+    family: 'SLO-policy monotonicity',
+    status: m.holds ? 'pass' : required ? 'fail' : 'warn',
+    seconds,
+    detail: m.holds ? `${what}: holds over ${m.runs} generated cases (seed ${m.seed})` : `${what}: ${ce?.summary ?? 'fails'}${required ? '' : ' — a finding, not required of this policy'}`,
+    ...(ce ? { pair: { left: ce.lines[2] ?? '', right: ce.lines.slice(3).join('; '), outcome: ce.summary } } : {}),
+    ...(ce && !m.holds ? { replay: m.replay } : {}),
+  };
+}
+
+async function monotonicity(ctx: Context, policyName: string, claims: boolean): Promise<CheckResult[]> {
+  ctx.progress.phase(policyName, 'monotonic');
+  let t0 = performance.now();
+  const m2 = await checkPolicy(policyName, { seed: ctx.seed });
+  const r2 = fromMonotonicity(m2, claims, claims ? 'more pressure never lowers its phase share (claimed)' : 'more pressure never lowers its phase share (not claimed)', (performance.now() - t0) / 1000);
+  t0 = performance.now();
+  // M3: looser SLOs (and, for a policy that claims monotonicity, more blocks or SMs) never lower
+  // attainment. A failure is a scheduling anomaly of the system, reported with its smallest workload.
+  const m3 = await checkSystem(policyName, { seed: ctx.seed, numRuns: 60 });
+  const r3 = fromMonotonicity(m3, false, 'looser SLOs or more capacity never lower attainment', (performance.now() - t0) / 1000);
+  return [r2, r3];
+}
+
 async function sweeps(ctx: Context, policyName: string, mode: Mode): Promise<{ sweeps: Sweep[]; run: PolicyReport['run'] }> {
   const slo = { ttft: 2, tpot: 0.1 };
   const policy = () => loadPolicy(policyName, { profile: ctx.profile, isolate: 'auto' });
@@ -146,7 +176,7 @@ function summaryTable(report: ReportData): string {
       c.padEnd(10),
       ...report.policies.map((p) => {
         const r = p.checks.find((x) => x.check === c);
-        const cell = !r ? '-' : r.status === 'pass' ? 'pass' : r.status === 'fail' ? `FAIL ${r.property}` : r.status;
+        const cell = !r ? '-' : r.status === 'pass' ? 'pass' : r.status === 'fail' ? `FAIL ${r.property}` : r.status === 'warn' ? `note ${r.property}` : r.status;
         return cell.slice(0, 14).padEnd(14);
       }),
     ].join(' '),
@@ -189,6 +219,8 @@ export const check: Command = {
     const started = performance.now();
     const startedAt = new Date().toISOString();
     const reports: PolicyReport[] = [];
+    const m1Start = performance.now();
+    const m1 = fromMonotonicity(checkProfile(profile.name, { seed }), true, `the latency model of ${profile.name}`, (performance.now() - m1Start) / 1000);
     if (!values.json) console.log(`pdspec check — ${policies.length} polic${policies.length === 1 ? 'y' : 'ies'}, seed ${seed}, budget ${budget} s\n`);
     for (const name of policies) {
       let handle: PolicyHandle;
@@ -202,13 +234,20 @@ export const check: Command = {
       const checks: CheckResult[] = [];
       const report: PolicyReport = { name: handle.name, source: handle.source, claimsMonotone: handle.claimsMonotone, checks, sweeps: [] };
       try {
+        const shown = handle.name;
         const ex = await exploreCheck(ctx, name, handle, mode);
         checks.push(ex);
-        progress.result(name, ex);
+        progress.result(shown, ex);
         const cp = campaignCheck(ctx, name, handle, mode, Math.max(3, (budget * 0.25) / policies.length));
         checks.push(cp);
-        progress.result(name, cp);
-        progress.phase(name, 'sweeps');
+        progress.result(shown, cp);
+        checks.push(m1);
+        progress.result(shown, m1);
+        for (const m of await monotonicity(ctx, name, handle.claimsMonotone)) {
+          checks.push(m);
+          progress.result(shown, m);
+        }
+        progress.phase(shown, 'sweeps');
         const t0 = performance.now();
         const { sweeps: sw, run } = await sweeps(ctx, name, mode);
         report.sweeps = sw;
@@ -222,12 +261,12 @@ export const check: Command = {
           detail: sw.map((s) => `${s.workload}: ${s.rateAt90 ?? '<' + s.points[0].rate} req/s at ≥ 90 %`).join('; '),
         };
         checks.push(sweepCheck);
-        progress.result(name, sweepCheck);
+        progress.result(shown, sweepCheck);
       } catch (err) {
         if (!(err instanceof PolicyFault)) throw err;
         const fault: CheckResult = { check: 'policy', property: 'policy fault', family: 'bad input', status: 'fail', seconds: 0, detail: err.message };
         checks.push(fault);
-        progress.result(name, fault);
+        progress.result(handle.name, fault);
       } finally {
         await handle.close();
       }

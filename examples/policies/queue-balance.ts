@@ -64,7 +64,13 @@ export default function queueBalance(options: QueueBalanceOptions = {}): Policy 
         ratio(obs.tpot.p90, obs.slo.tpot),
         ratio(obs.model.decodeTime(100, requests, contextTokens), obs.slo.tpot),
       );
-      if (prefillPressure + decodePressure === 0) return {}; // an idle window says nothing: keep the split
+      if (prefillPressure + decodePressure === 0) {
+        // An idle window says nothing: keep the split — if it is one this policy could have chosen.
+        // Otherwise (a split set before it ran) go to the middle, so that the answer to a window with a
+        // little pressure is never below the answer to an idle one.
+        const choosable = obs.split.prefill + obs.split.decode === 100 && obs.split.prefill >= minShare && obs.split.prefill <= 100 - minShare;
+        return choosable ? {} : { split: { prefill: 50, decode: 50 } };
+      }
 
       // Shares in proportion to pressure, kept within [minShare, 100 − minShare] and summing to 100, which
       // is valid under both share rules.
