@@ -16,6 +16,7 @@ import { checkPolicy, checkProfile, checkSystem, type CheckResult as Monotonicit
 import { RULES } from '../../spec/invariants.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../report-data.ts';
+import { writeReport } from '../report/render.ts';
 import { replayOf } from './campaign.ts';
 
 const BUILT_INS = ['static', 'semi-pd', 'nexus', 'unified', 'disaggregated'];
@@ -287,11 +288,11 @@ export const check: Command = {
         notes: ['Latencies come from the cost model of the profile (docs/profiles.md), in virtual time.'],
       },
     };
-    writeFileSync(join(reportDir, 'report.json'), `${JSON.stringify(data, null, 2)}\n`);
+    await writeReport(data, reportDir);
     if (values.json) console.log(JSON.stringify(data));
     else {
       console.log(`\n${summaryTable(data)}\n`);
-      console.log(`${failed ? 'VIOLATED' : 'holds'} — report: ${join(reportDir, 'report.json')} (${data.seconds.toFixed(0)} s)`);
+      console.log(`${failed ? 'VIOLATED' : 'holds'} — report: ${join(reportDir, 'index.html')} (data: report.json; ${data.seconds.toFixed(0)} s)`);
     }
     return failed ? EXIT.violated : EXIT.holds;
   },
