@@ -119,13 +119,19 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
   };
 }
 
+const MONOTONICITY_COVERS = {
+  M1: 'the latency model: time never rises with its own share or falls with more work; returns diminish',
+  M2: 'more prefill (decode) pressure never lowers the prefill (decode) share',
+  M3: 'looser SLOs, and for a policy claiming monotonicity more blocks or SMs, never lower attainment',
+} as const;
+
 /** A monotonicity result as a report check: a failure fails the policy only where `required`. */
 function fromMonotonicity(m: MonotonicityResult, required: boolean, what: string, seconds: number): CheckResult {
   const failing = m.clauses.filter((c) => !c.holds).map((c) => c.clause);
   const ce = m.counterexample;
   return {
     check: m.property,
-    property: failing.length ? `${m.property} ${failing.join(', ')}` : m.property,
+    property: failing.length ? `${m.property} ${failing.join(', ')}` : MONOTONICITY_COVERS[m.property],
     family: 'SLO-policy monotonicity',
     status: m.holds ? 'pass' : required ? 'fail' : 'warn',
     seconds,
