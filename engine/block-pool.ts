@@ -33,8 +33,10 @@ export const NO_OWNER = -1;
 
 export class BlockPool {
   /** Free block ids (global), the top at index `top − 1`. */
-  private readonly stack: Int32Array;
+  private stack: Int32Array;
   private top: number;
+  /** Per local block: its index in `stack` while it is free, else −1 (for `takeBlock`, the prefix cache's hits). */
+  private readonly pos: Int32Array;
   /** Per local block: the owning request's engine index, or NO_OWNER. Kept for observe() and the self-checks. */
   readonly owner: Int32Array;
   /** Utilisation as last written back: blocks in use. */
@@ -50,11 +52,16 @@ export class BlockPool {
     /** Whether to check owners on take and release (off when a fault is injected on purpose). */
     readonly selfCheck = true,
   ) {
-    // Room for twice the pool, so that a duplicate release injected on purpose (Z12) is recorded as the
-    // bug it is, a block on the free list twice, rather than lost.
+    // Room for twice the pool (and more on demand when a fault is injected), so that a duplicate release
+    // injected on purpose (Z1, Z8, Z12) is recorded as the bug it is, a block on the free list twice, rather
+    // than lost.
     this.stack = new Int32Array(2 * size);
     // Pops hand out the lowest ids first: block p·B, then p·B + 1, ...
-    for (let i = 0; i < size; i++) this.stack[i] = gpu * size + (size - 1 - i);
+    this.pos = new Int32Array(size);
+    for (let i = 0; i < size; i++) {
+      this.stack[i] = gpu * size + (size - 1 - i);
+      this.pos[size - 1 - i] = i;
+    }
     this.top = size;
     this.owner = new Int32Array(size).fill(NO_OWNER);
   }
@@ -101,6 +108,7 @@ export class BlockPool {
       const id = this.stack[from - i];
       if (this.selfCheck && this.owner[id - base] !== NO_OWNER) throw new EngineBugError(`pool ${this.gpu}: block ${id} taken while owned by request #${this.owner[id - base]}`);
       this.owner[id - base] = owner;
+      this.pos[id - base] = -1;
       out.push(id);
     }
     const newTop = from - count;
@@ -108,6 +116,32 @@ export class BlockPool {
     // The worker's own view moves on with what it took; another worker's does not (without the lock).
     reading.free = newTop;
     reading.taken += count;
+  }
+
+  /**
+   * Step 2 for one named block (a prefix-cache hit): takes block `id`, which must be on the free list, for
+   * request `owner`, wherever it sits in the list (the top block moves into its place: O(1)). With the
+   * self-check off (a fault injected on purpose) a block that is not free is handed out all the same, to a
+   * second owner (bug zoo Z2).
+   */
+  takeBlock(reading: UtilisationReading, owner: number, id: number, out: number[]): void {
+    if (this.locking && this.holder !== reading.worker) throw new EngineBugError(`pool ${this.gpu}: ${reading.worker} took blocks without holding the lock`);
+    const local = id - this.gpu * this.size;
+    if (local < 0 || local >= this.size) throw new EngineBugError(`pool ${this.gpu}: block ${id} is not in this pool`);
+    const p = this.pos[local];
+    if (p >= 0 && p < this.top && this.stack[p] === id) {
+      const moved = this.stack[this.top - 1];
+      this.stack[p] = moved;
+      this.pos[moved - this.gpu * this.size] = p;
+      this.top--;
+      this.pos[local] = -1;
+    } else if (this.selfCheck) {
+      throw new EngineBugError(`pool ${this.gpu}: block ${id} taken by name while not free (owned by request #${this.owner[local]})`);
+    }
+    this.owner[local] = owner;
+    out.push(id);
+    reading.free = this.top;
+    reading.taken += 1;
   }
 
   /** Step 3: write utilisation back and release the lock. */
@@ -132,7 +166,14 @@ export class BlockPool {
         if (this.owner[local] !== owner) throw new EngineBugError(`pool ${this.gpu}: request #${owner} freed block ${id}, owned by ${this.owner[local] === NO_OWNER ? 'nobody (double free)' : `request #${this.owner[local]}`}`);
       }
       if (this.owner[local] === owner) this.owner[local] = NO_OWNER;
-      if (this.top === this.stack.length) throw new EngineBugError(`pool ${this.gpu}: free list overflow (blocks released more often than taken)`);
+      if (this.top === this.stack.length) {
+        if (this.selfCheck) throw new EngineBugError(`pool ${this.gpu}: free list overflow (blocks released more often than taken)`);
+        // A fault injected on purpose keeps releasing blocks twice: the free list records every duplicate.
+        const grown = new Int32Array(2 * this.stack.length);
+        grown.set(this.stack);
+        this.stack = grown;
+      }
+      this.pos[local] = this.top;
       this.stack[this.top++] = id;
     }
     this.used -= blocks.length;

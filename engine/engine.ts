@@ -48,6 +48,26 @@ export interface EngineOptions {
   unifiedChunk?: number;
   /** Most requests in one decode batch; default 256. */
   maxBatch?: number;
+  /**
+   * Asynchronous scheduling (vLLM's async scheduling, SGLang's overlap scheduler) of decode and unified
+   * workers: when step N ends its tokens are appended, step N + 1 is launched, and only then are step N's
+   * stop conditions processed (a request that reached its limit is in step N + 1, and its free is deferred
+   * until that step ends). A decode worker also schedules step N + 1 (its batch and blocks, preempting if
+   * short) while step N runs, so that its victims may still be in step N. Default false.
+   */
+  asyncScheduling?: boolean;
+  /**
+   * Prefix caching: the full blocks of a request's `prefix` stay mapped (prefix → block) while they sit on
+   * the free list after the request frees them; a later request with the same prefix is allocated exactly
+   * those blocks if they are still mapped (a hit; its prefill still computes those positions). A block taken
+   * from the free list for anything else leaves the map. Default false.
+   */
+  prefixCaching?: boolean;
+  /**
+   * Disaggregated mode: seconds a prefilled request may wait for decode-side blocks before the decode side
+   * rejects it (an `abort`, after which the prefill side frees its blocks). Default: never.
+   */
+  decodeAdmitTimeout?: number;
   /** Fraction of a pool kept free when admitting new prefill work (vLLM's watermark); default 0.01. */
   watermark?: number;
   /** Executor of steps; default the cost model of `profile`. */
@@ -137,6 +157,8 @@ export interface RunResult {
   /** Split decisions not applied: during another resize, or in a mode without a split to change. */
   ignoredSplitDecisions: number;
   policy: string | null;
+  /** Prefix caching: blocks served from the prefix cache. */
+  prefixHits: number;
 }
 
 export interface ProgressInfo {
@@ -176,6 +198,15 @@ class Req {
   preemptions = 0;
   outcome: RequestRecord['outcome'] = 'live';
   outputs: number[] | null;
+  /** Prefix caching: the prefix's id, its full blocks, and how many of them hold computed K/V now. */
+  prefixId: string | null = null;
+  prefixBlocks = 0;
+  prefixReady = 0;
+  /** Parallel samples still to fork off when the prompt is first prefilled (n − 1), and the forks made. */
+  forksLeft = 0;
+  children: Req[] | null = null;
+  /** Asynchronous scheduling: the worker that preempted it while a step used its blocks, until they are freed. */
+  victimOf: Worker | null = null;
 
   constructor(
     readonly idx: number,
@@ -235,6 +266,10 @@ class Worker {
   /** Old worker of a resize in its switch: it stops after its current iteration. */
   retiring = false;
   stepSeq = 0;
+  /** Asynchronous scheduling: the batch scheduled, while the current step runs, for the next one. */
+  nextBatch: Req[] | null = null;
+  /** Asynchronous scheduling: its last victim, whose free waits for the step in flight (it preempts no other until then). */
+  pendingVictim: Req | null = null;
 
   constructor(
     readonly id: string,
@@ -262,6 +297,7 @@ const enum Kind {
   TransferEnd,
   WorkerReady,
   PolicyTick,
+  AdmitTimeout,
 }
 
 interface SimEvent {
@@ -270,6 +306,11 @@ interface SimEvent {
   kind: Kind;
   ref: Req | Step | Transfer | Worker | null;
 }
+
+const NONE: readonly number[] = [];
+
+/** The pool whose blocks the prefix cache maps: the prefill (or unified) worker's, GPU 0 in every mode. */
+const PREFIX_POOL = 0;
 
 const DEFAULT_SPLIT: Record<Mode, Split> = {
   'semi-pd': { prefill: 80, decode: 100 },
@@ -320,6 +361,9 @@ export class Engine {
   private readonly wantsHistory: boolean;
   private readonly observationWindow: number;
   private readonly sampleInterval: number;
+  private readonly asyncScheduling: boolean;
+  private readonly prefixCaching: boolean;
+  private readonly decodeAdmitTimeout: number;
 
   private readonly workload: WorkloadRequest[];
   private readonly seed: number;
@@ -348,11 +392,17 @@ export class Engine {
   private readonly pendingSteps: { step: Step; result: Promise<StepResult> }[] = [];
 
   private idleTicks = 0;
+  /** Events queued that can move a request (all but policy ticks and workers becoming ready). */
+  private pendingWork = 0;
   private xferSeq = 0;
   private duplicateReleased = false;
   private linkFreeAt = 0;
   /** Z13: utilisation read by each worker at the start of the scheduling pass. */
   private passReadings: Map<Worker, UtilisationReading> | null = null;
+  /** Prefix cache: `prefix id, block index` → a free block holding that K/V; and per global block its key. */
+  private readonly prefixMap = new Map<string, number>();
+  private prefixKeys: (string | null)[] = [];
+  private prefixHits = 0;
 
   // Metrics and the policy's windows.
   private readonly splitTimeline: SplitSample[] = [];
@@ -393,7 +443,8 @@ export class Engine {
     const watermark = o.watermark ?? 0.01;
     if (!(watermark >= 0 && watermark < 1)) throw new EngineConfigError(`watermark must be a fraction in [0, 1), got ${watermark}`);
     this.watermarkBlocks = Math.floor(watermark * o.blocks);
-    this.keepOutputs = o.recordOutputs === true;
+    // An executor that feeds generated tokens back (a model) needs them kept, recordOutputs or not.
+    this.keepOutputs = o.recordOutputs === true || this.wantsHistory;
     this.slo = o.slo ?? DEFAULT_SLO;
     this.seed = o.seed ?? 0;
     this.observationWindow = o.observationWindow ?? o.policy?.interval ?? 1;
@@ -412,11 +463,22 @@ export class Engine {
     } catch (err) {
       throw new EngineConfigError((err as Error).message);
     }
+    this.asyncScheduling = o.asyncScheduling === true;
+    this.prefixCaching = o.prefixCaching === true;
+    this.decodeAdmitTimeout = o.decodeAdmitTimeout ?? Number.POSITIVE_INFINITY;
+    if (!(this.decodeAdmitTimeout >= 0)) throw new EngineConfigError(`decode admission timeout must be ≥ 0 seconds, got ${o.decodeAdmitTimeout}`);
+    if (o.decodeAdmitTimeout !== undefined && o.mode !== 'disaggregated') throw new EngineConfigError(`a decode admission timeout applies to the disaggregated mode only`);
+    // Forks of a request with n parallel samples are named <id>#1 .. <id>#(n−1).
+    const ids = new Set(this.workload.map((r) => r.id));
+    for (const r of this.workload) {
+      for (let k = 1; k < (r.n ?? 1); k++) if (ids.has(`${r.id}#${k}`)) throw new EngineConfigError(`request '${r.id}' has n = ${r.n}, and its fork id '${r.id}#${k}' is taken by another request`);
+    }
 
     const gpus = o.mode === 'disaggregated' ? 2 : 1;
     const selfCheck = !anyFault(this.faults);
     this.pools = [];
     for (let g = 0; g < gpus; g++) this.pools.push(new BlockPool(g, o.blocks, !this.faults.locklessAllocator, selfCheck));
+    if (this.prefixCaching) this.prefixKeys = new Array<string | null>(o.blocks).fill(null);
 
     const decls =
       o.mode === 'unified'
@@ -545,10 +607,12 @@ export class Engine {
       stalled: this.reqs.filter((r) => r.state !== 'finished' && r.state !== 'aborted').map((r) => r.id),
       ignoredSplitDecisions: this.ignoredSplitDecisions,
       policy: this.policy?.name ?? null,
+      prefixHits: this.prefixHits,
     };
   }
 
   private push(time: number, kind: Kind, ref: SimEvent['ref']): void {
+    if (kind !== Kind.PolicyTick && kind !== Kind.WorkerReady) this.pendingWork++;
     this.queue.push({ time, seq: this.seq++, kind, ref });
   }
 
@@ -556,6 +620,7 @@ export class Engine {
   private advance(): boolean {
     const ev = this.queue.pop();
     if (!ev) return false;
+    if (ev.kind !== Kind.PolicyTick && ev.kind !== Kind.WorkerReady) this.pendingWork--;
     this.events++;
     while ((this.sampleIndex + 1) * this.sampleInterval <= ev.time) {
       this.sampleIndex++;
@@ -566,9 +631,13 @@ export class Engine {
       case Kind.Arrival:
         this.onArrival();
         break;
-      case Kind.Abort:
-        this.abortRequest(ev.ref as Req);
+      case Kind.Abort: {
+        // A client abort ends the request and the forks of its parallel samples.
+        const r = ev.ref as Req;
+        this.abortRequest(r);
+        if (r.children) for (const c of r.children) this.abortRequest(c);
         break;
+      }
       case Kind.StepEnd:
         this.onStepEnd(ev.ref as Step);
         break;
@@ -580,6 +649,9 @@ export class Engine {
         break;
       case Kind.PolicyTick:
         this.onPolicyTick();
+        break;
+      case Kind.AdmitTimeout:
+        this.onAdmitTimeout(ev.ref as Req);
         break;
     }
     this.schedulePass();
@@ -658,6 +730,8 @@ export class Engine {
     const idx = this.reqs.length;
     const seed = w.seed ?? hash2(this.seed, hashString(w.id));
     const r = new Req(idx, w.id, seed, w.prompt, w.output, w.arrival, w.abortAt ?? Number.POSITIVE_INFINITY, this.pools.length, this.keepOutputs);
+    if (w.prefix) this.setPrefix(r, w.prefix.id, w.prefix.length);
+    r.forksLeft = (w.n ?? 1) - 1;
     this.reqs.push(r);
     this.liveCount++;
     this.arrivalTimes.push(this.now);
@@ -682,24 +756,95 @@ export class Engine {
   // -------------------------------------------------------------------------------------------
   // The allocator: query utilisation → take blocks → update utilisation, under the pool lock
 
-  /** Allocates `count` blocks of `gpu`'s pool to `r`, by `worker`. */
-  private allocate(worker: Worker, r: Req, gpu: number, count: number): void {
+  /**
+   * Allocates `count` blocks of `gpu`'s pool to `r`, by `worker`: first the blocks named in `cached` (prefix
+   * cache hits, the table's first logical blocks), then blocks from the top of the free list. `shared` (the
+   * Z1 fault only) is another request's block appended to the table by reference, not taken from the pool.
+   */
+  private allocate(worker: Worker, r: Req, gpu: number, count: number, cached: readonly number[] = NONE, shared = -1): void {
     const pool = this.pools[gpu];
     const table = r.blocks[gpu];
     const start = table.length;
+    const fresh = count - cached.length - (shared >= 0 ? 1 : 0);
     const open = this.passReadings?.get(worker);
     if (open) {
       // Z13: the reading taken at the start of the pass, without the lock; committed at the end of the pass.
-      pool.take(open, r.idx, count, table);
-      if (this.tracing) this.emit({ t: this.now, ev: 'alloc_take', worker: worker.id, req: r.id, blocks: table.slice(start) });
+      this.takeBlocks(pool, open, r, cached, fresh, shared, table);
+      if (this.tracing) this.emit(this.allocEvent('alloc_take', worker, r, table.slice(start), cached.length));
       return;
     }
     const reading = pool.query(worker.id);
     if (this.tracing && this.stepAllocEvents) this.emit({ t: this.now, ev: 'alloc_query', worker: worker.id });
-    pool.take(reading, r.idx, count, table);
-    if (this.tracing) this.emit({ t: this.now, ev: this.stepAllocEvents ? 'alloc_take' : 'alloc', worker: worker.id, req: r.id, blocks: table.slice(start) });
+    this.takeBlocks(pool, reading, r, cached, fresh, shared, table);
+    if (this.tracing) this.emit(this.allocEvent(this.stepAllocEvents ? 'alloc_take' : 'alloc', worker, r, table.slice(start), cached.length));
     pool.commit(reading);
     if (this.tracing && this.stepAllocEvents) this.emit({ t: this.now, ev: 'alloc_commit', worker: worker.id });
+  }
+
+  private allocEvent(ev: 'alloc' | 'alloc_take', worker: Worker, r: Req, blocks: number[], hits: number): TraceEvent {
+    return hits > 0
+      ? { t: this.now, ev, worker: worker.id, req: r.id, blocks, note: `prefix cache hit: the first ${hits} block(s)` }
+      : { t: this.now, ev, worker: worker.id, req: r.id, blocks };
+  }
+
+  private takeBlocks(pool: BlockPool, reading: UtilisationReading, r: Req, cached: readonly number[], fresh: number, shared: number, table: number[]): void {
+    for (const b of cached) {
+      pool.takeBlock(reading, r.idx, b, table);
+      this.unmapPrefix(b);
+    }
+    const from = table.length;
+    pool.take(reading, r.idx, fresh, table);
+    // A cached block reissued to another request is evicted from the prefix map (Z2: it is not).
+    if (this.prefixCaching && !this.faults.prefixCacheKeepsEvicted) for (let i = from; i < table.length; i++) this.unmapPrefix(table[i]);
+    if (shared >= 0) table.push(shared);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The prefix cache (prefixCaching): prefix id and block index → a free block holding that K/V
+
+  private setPrefix(r: Req, id: string, length: number): void {
+    r.prefixBlocks = this.prefixCaching ? Math.floor(length / this.blockSize) : 0;
+    r.prefixId = r.prefixBlocks > 0 ? id : null;
+  }
+
+  private prefixKey(id: string, i: number): string {
+    return `${id}\u0000${i}`;
+  }
+
+  /** The cache hits for `r`'s admission: the mapped blocks of its prefix, from the first, up to the first miss. */
+  private cachedPrefix(r: Req, gpu: number, count: number): readonly number[] {
+    if (r.prefixId === null || gpu !== PREFIX_POOL) return NONE;
+    let hits: number[] | null = null;
+    const n = Math.min(r.prefixBlocks, count);
+    for (let i = 0; i < n; i++) {
+      const b = this.prefixMap.get(this.prefixKey(r.prefixId, i));
+      if (b === undefined) break;
+      (hits ??= []).push(b);
+    }
+    if (hits === null) return NONE;
+    this.prefixHits += hits.length;
+    return hits;
+  }
+
+  /** Freed blocks of `r` that hold computed K/V of its prefix stay mapped while they are free. */
+  private cachePrefix(r: Req, blocks: readonly number[]): void {
+    const n = Math.min(r.prefixReady, blocks.length);
+    for (let i = 0; i < n; i++) {
+      const b = blocks[i];
+      const key = this.prefixKey(r.prefixId!, i);
+      const old = this.prefixMap.get(key);
+      if (old !== undefined) this.prefixKeys[old] = null;
+      this.unmapPrefix(b);
+      this.prefixMap.set(key, b);
+      this.prefixKeys[b] = key;
+    }
+  }
+
+  private unmapPrefix(b: number): void {
+    const key = b < this.prefixKeys.length ? this.prefixKeys[b] : null;
+    if (key === null || key === undefined) return;
+    if (this.prefixMap.get(key) === b) this.prefixMap.delete(key);
+    this.prefixKeys[b] = null;
   }
 
   /** Z13: every serving worker that may allocate reads utilisation at the start of the pass. */
@@ -726,6 +871,11 @@ export class Engine {
   /** The free of a request's blocks, every pool, once: emits one `free` per pool that holds some. */
   private freeRequestBlocks(r: Req): void {
     for (let g = 0; g < r.blocks.length; g++) this.freePool(r, g);
+    if (r.victimOf) {
+      // The deferred free of an asynchronous preemption's victim: its worker may preempt again.
+      if (r.victimOf.pendingVictim === r) r.victimOf.pendingVictim = null;
+      r.victimOf = null;
+    }
   }
 
   private freePool(r: Req, g: number): void {
@@ -734,8 +884,13 @@ export class Engine {
     r.blocks[g] = [];
     if (this.tracing) this.emit({ t: this.now, ev: 'free', req: r.id, blocks });
     this.pools[g].release(r.idx, blocks);
+    if (g === PREFIX_POOL && r.prefixReady > 0) {
+      this.cachePrefix(r, blocks);
+      r.prefixReady = 0;
+    }
     if (this.faults.duplicateRelease && r.state === 'finished' && !this.duplicateReleased) {
-      // Z8/Z12: a second place frees the same blocks (once per run: one duplicate is the bug).
+      // Z12: the release path runs a second time (once per run: one duplicate is the bug); the free queue
+      // takes every block again, and later allocations hand them out twice.
       this.duplicateReleased = true;
       if (this.tracing) this.emit({ t: this.now, ev: 'free', req: r.id, blocks });
       this.pools[g].release(r.idx, blocks);
@@ -746,8 +901,23 @@ export class Engine {
   private settle(r: Req): void {
     if (r.inFlight > 0 || !r.settleFree) return;
     r.settleFree = false;
-    if (r.state === 'retracting') this.completeRetraction(r);
-    else this.freeRequestBlocks(r);
+    if (r.state === 'retracting') {
+      this.completeRetraction(r);
+      return;
+    }
+    if (this.faults.overlapDoubleFree && r.state === 'finished') {
+      // Z8: the request finished while the overlapped step ran (asynchronous scheduling); that step's slot,
+      // the last block, is freed ad hoc (left in the table), and the finish path below frees it again.
+      for (let g = r.blocks.length - 1; g >= 0; g--) {
+        const table = r.blocks[g];
+        if (table.length === 0) continue;
+        const slot = [table[table.length - 1]];
+        if (this.tracing) this.emit({ t: this.now, ev: 'free', req: r.id, blocks: slot });
+        this.pools[g].release(r.idx, slot);
+        break;
+      }
+    }
+    this.freeRequestBlocks(r);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -770,7 +940,8 @@ export class Engine {
     if (this.tracing) this.emit({ t: this.now, ev: 'finish', req: r.id });
     this.endRequest(r, 'finished');
     this.tpotSamples.push({ t: this.now, v: r.generated > 1 ? (r.lastTokenAt - r.firstTokenAt) / (r.generated - 1) : 0 });
-    if (r.inFlight > 0) r.settleFree = true;
+    // Z3: the finish path frees at once, even under the next step (asynchronous scheduling) that still writes them.
+    if (r.inFlight > 0 && !this.faults.finishFreesInFlight) r.settleFree = true;
     else this.freeRequestBlocks(r);
   }
 
@@ -831,11 +1002,15 @@ export class Engine {
   // -------------------------------------------------------------------------------------------
   // Preemption by retraction
 
-  /** The victim on `w`: fewest generated tokens, ties the longest prompt, then the latest arrival; none in flight. */
+  /**
+   * The victim on `w`: fewest generated tokens, ties the longest prompt, then the latest arrival. None in
+   * flight, except under asynchronous scheduling, where `w` schedules while its step runs.
+   */
   private pickVictim(w: Worker): Req | null {
     let best: Req | null = null;
     for (const r of w.running) {
-      if (r.state !== 'decoding' || r.server !== w || r.inFlight > 0) continue;
+      if (r.state !== 'decoding' || r.server !== w || (r.inFlight > 0 && !this.asyncScheduling)) continue;
+      if (r.generated >= r.maxTokens) continue; // asynchronous scheduling: about to finish, its free is on the way
       if (
         best === null ||
         r.generated < best.generated ||
@@ -856,8 +1031,14 @@ export class Engine {
     victim.tokenOwed = false;
     victim.preemptions++;
     this.preemptions++;
-    if (victim.inFlight > 0) victim.settleFree = true;
-    else this.completeRetraction(victim);
+    if (victim.inFlight > 0) {
+      // Asynchronous scheduling: the step in flight still uses its blocks; they are freed when it ends.
+      victim.settleFree = true;
+      victim.victimOf = w;
+      w.pendingVictim = victim;
+    } else {
+      this.completeRetraction(victim);
+    }
   }
 
   /** Frees a retracted request's blocks and puts it back at the head of the waiting queue, every token kept. */
@@ -874,10 +1055,16 @@ export class Engine {
     this.enqueueWaiting(r);
   }
 
-  /** Makes room for `need` more blocks for `r` on `w`'s pool, preempting victims; false if `r` itself was retracted. */
+  /**
+   * Makes room for `need` more blocks for `r` on `w`'s pool, preempting victims; false if there is no room
+   * now (`r` itself retracted, no victim left, or a victim's free still deferred).
+   */
   private ensureBlocks(w: Worker, r: Req, need: number): boolean {
     const pool = this.pools[w.gpu];
     while (pool.free < need) {
+      // A victim whose blocks the step in flight still uses has freed nothing yet: wait for that free rather
+      // than preempt another (Z4: preempt again, and again).
+      if (w.pendingVictim !== null && !this.faults.preemptionCascade) return false;
       const victim = this.pickVictim(w);
       if (victim === null) return false;
       this.preempt(victim, w);
@@ -902,7 +1089,8 @@ export class Engine {
     r.inWaiting = false;
     r.waitClass = 1;
     const allocator = this.allocatorMode === 'decode-owned' && w.role === 'prefill' ? this.decodeTarget() : w;
-    this.allocate(allocator, r, w.gpu, Math.ceil(r.length / this.blockSize));
+    const count = Math.ceil(r.length / this.blockSize);
+    this.allocate(allocator, r, w.gpu, count, this.prefixCaching ? this.cachedPrefix(r, w.gpu, count) : NONE);
     if (this.tracing) this.emit({ t: this.now, ev: 'schedule', req: r.id, worker: w.id });
     r.state = 'prefilling';
     r.server = w;
@@ -915,19 +1103,32 @@ export class Engine {
 
   private schedulePass(): void {
     if (this.faults.locklessAllocator) this.openPassReadings();
-    for (let i = 0; i < this.liveWorkers.length; i++) {
-      const w = this.liveWorkers[i];
-      if (w.state !== 'idle') continue;
-      if (w.role === 'prefill') {
-        if (this.mode === 'disaggregated') this.admitTransfers(w);
-        this.startPrefill(w);
-      } else if (w.role === 'decode') {
-        this.startDecode(w);
-      } else {
-        this.startUnified(w);
+    // A later worker of the pass can free blocks (a decode worker finishing requests as it pops its FIFO)
+    // that an earlier idle worker was waiting for: go round again until a pass frees nothing, or an idle
+    // prefill worker would wait for blocks that are already free, with no event left to wake it.
+    for (let rounds = 0; rounds < 8; rounds++) {
+      const freeBefore = this.totalFree();
+      for (let i = 0; i < this.liveWorkers.length; i++) {
+        const w = this.liveWorkers[i];
+        if (w.state !== 'idle') continue;
+        if (w.role === 'prefill') {
+          if (this.mode === 'disaggregated') this.admitTransfers(w);
+          this.startPrefill(w);
+        } else if (w.role === 'decode') {
+          this.startDecode(w);
+        } else {
+          this.startUnified(w);
+        }
       }
+      if (this.totalFree() <= freeBefore) break;
     }
     if (this.passReadings) this.closePassReadings();
+  }
+
+  private totalFree(): number {
+    let free = 0;
+    for (const p of this.pools) free += p.free;
+    return free;
   }
 
   private startPrefill(w: Worker): void {
@@ -957,14 +1158,59 @@ export class Engine {
 
   private startDecode(w: Worker): void {
     if (w.retiring) return;
+    const reqs = this.decodeBatch(w);
+    if (reqs.length === 0) return;
+    this.beginStep(w, reqs, new Array(reqs.length).fill(1), new Array(reqs.length).fill(1));
+    if (this.asyncScheduling) this.prescheduleDecode(w);
+  }
+
+  /** The next decode batch of `w`: its FIFO popped into the running batch, each item with room for its next position. */
+  private decodeBatch(w: Worker): Req[] {
     compact(w.running, (r) => r.state === 'decoding' && r.server === w);
     const reqs: Req[] = [];
-    // Retracting the whole batch frees room in it: pop the FIFO again rather than sit idle.
+    // Retracting the whole batch frees room in it: pop the FIFO again rather than sit idle (but not when
+    // nobody was retracted: the batch is empty because a victim's free is still deferred).
     while (this.popFifo(w)) {
+      const before = this.preemptions;
       this.addDecodeItems(w, reqs);
-      if (reqs.length > 0) break;
+      if (reqs.length > 0 || this.preemptions === before) break;
     }
-    if (reqs.length > 0) this.beginStep(w, reqs, new Array(reqs.length).fill(1), new Array(reqs.length).fill(1));
+    return reqs;
+  }
+
+  /**
+   * Asynchronous scheduling: while `w`'s step N runs, schedule step N + 1 (requests in step N will have one
+   * more position by then). Victims preempted now may be in step N: their free waits for it to end.
+   */
+  private prescheduleDecode(w: Worker): void {
+    const next = this.decodeBatch(w);
+    w.nextBatch = next.length > 0 ? next : null;
+  }
+
+  /**
+   * Asynchronous scheduling, at the end of `w`'s step N (its tokens appended): launch step N + 1 (a decode
+   * worker the batch it scheduled while step N ran; a unified worker the batch it builds now), then process
+   * step N's stop conditions (`due`: requests that reached their limit, which are in step N + 1 and so free
+   * their blocks when it ends), then (decode) schedule step N + 2 while step N + 1 runs.
+   */
+  private launchNext(w: Worker, due: Req[] | null): void {
+    if (w.role === 'unified') {
+      this.startUnified(w);
+      if (due !== null) for (const r of due) if (r.state === 'decoding') this.finishRequest(r);
+      return;
+    }
+    const next = w.nextBatch;
+    w.nextBatch = null;
+    let launched = false;
+    if (next !== null && !w.retiring) {
+      compact(next, (r) => r.state === 'decoding' && r.server === w);
+      if (next.length > 0) {
+        this.beginStep(w, next, new Array(next.length).fill(1), new Array(next.length).fill(1));
+        launched = true;
+      }
+    }
+    if (due !== null) for (const r of due) if (r.state === 'decoding') this.finishRequest(r);
+    if (launched) this.prescheduleDecode(w);
   }
 
   /**
@@ -998,8 +1244,17 @@ export class Engine {
     for (let i = 0; i < running.length && reqs.length < this.maxBatch; i++) {
       const r = running[i];
       if (r.state !== 'decoding') continue; // retracted earlier in this loop
-      const need = Math.ceil((r.computed + 1) / T) - r.blocks[gpu].length;
-      if (need > 0 && !this.ensureBlocks(w, r, need)) continue;
+      // Under asynchronous scheduling a request in the step in flight will have one more position computed.
+      const ahead = r.inFlight > 0 ? 1 : 0;
+      const need = Math.ceil((r.computed + ahead + 1) / T) - r.blocks[gpu].length;
+      if (need > 0) {
+        if (r.generated + ahead >= r.maxTokens) {
+          // Asynchronous scheduling: a position past the output limit (its stop not processed yet) gets free
+          // blocks if there are any, but nobody is preempted for it.
+          if (this.pools[gpu].free < need) continue;
+          this.allocate(w, r, gpu, need);
+        } else if (!this.ensureBlocks(w, r, need)) continue;
+      }
       reqs.push(r);
     }
     if (this.preemptions !== preemptionsBefore) {
@@ -1059,6 +1314,14 @@ export class Engine {
   /** vLLM-D: admits whole prompts, the first whatever its length, then more while they fit the prefill budget. */
   private addWholePrompts(w: Worker, reqs: Req[], toks: number[], flags: number[]): void {
     let left = this.prefillChunk;
+    // Requests already given to this worker (a fork's copy) go first, whole.
+    for (const r of w.prefilling) {
+      if (r.state !== 'prefilling' || r.server !== w) continue;
+      reqs.push(r);
+      toks.push(r.length - r.computed);
+      flags.push(0);
+      left -= r.length - r.computed;
+    }
     for (let head = this.waitingHead(); head && this.canAdmit(head, w.gpu) && this.hasBatchRoom(w); head = this.waitingHead()) {
       if (reqs.length > 0 && head.length > left) break;
       this.admit(head, w);
@@ -1099,6 +1362,7 @@ export class Engine {
       items[i] = {
         req: r.id,
         seed: r.seed,
+        prompt: r.prompt,
         phase: decode[i] === 1 ? 'decode' : 'prefill',
         startPos: start,
         tokens: n,
@@ -1153,36 +1417,49 @@ export class Engine {
     w.state = 'idle';
     if (this.tracing) this.emit({ t: this.now, ev: 'step_end', worker: w.id, step: step.id });
     const { reqs, tokens: counts, decode } = step;
+    const overlap = this.asyncScheduling && w.role !== 'prefill';
+    let due: Req[] | null = null;
     let prefillDone = false;
     for (let i = 0; i < reqs.length; i++) {
       const r = reqs[i];
       r.inFlight--;
       if (r.state !== 'decoding' && r.state !== 'prefilling') {
-        // Aborted (or retracted) while the step ran: its result is discarded; the deferred free happens now.
+        // Aborted, finished (asynchronous scheduling) or retracted while the step ran: its result is
+        // discarded; the deferred free happens now.
         this.settle(r);
         continue;
       }
       if (decode[i] === 1) {
         r.computed++;
         this.appendToken(r, tokens[i]);
-        if (r.generated >= r.maxTokens) this.finishRequest(r);
+        if (r.generated >= r.maxTokens) {
+          // Asynchronous scheduling processes stop conditions after launching the next step.
+          if (overlap) (due ??= []).push(r);
+          else this.finishRequest(r);
+        }
       } else {
         r.computed += counts[i];
+        if (r.prefixBlocks > 0) r.prefixReady = Math.min(r.prefixBlocks, Math.floor(r.computed / this.blockSize));
         if (r.computed === r.length) {
           r.state = 'prefilled';
           r.tokenOwed = true;
           r.pendingToken = tokens[i];
           prefillDone = true;
-          this.afterPrefill(r, w);
+          if (r.forksLeft > 0 && r.generated === 0) this.forkRequest(r, w);
+          if (this.afterPrefill(r, w, overlap)) (due ??= []).push(r);
         }
       }
     }
+    if (overlap) this.launchNext(w, due);
     if (prefillDone) compact(w.prefilling, (r) => r.state === 'prefilling' && r.server === w);
     if (w.retiring) this.retireWorker(w);
   }
 
-  /** A request's prefill completed on `w`: hand it to decode (semi-PD, Nexus), queue its transfer, or join (unified). */
-  private afterPrefill(r: Req, w: Worker): void {
+  /**
+   * A request's prefill completed on `w`: hand it to decode (semi-PD, Nexus), queue its transfer, or join
+   * (unified). Returns true when its stop condition is left to the asynchronous scheduler (`overlap`).
+   */
+  private afterPrefill(r: Req, w: Worker, overlap: boolean): boolean {
     switch (this.mode) {
       case 'semi-pd':
       case 'nexus': {
@@ -1193,29 +1470,92 @@ export class Engine {
         w.load--;
         d.load++;
         d.fifo.push(r);
-        return;
+        return false;
       }
       case 'disaggregated':
         // The prefill instance returns the first token.
         this.appendToken(r, r.pendingToken);
         if (r.generated >= r.maxTokens) this.finishRequest(r);
-        else w.pendingTransfer.push(r);
-        return;
+        else {
+          w.pendingTransfer.push(r);
+          if (this.decodeAdmitTimeout < Number.POSITIVE_INFINITY) this.push(this.now + this.decodeAdmitTimeout, Kind.AdmitTimeout, r);
+        }
+        return false;
       case 'unified':
         this.appendToken(r, r.pendingToken);
-        if (r.generated >= r.maxTokens) {
+        if (r.generated >= r.maxTokens && !overlap) {
           this.finishRequest(r);
-          return;
+          return false;
         }
         if (this.tracing) this.emit({ t: this.now, ev: 'join', req: r.id, worker: w.id });
         r.state = 'decoding';
         w.running.push(r);
-        return;
+        return r.generated >= r.maxTokens;
     }
   }
 
   // -------------------------------------------------------------------------------------------
+  // Parallel samples (n > 1): the fork
+
+  /**
+   * `parent`'s prompt has just been prefilled on `w` for the first time: fork its n − 1 parallel samples.
+   * The spec has one owner per block, so a fork copies: each child arrives, is allocated blocks of its own
+   * for the prompt, and is scheduled on `w`, whose next prefill step writes the copy (the child has the
+   * parent's seed, so it holds the same prompt and the same K/V; the cost model prices the copy as a
+   * prefill). A child the pool has no room for now waits at the head of the queue and is recomputed.
+   */
+  private forkRequest(parent: Req, w: Worker): void {
+    const n = parent.forksLeft + 1;
+    parent.children = [];
+    for (let k = 1; k < n; k++) {
+      const c = new Req(this.reqs.length, `${parent.id}#${k}`, parent.seed, parent.prompt, parent.maxTokens, parent.arrival, Number.POSITIVE_INFINITY, this.pools.length, this.keepOutputs);
+      if (parent.prefixId !== null) {
+        c.prefixId = parent.prefixId;
+        c.prefixBlocks = parent.prefixBlocks;
+      }
+      this.reqs.push(c);
+      parent.children.push(c);
+      this.liveCount++;
+      if (this.tracing) this.emit({ t: this.now, ev: 'arrive', req: c.id, prompt: c.prompt, maxTokens: c.maxTokens, note: `fork ${k} of ${parent.id} (n = ${n})` });
+      const table = parent.blocks[w.gpu];
+      const count = Math.ceil(c.length / this.blockSize);
+      if (this.pools[w.gpu].free < count || table.length !== count) {
+        c.waitClass = 0;
+        this.enqueueWaiting(c);
+        continue;
+      }
+      const allocator = this.allocatorMode === 'decode-owned' && w.role === 'prefill' ? this.decodeTarget() : w;
+      // Z1: the last block is shared with the parent (both tables hold it) instead of copied.
+      if (this.faults.forkSharesLastBlock) this.allocate(allocator, c, w.gpu, count, NONE, table[table.length - 1]);
+      else this.allocate(allocator, c, w.gpu, count);
+      if (this.tracing) this.emit({ t: this.now, ev: 'schedule', req: c.id, worker: w.id });
+      c.state = 'prefilling';
+      c.server = w;
+      w.load++;
+      w.prefilling.push(c);
+    }
+    parent.forksLeft = 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Disaggregated: decode-side pre-allocation, one KV transfer per request
+
+  /** `decodeAdmitTimeout` after `r` was prefilled: if it still waits for decode-side blocks, the decode side rejects it. */
+  private onAdmitTimeout(r: Req): void {
+    if (r.state !== 'prefilled' || r.server === null || r.server.role !== 'prefill') return;
+    this.rejectAtDecode(r);
+  }
+
+  /**
+   * The decode side rejects a prefilled request it could not admit: the request ends (`abort`), and the
+   * prefill side, told so, frees the blocks that held its KV for the transfer (Z7: it is never told).
+   */
+  private rejectAtDecode(r: Req): void {
+    if (this.tracing) this.emit({ t: this.now, ev: 'abort', req: r.id, note: `rejected by the decode side: no blocks within ${this.decodeAdmitTimeout} s` });
+    this.endRequest(r, 'aborted');
+    r.outcome = 'rejected';
+    if (!this.faults.rejectionNotTold) this.freeRequestBlocks(r);
+  }
 
   private admitTransfers(p: Worker): void {
     const queue = p.pendingTransfer;
@@ -1315,6 +1655,7 @@ export class Engine {
       }
       w.prefilling = [];
     } else {
+      w.nextBatch = null;
       for (const r of w.running) if (r.state === 'decoding' && r.server === w) {
         move(r);
         successor.running.push(r);
@@ -1357,10 +1698,11 @@ export class Engine {
 
   private onPolicyTick(): void {
     if (!this.hasWork()) return; // the run is over: no more ticks
-    // Live requests, yet nothing but this tick was scheduled for many intervals: nothing can move them
-    // (a deadlock, or a request dropped by an injected fault). Stop ticking so that the run ends; the
+    // Live requests, yet nothing but this tick (and workers of a resize becoming ready, which move no
+    // request) was scheduled for many intervals: nothing can move them (a deadlock, or a request dropped by
+    // an injected fault). Stop ticking so that the run ends, even under a policy that keeps resizing; the
     // result reports the requests still live, and the trace fails quiescence.
-    this.idleTicks = this.queue.size === 0 ? this.idleTicks + 1 : 0;
+    this.idleTicks = this.pendingWork === 0 ? this.idleTicks + 1 : 0;
     if (this.idleTicks >= STALL_TICKS) return;
     const decision = this.policy!.decide(this.observation());
     this.applyDecision(decision);
@@ -1404,6 +1746,17 @@ export class Engine {
     }
     if (split.prefill === this.split.prefill && split.decode === this.split.decode) return;
     this.beginResize(split);
+  }
+
+  /**
+   * A client aborts a request now (property campaigns inject aborts between any two engine events); false
+   * when the request has not arrived or has ended.
+   */
+  abortNow(id: string): boolean {
+    const r = this.reqs.find((q) => q.id === id);
+    if (!r || r.state === 'finished' || r.state === 'aborted') return false;
+    this.push(this.now, Kind.Abort, r);
+    return true;
   }
 
   /** The policy's view of the system now (engine/policy-api.ts). */
@@ -1550,19 +1903,30 @@ export class Engine {
    * the live count. Returns the problems found, none when consistent. For tests and debugging.
    */
   checkBookkeeping(): string[] {
-    const problems: string[] = [];
+    return this.bookkeepingProblems().map((p) => p.message);
+  }
+
+  /**
+   * The engine's books against each other, each problem named by the safety rule (the trace vocabulary) it
+   * breaks in the engine's own state: a block in no table and not free is lost (BlocksAccounted), a block
+   * in two tables has two owners (SingleOwner), a request served by a stopped worker is dropped
+   * (ServedByLiveWorker); counts that disagree are the engine's own inconsistency (Bookkeeping).
+   */
+  bookkeepingProblems(): { rule: string; message: string }[] {
+    const problems: { rule: string; message: string }[] = [];
     for (const pool of this.pools) {
       let owned = 0;
       for (const r of this.reqs) {
         for (const b of r.blocks[pool.gpu]) {
           owned++;
-          if (pool.owner[b - pool.base] !== r.idx) problems.push(`block ${b} is in ${r.id}'s table but owned by #${pool.owner[b - pool.base]}`);
+          if (pool.owner[b - pool.base] !== r.idx) problems.push({ rule: 'SingleOwner', message: `block ${b} is in ${r.id}'s table but owned by #${pool.owner[b - pool.base]}` });
         }
       }
-      if (owned + pool.free !== pool.size) problems.push(`pool ${pool.gpu}: ${owned} owned + ${pool.free} free ≠ ${pool.size}`);
+      if (owned + pool.free !== pool.size)
+        problems.push({ rule: owned + pool.free < pool.size ? 'BlocksAccounted' : 'FreeListUnique', message: `pool ${pool.gpu}: ${owned} owned + ${pool.free} free ≠ ${pool.size}` });
       for (let i = 0; i < pool.size; i++) {
         const o = pool.owner[i];
-        if (o !== NO_OWNER && !this.reqs[o].blocks[pool.gpu].includes(pool.base + i)) problems.push(`block ${pool.base + i} is owned by ${this.reqs[o].id}, not in its table`);
+        if (o !== NO_OWNER && !this.reqs[o].blocks[pool.gpu].includes(pool.base + i)) problems.push({ rule: 'BlocksAccounted', message: `block ${pool.base + i} is owned by ${this.reqs[o].id}, not in its table` });
       }
     }
     const loads = new Map<Worker, number>();
@@ -1570,10 +1934,10 @@ export class Engine {
     for (const r of this.reqs) {
       if (r.state !== 'finished' && r.state !== 'aborted') live++;
       if (r.server) loads.set(r.server, (loads.get(r.server) ?? 0) + 1);
-      if (r.server && r.server.state === 'stopped') problems.push(`${r.id} is served by ${r.server.id}, which has stopped`);
+      if (r.server && r.server.state === 'stopped') problems.push({ rule: 'ServedByLiveWorker', message: `${r.id} is served by ${r.server.id}, which has stopped` });
     }
-    for (const w of this.allWorkers) if ((loads.get(w) ?? 0) !== w.load) problems.push(`worker ${w.id}: load ${w.load}, but it serves ${loads.get(w) ?? 0}`);
-    if (live !== this.liveCount) problems.push(`live count ${this.liveCount}, but ${live} requests are live`);
+    for (const w of this.allWorkers) if ((loads.get(w) ?? 0) !== w.load) problems.push({ rule: 'Bookkeeping', message: `worker ${w.id}: load ${w.load}, but it serves ${loads.get(w) ?? 0}` });
+    if (live !== this.liveCount) problems.push({ rule: 'Bookkeeping', message: `live count ${this.liveCount}, but ${live} requests are live` });
     return problems;
   }
 

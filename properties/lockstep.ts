@@ -127,8 +127,14 @@ export function sync(judge: Judge, run: Run): void {
   const sys = judge.checker.sys!;
   const broken = checkState(sys);
   if (broken) fail(judge, run, broken.invariant, broken.message);
-  const books = run.engine.checkBookkeeping();
-  if (books.length) fail(judge, run, 'SpecAgreement', `the engine's own books disagree: ${books[0]}`);
+  // The engine's own state against the invariants (a leak or a double owner the engine's books show before
+  // any event of the trace does), then against the spec's state.
+  const books = run.engine.bookkeepingProblems();
+  if (books.length) {
+    const p = books[0];
+    const rule = (p.rule in RULES ? p.rule : 'SpecAgreement') as InvariantName | CampaignProperty;
+    fail(judge, run, rule, `in the engine's state: ${p.message}`);
+  }
   const diff = disagreement(run.engine, judge.checker);
   if (diff) fail(judge, run, 'SpecAgreement', diff);
 }
@@ -184,17 +190,15 @@ export function finish(judge: Judge, run: Run, maxSteps = 100_000): void {
   if (changed) fail(judge, run, 'OutputInvariance', changed);
 }
 
-/** A worker that retracts a second victim while the blocks of its previous one are still not freed. */
+/** A worker that retracts another victim while the blocks of its previous one are still not freed. */
 export function preemptionCascade(events: readonly TraceEvent[]): string | null {
   const pending = new Map<string, string>(); // worker → victim whose blocks are not freed yet
   for (const ev of events) {
     if (ev.ev === 'preempt') {
       const previous = pending.get(ev.worker);
-      if (previous !== undefined) return `${ev.worker} retracted ${ev.req} while the blocks of its previous victim ${previous} were not freed yet`;
+      if (previous !== undefined && previous !== ev.req) return `${ev.worker} retracted ${ev.req} while the blocks of its previous victim ${previous} were not freed yet`;
       pending.set(ev.worker, ev.req);
     } else if (ev.ev === 'free') {
-      for (const [w, victim] of pending) if (victim === ev.req) pending.delete(w);
-    } else if (ev.ev === 'abort' || ev.ev === 'finish') {
       for (const [w, victim] of pending) if (victim === ev.req) pending.delete(w);
     }
   }

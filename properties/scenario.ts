@@ -74,15 +74,24 @@ export const lengths = fc.oneof(
 /** Milliseconds between arrivals: often none (bursts), sometimes long. */
 export const arrivalGap = fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: 50 }) });
 
-const requestPiece = fc.record({ lengths, gap: arrivalGap });
+/** A shared prompt prefix (one of two system prompts), or none; shrinks to none. */
+export const promptPrefix = fc.option(fc.record({ id: fc.constantFrom('sysA', 'sysB'), length: fc.integer({ min: 1, max: 16 }) }), { freq: 2 });
 
-/** Requests r0, r1, … arriving in order. */
+/** Parallel samples of one prompt (a fork after prefill); shrinks to 1. */
+export const samples = fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) });
+
+const requestPiece = fc.record({ lengths, gap: arrivalGap, prefix: promptPrefix, n: samples });
+
+/** Requests r0, r1, … arriving in order, some sharing a prompt prefix or asking for parallel samples. */
 export function workload(maxRequests: number): fc.Arbitrary<WorkloadRequest[]> {
   return fc.array(requestPiece, { minLength: 1, maxLength: maxRequests }).map((pieces) => {
     let t = 0;
-    return pieces.map(({ lengths: [prompt, output], gap }, i) => {
+    return pieces.map(({ lengths: [prompt, output], gap, prefix, n }, i) => {
       t += gap / 1000;
-      return { id: `r${i}`, arrival: Number(t.toFixed(3)), prompt, output };
+      const r: WorkloadRequest = { id: `r${i}`, arrival: Number(t.toFixed(3)), prompt, output };
+      if (prefix) r.prefix = { id: prefix.id, length: Math.min(prefix.length, prompt) };
+      if (n > 1) r.n = n;
+      return r;
     });
   });
 }
@@ -103,6 +112,10 @@ export interface SetupShape {
   chunk: number;
   maxBatch: number;
   seed: number;
+  /** vLLM-style asynchronous scheduling: step N+1 is launched before step N's stop conditions are processed. */
+  asyncScheduling: boolean;
+  /** Reuse of cached prompt-prefix blocks. */
+  prefixCaching: boolean;
 }
 
 export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
@@ -115,12 +128,15 @@ export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
     chunk: fc.constantFrom(8192, 2, 4),
     maxBatch: fc.integer({ min: 1, max: 8 }),
     seed: fc.nat({ max: 1000 }),
+    asyncScheduling: fc.boolean(),
+    prefixCaching: fc.boolean(),
   });
 }
 
 /** The engine setup of a shape for a workload. */
 export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], faults: EngineFaults, extra?: Record<string, unknown>): EngineSetup {
-  const longest = Math.max(...work.map((r) => Math.ceil((r.prompt + r.output) / shape.blockSize)));
+  // Room for the longest request, and for its copies when it forks into parallel samples.
+  const longest = Math.max(...work.map((r) => Math.ceil((r.prompt + r.output) / shape.blockSize) * (r.n ?? 1)));
   const splitModes = shape.mode === 'semi-pd' || shape.mode === 'nexus';
   return {
     mode: shape.mode,
@@ -133,7 +149,7 @@ export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], fa
     maxBatch: shape.maxBatch,
     seed: shape.seed,
     faults,
-    ...(extra ? { extra } : {}),
+    extra: { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...extra },
   };
 }
 

@@ -58,7 +58,7 @@ describe('pdspec run', () => {
       [['--workload', 'azure-conv', '--slo', 'fast'], /--slo must be TTFT,TPOT/],
       [['--workload', 'azure-conv', '--policy', 'no-such-policy'], /cannot load policy 'no-such-policy'/],
       [['--workload', 'azure-conv', '--mode', 'nexus', '--split', '80:100'], /breaks the exact share rule/],
-      [['--workload', 'azure-conv', '--executor', 'webgpu'], /only cost-model/],
+      [['--workload', 'azure-conv', '--executor', 'tpu'], /--executor must be one of cost-model, cpu, webgpu/],
       [['--requests', '5'], /--workload is required/],
       [['--workload', 'azure-conv', '--fault', 'gremlins'], /unknown --fault 'gremlins' \(known: duplicateRelease/],
       [['--workload', 'azure-conv', '--mode', 'unified', '--split', '50:50'], /the unified mode has no split to choose/],

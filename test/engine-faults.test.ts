@@ -1,22 +1,80 @@
 // Each fault switch reintroduces a bug-zoo mechanism in the engine, and the spec rejects the run's trace
-// (with the rule that names the broken property), while the same scenario without the fault conforms.
+// (with the rule that names the broken property), while the same scenario without the fault conforms. Z4's
+// preemption cascade breaks no rule of the spec: it is caught by a trace-level liveness rule (below), which
+// the fault-off engine keeps on every run. The engine options the newer switches need (asynchronous
+// scheduling, prefix caching, parallel samples, decode-side rejection) conform on their own.
 import { describe, expect, it } from 'vitest';
-import type { EngineFaults } from '../engine/faults.ts';
-import { FAULT_NAMES } from '../engine/faults.ts';
+import { Engine, type Mode } from '../engine/engine.ts';
+import { FAULT_NAMES, FAULTS, type EngineFaults, type FaultName } from '../engine/faults.ts';
 import { loadAzure } from '../engine/workloads/azure.ts';
 import type { WorkloadRequest } from '../engine/workloads/types.ts';
-import { Engine } from '../engine/engine.ts';
+import { TraceChecker } from '../spec/checker.ts';
+import type { TraceEvent } from '../spec/trace-format.ts';
 import { cyclingPolicy, explain, PROFILE, smallWorkload, tracedRun } from './engine-fixtures.ts';
 
 type Scenario = Parameters<typeof tracedRun>[0];
 
-function expectCaught(scenario: Scenario, faults: EngineFaults, rule: string) {
+const tested = new Set<FaultName>();
+
+/** The fault's table entry allows the scenario (mode, options) and names the rule. */
+function checkTable(name: FaultName, scenario: Scenario, rule: string) {
+  const info = FAULTS.find((f) => f.name === name)!;
+  expect(info.modes, `${name}: mode`).toContain(scenario.mode);
+  for (const [key, value] of Object.entries(info.options)) {
+    if (key === 'decodeAdmitTimeout') expect(scenario.decodeAdmitTimeout, `${name}: ${key}`).toBeDefined();
+    else if (!(key === 'allocEvents' && name === 'locklessAllocator')) expect(scenario[key as keyof Scenario], `${name}: ${key}`).toEqual(value);
+  }
+  expect(info.check.rules as readonly string[], `${name}: rule`).toContain(rule);
+  tested.add(name);
+}
+
+function expectCaught(scenario: Scenario, name: FaultName, rule: string) {
+  checkTable(name, scenario, rule);
   const clean = tracedRun(scenario);
   expect(clean.verdict.verdict, `without the fault\n${explain(clean.verdict)}`).toBe('conforms');
-  const faulty = tracedRun({ ...scenario, faults });
+  const faulty = tracedRun({ ...scenario, faults: { [name]: true } as EngineFaults });
   expect(faulty.verdict.verdict, 'with the fault').toBe('violation');
   if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.rule, explain(faulty.verdict)).toBe(rule);
+  return { clean, faulty };
 }
+
+/**
+ * NoPreemptionCascade, the trace-level liveness rule that catches Z4: after `preempt v` by worker W, W
+ * preempts no other request before a `free` of v's blocks. Returns the first breach, or null.
+ */
+function preemptionRule(events: readonly TraceEvent[]): string | null {
+  const pending = new Map<string, { req: string; at: number }>();
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (e.ev === 'free') {
+      for (const [w, p] of pending) if (p.req === e.req) pending.delete(w);
+    } else if (e.ev === 'preempt') {
+      const p = pending.get(e.worker);
+      if (p && p.req !== e.req) return `event ${i + 1}: ${e.worker} preempts ${e.req} before the blocks of its previous victim ${p.req} (event ${p.at}) were freed`;
+      pending.set(e.worker, { req: e.req, at: i + 1 });
+    }
+  }
+  return null;
+}
+
+/** Replays the trace's allocations and frees naively (no checker): the blocks handed out while already owned. */
+function handedOutTwice(events: readonly TraceEvent[]): number[] {
+  const owner = new Map<number, string>();
+  const twice: number[] = [];
+  for (const e of events) {
+    if (e.ev === 'alloc' || e.ev === 'alloc_take') {
+      for (const b of e.blocks) {
+        if (owner.has(b)) twice.push(b);
+        owner.set(b, e.req);
+      }
+    } else if (e.ev === 'free') {
+      for (const b of e.blocks) if (owner.get(b) === e.req) owner.delete(b);
+    }
+  }
+  return twice;
+}
+
+const req = (id: string, arrival: number, prompt: number, output: number, extra: Partial<WorkloadRequest> = {}): WorkloadRequest => ({ id, arrival, prompt, output, ...extra });
 
 // A disaggregated run of the first Azure conversation requests, and the times of one request's transfer.
 const azure = loadAzure('conv').slice(0, 40);
@@ -27,9 +85,17 @@ const transfers = base.sink.events.filter((e) => e.ev === 'transfer_begin').map(
   const join = base.sink.events.find((e) => e.ev === 'join' && e.req === b.req)!;
   return { req: b.req, begin: b.t, end: end.t, join: join.t };
 });
-const abortAt = (req: string, t: number) => azure.map((r) => (r.id === req ? { ...r, abortAt: t } : r));
+const abortAt = (id: string, t: number) => azure.map((r) => (r.id === id ? { ...r, abortAt: t } : r));
 const first = transfers[0];
 const queuedAfterTransfer = transfers.find((x) => x.join > x.end)!;
+
+// One request of one output token, unified and asynchronous: step 2 is launched before the stop condition
+// of step 1's output is processed (vLLM async scheduling with max_tokens = 1), the shortest such trace.
+const oneToken: Scenario = { mode: 'unified', workload: [req('r', 0, 5, 1)], blocks: 8, blockSize: 4, asyncScheduling: true };
+
+// Three requests that outgrow a 10-block pool while decoding together under asynchronous scheduling: the
+// decode worker, scheduling step N + 1 while step N runs, is short of a block and must preempt.
+const squeeze: Scenario = { mode: 'semi-pd', workload: [req('a', 0, 7, 12), req('b', 0, 7, 12), req('c', 0, 7, 12)], blocks: 10, blockSize: 4, asyncScheduling: true };
 
 describe('engine fault switches are caught by the spec', () => {
   it('the scenarios exist: a transfer to abort in flight, and one queued after its transfer', () => {
@@ -37,41 +103,105 @@ describe('engine fault switches are caught by the spec', () => {
     expect(queuedAfterTransfer.join).toBeGreaterThan(queuedAfterTransfer.end);
   });
 
-  it('Z8/Z12 duplicateRelease: the block goes on the free list twice', () => {
-    expectCaught({ mode: 'semi-pd', workload: smallWorkload(5, 20), blocks: 400, blockSize: 4 }, { duplicateRelease: true }, 'FreeListUnique');
+  it('Z1 forkSharesLastBlock: the fork of an n = 2 request takes the parent’s last block, which has an owner', () => {
+    const { clean, faulty } = expectCaught({ mode: 'semi-pd', workload: [req('a', 0, 6, 3, { n: 2 })], blocks: 16, blockSize: 4 }, 'forkSharesLastBlock', 'SingleOwner');
+    // Without the fault the fork copies: the child has blocks of its own and the same (greedy) output.
+    const allocs = clean.sink.events.filter((e) => e.ev === 'alloc' && e.req === 'a#1');
+    expect(allocs.length).toBeGreaterThan(0);
+    expect(clean.result.records.map((r) => [r.id, r.outcome, r.generated])).toEqual([
+      ['a', 'finished', 3],
+      ['a#1', 'finished', 3],
+    ]);
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.event).toMatch(/"req":"a#1"/);
+  });
+
+  it('Z2 prefixCacheKeepsEvicted: a reissued cached block is served as a hit while another request owns it', () => {
+    const prefix = { id: 'sys', length: 8 };
+    // a caches its prefix blocks when it finishes; b takes those very blocks from the free list; c has a's prefix.
+    const workload = [req('a', 0, 8, 1, { prefix }), req('b', 0.1, 8, 20), req('c', 0.15, 8, 1, { prefix })];
+    const { clean } = expectCaught({ mode: 'semi-pd', workload, blocks: 16, blockSize: 4, prefixCaching: true }, 'prefixCacheKeepsEvicted', 'SingleOwner');
+    expect(clean.result.prefixHits).toBe(0); // b evicted them: no hit for c
+  });
+
+  it('prefix caching: a later request with the prefix is allocated exactly the cached blocks, and conforms', () => {
+    const prefix = { id: 'sys', length: 9 };
+    const run = tracedRun({ mode: 'unified', workload: [req('a', 0, 12, 2, { prefix }), req('c', 0.2, 10, 2, { prefix })], blocks: 16, blockSize: 4, prefixCaching: true });
+    expect(run.verdict.verdict, explain(run.verdict)).toBe('conforms');
+    expect(run.result.prefixHits).toBe(2); // the two full blocks of a 9-token prefix
+    const aBlocks = run.sink.events.find((e) => e.ev === 'alloc' && e.req === 'a')!;
+    const cBlocks = run.sink.events.find((e) => e.ev === 'alloc' && e.req === 'c')!;
+    if (aBlocks.ev === 'alloc' && cBlocks.ev === 'alloc') expect(cBlocks.blocks.slice(0, 2)).toEqual(aBlocks.blocks.slice(0, 2));
+  });
+
+  it('Z3 finishFreesInFlight: the finish frees blocks that the next, already launched step still writes', () => {
+    const { faulty } = expectCaught(oneToken, 'finishFreesInFlight', 'NoFreeWhileInFlight');
+    expect(faulty.verdict.verdict === 'violation' && faulty.verdict.finding.line - 1).toBe(10);
+    expectCaught({ mode: 'semi-pd', workload: smallWorkload(2, 12, { rate: 60 }), blocks: 60, blockSize: 4, asyncScheduling: true }, 'finishFreesInFlight', 'NoFreeWhileInFlight');
+  });
+
+  it('Z4 preemptionCascade: the spec allows each preemption, but the worker preempts again before its victim’s free', () => {
+    checkTable('preemptionCascade', squeeze, 'NoPreemptionCascade');
+    const clean = tracedRun(squeeze);
+    expect(clean.verdict.verdict, explain(clean.verdict)).toBe('conforms');
+    expect(clean.result.metrics.preemptions).toBeGreaterThan(0);
+    expect(preemptionRule(clean.sink.events)).toBeNull();
+    const faulty = tracedRun({ ...squeeze, faults: { preemptionCascade: true } });
+    expect(faulty.verdict.verdict, explain(faulty.verdict)).toBe('conforms'); // the cascade breaks no rule of the spec
+    expect(faulty.result.metrics.preemptions).toBeGreaterThan(clean.result.metrics.preemptions);
+    expect(preemptionRule(faulty.sink.events)).toMatch(/D0 preempts \w before the blocks of its previous victim \w/);
+  });
+
+  it('Z5 freeTwiceOnAbortedTransfer: blocks freed while the transfer still uses them', () => {
+    expectCaught(disagg(abortAt(first.req, (first.begin + first.end) / 2)), 'freeTwiceOnAbortedTransfer', 'NoFreeWhileInFlight');
+  });
+
+  it('Z6 abortWaitsForEndedTransfer: the free waits for a signal that already came (leak)', () => {
+    expectCaught(disagg(abortAt(first.req, first.join + 0.05)), 'abortWaitsForEndedTransfer', 'EndedRequestsRelease');
+  });
+
+  it('Z7 rejectionNotTold: the decode side rejects a request, and its prefill-side blocks stay pinned (leak)', () => {
+    // a fills the decode pool as it decodes; b, prefilled, waits for decode-side blocks and is rejected.
+    const workload = [req('a', 0, 40, 20), req('b', 0.001, 28, 2), req('c', 0.5, 8, 2)];
+    const { clean } = expectCaught({ mode: 'disaggregated', workload, blocks: 16, blockSize: 4, decodeAdmitTimeout: 0.05 }, 'rejectionNotTold', 'EndedRequestsRelease');
+    expect(clean.result.records.map((r) => r.outcome)).toEqual(['finished', 'rejected', 'finished']);
+    const abort = clean.sink.events.findIndex((e) => e.ev === 'abort' && e.req === 'b');
+    expect(clean.sink.events[abort + 1]).toMatchObject({ ev: 'free', req: 'b' });
+  });
+
+  it('Z8 overlapDoubleFree: the overlapped step’s slot is freed ad hoc, then again by the finish path', () => {
+    const { faulty } = expectCaught(oneToken, 'overlapDoubleFree', 'FreeListUnique');
+    expect(faulty.verdict.verdict === 'violation' && faulty.verdict.finding.line - 1).toBe(12);
+    expectCaught({ mode: 'nexus', workload: smallWorkload(3, 12, { rate: 60 }), blocks: 60, blockSize: 4, asyncScheduling: true }, 'overlapDoubleFree', 'FreeListUnique');
   });
 
   it('Z9 leakPartialBlockOnRetract: the retracted request never gets back to waiting (its padding block is still owned)', () => {
-    expectCaught({ mode: 'semi-pd', workload: smallWorkload(6, 60, { rate: 100 }), blocks: 80, blockSize: 4 }, { leakPartialBlockOnRetract: true }, 'LifecycleOrder');
+    expectCaught({ mode: 'semi-pd', workload: smallWorkload(6, 60, { rate: 100 }), blocks: 80, blockSize: 4 }, 'leakPartialBlockOnRetract', 'LifecycleOrder');
+  });
+
+  it('Z10 abortForgetsQueuedAfterTransfer: aborted while queued at the decode side, never freed (leak)', () => {
+    const t = (queuedAfterTransfer.end + queuedAfterTransfer.join) / 2;
+    expectCaught(disagg(abortAt(queuedAfterTransfer.req, t)), 'abortForgetsQueuedAfterTransfer', 'EndedRequestsRelease');
+  });
+
+  it('Z11 abortFreesDuringTransfer: decode-side blocks freed under the late write', () => {
+    expectCaught(disagg(abortAt(first.req, (first.begin + first.end) / 2)), 'abortFreesDuringTransfer', 'NoFreeWhileInFlight');
+  });
+
+  it('Z12 duplicateRelease: the block goes on the free list twice, and is later handed to two owners', () => {
+    const { faulty } = expectCaught({ mode: 'semi-pd', workload: smallWorkload(5, 20), blocks: 400, blockSize: 4 }, 'duplicateRelease', 'FreeListUnique');
+    expect(handedOutTwice(faulty.sink.events).length).toBeGreaterThan(0);
   });
 
   it('Z13 locklessAllocator: a worker reads utilisation while the other holds the pool lock', () => {
-    expectCaught({ mode: 'semi-pd', allocator: 'lock', workload: smallWorkload(7, 60, { rate: 100 }), blocks: 400, blockSize: 4 }, { locklessAllocator: true }, 'SingleOwner');
+    expectCaught({ mode: 'semi-pd', allocator: 'lock', workload: smallWorkload(7, 60, { rate: 100 }), blocks: 400, blockSize: 4 }, 'locklessAllocator', 'SingleOwner');
   });
 
   it('Z15 dropFifoOnResize: an old decode worker stops with its FIFO not handed over', () => {
     expectCaught(
       { mode: 'nexus', workload: smallWorkload(8, 80, { rate: 100 }), blocks: 400, blockSize: 4, policy: cyclingPolicy('nexus', 0.02) },
-      { dropFifoOnResize: true },
+      'dropFifoOnResize',
       'ServedByLiveWorker',
     );
-  });
-
-  it('Z5 freeTwiceOnAbortedTransfer: blocks freed while the transfer still uses them', () => {
-    expectCaught(disagg(abortAt(first.req, (first.begin + first.end) / 2)), { freeTwiceOnAbortedTransfer: true }, 'NoFreeWhileInFlight');
-  });
-
-  it('Z11 abortFreesDuringTransfer: decode-side blocks freed under the late write', () => {
-    expectCaught(disagg(abortAt(first.req, (first.begin + first.end) / 2)), { abortFreesDuringTransfer: true }, 'NoFreeWhileInFlight');
-  });
-
-  it('Z6 abortWaitsForEndedTransfer: the free waits for a signal that already came (leak)', () => {
-    expectCaught(disagg(abortAt(first.req, first.join + 0.05)), { abortWaitsForEndedTransfer: true }, 'EndedRequestsRelease');
-  });
-
-  it('Z10 abortForgetsQueuedAfterTransfer: aborted while queued at the decode side, never freed (leak)', () => {
-    const t = (queuedAfterTransfer.end + queuedAfterTransfer.join) / 2;
-    expectCaught(disagg(abortAt(queuedAfterTransfer.req, t)), { abortForgetsQueuedAfterTransfer: true }, 'EndedRequestsRelease');
   });
 
   it("the engine's own bookkeeping check sees the duplicate release too", () => {
@@ -83,7 +213,122 @@ describe('engine fault switches are caught by the spec', () => {
     expect(clean.checkBookkeeping()).toEqual([]);
   });
 
-  it('every fault switch has a test above', () => {
-    expect(FAULT_NAMES).toHaveLength(8);
+  it('every fault switch has a test above, and one table entry per bug-zoo row that lives in the engine', () => {
+    expect([...tested].sort()).toEqual([...FAULT_NAMES].sort());
+    expect(FAULTS.map((f) => f.name).sort()).toEqual([...FAULT_NAMES].sort());
+    expect(FAULTS.map((f) => f.zoo).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))).toEqual(
+      ['Z1', 'Z2', 'Z3', 'Z4', 'Z5', 'Z6', 'Z7', 'Z8', 'Z9', 'Z10', 'Z11', 'Z12', 'Z13', 'Z15'],
+    );
+  });
+});
+
+describe('the options behind the newer switches, faults off', () => {
+  const modes: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
+
+  it('NoPreemptionCascade holds on every fault-off run: every mode, synchronous and asynchronous, aborts, resizes', () => {
+    let preemptions = 0;
+    for (const mode of modes) {
+      for (const asyncScheduling of [false, true]) {
+        for (const seed of [1, 2, 3]) {
+          const run = tracedRun({
+            mode,
+            workload: smallWorkload(seed, 30, { rate: 60, abortFraction: 0.2 }),
+            blocks: 24 + 12 * seed,
+            blockSize: 4,
+            asyncScheduling,
+            policy: mode === 'semi-pd' || mode === 'nexus' ? cyclingPolicy(mode, 0.05) : null,
+          });
+          expect(run.verdict.verdict, `${mode} async=${asyncScheduling} seed ${seed}\n${explain(run.verdict)}`).toBe('conforms');
+          expect(preemptionRule(run.sink.events), `${mode} async=${asyncScheduling} seed ${seed}`).toBeNull();
+          preemptions += run.result.metrics.preemptions;
+        }
+      }
+    }
+    expect(preemptions).toBeGreaterThan(100);
+  });
+
+  it.each(modes)('%s: with every new option, observe() and the engine’s books agree with the spec after every step', (mode) => {
+    const workload = smallWorkload(4, 24, { rate: 50, abortFraction: 0.2, abortAfter: 0.15 }).map((r, i) => ({
+      ...r,
+      ...(i % 4 === 0 ? { n: 2 } : {}),
+      ...(i % 3 === 0 ? { prefix: { id: `p${i % 2}`, length: Math.min(r.prompt, 12) } } : {}),
+    }));
+    const engine = new Engine({
+      mode,
+      profile: PROFILE,
+      workload,
+      blocks: 64,
+      blockSize: 4,
+      prefillChunk: 64,
+      asyncScheduling: true,
+      prefixCaching: true,
+      ...(mode === 'disaggregated' ? { decodeAdmitTimeout: 0.03 } : {}),
+      policy: mode === 'semi-pd' || mode === 'nexus' ? cyclingPolicy(mode, 0.04) : null,
+    });
+    const checker = new TraceChecker({ quiescent: true });
+    checker.feed(JSON.stringify(engine.header));
+    const events: TraceEvent[] = [];
+    while (!engine.done) {
+      const emitted = engine.stepOnce();
+      for (const ev of emitted) checker.feed(JSON.stringify(ev));
+      events.push(...emitted);
+      expect(checker.done, 'the spec refused an event').toBe(false);
+      expect(engine.checkBookkeeping()).toEqual([]);
+      const sys = checker.sys!;
+      const view = engine.observe();
+      sys.requestIds.forEach((id, i) => {
+        const spec = sys.requests[i];
+        const mine = view.requests[id];
+        expect({ id, state: mine.state, server: mine.server, generated: mine.generated, computed: mine.computed }).toEqual({
+          id,
+          state: spec.value,
+          server: spec.context.server,
+          generated: spec.context.generated,
+          computed: spec.context.computed,
+        });
+      });
+      expect(view.blocks).toEqual(sys.blocks.map((b) => b.context.owners[0] ?? null));
+    }
+    const verdict = checker.end();
+    expect(verdict.verdict, explain(verdict)).toBe('conforms');
+    expect(events.some((e) => e.ev === 'arrive' && e.note?.startsWith('fork'))).toBe(true);
+    expect(events.some((e) => e.ev === 'alloc' && e.note?.startsWith('prefix cache hit'))).toBe(true);
+    expect(preemptionRule(events)).toBeNull();
+  });
+
+  it('asynchronous scheduling and forks keep every output: the same tokens as a synchronous run, and a fork the same as its parent', () => {
+    for (const mode of modes) {
+      const workload = smallWorkload(9, 20, { rate: 60 }).map((r, i) => (i % 5 === 0 ? { ...r, n: 2 } : r));
+      const outputs = (asyncScheduling: boolean) => {
+        const engine = new Engine({ mode, profile: PROFILE, workload, blocks: 48, blockSize: 4, asyncScheduling, recordOutputs: true });
+        engine.runToCompletion();
+        return engine.outputs();
+      };
+      const sync = outputs(false);
+      expect(outputs(true)).toEqual(sync);
+      for (const [id, tokens] of sync) if (id.includes('#')) expect(tokens, id).toEqual(sync.get(id.split('#')[0]));
+    }
+  });
+
+  it('the same seed gives the same trace, with every new option on', () => {
+    const scenario: Scenario = {
+      mode: 'disaggregated',
+      workload: smallWorkload(5, 20, { rate: 60 }).map((r, i) => ({ ...r, n: i % 3 === 0 ? 2 : 1, prefix: { id: 'p', length: Math.min(8, r.prompt) } })),
+      blocks: 40,
+      blockSize: 4,
+      asyncScheduling: true,
+      prefixCaching: true,
+      decodeAdmitTimeout: 0.05,
+    };
+    expect(tracedRun(scenario).text).toBe(tracedRun(scenario).text);
+  });
+
+  it('refuses options that cannot apply', () => {
+    const o = { mode: 'semi-pd' as const, profile: PROFILE, workload: smallWorkload(1, 3), blocks: 40, blockSize: 4 };
+    expect(() => new Engine({ ...o, decodeAdmitTimeout: 1 })).toThrow(/disaggregated mode only/);
+    expect(() => new Engine({ ...o, mode: 'disaggregated', allocator: 'lock', decodeAdmitTimeout: -1 })).toThrow(/≥ 0 seconds/);
+    expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { n: 2 }), req('a#1', 0, 4, 1)] })).toThrow(/fork id 'a#1' is taken/);
+    expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { prefix: { id: 'p', length: 5 } })] })).toThrow(/prefix length must be an integer in 1\.\.prompt/);
+    expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { n: 0 })] })).toThrow(/n \(parallel samples\)/);
   });
 });

@@ -17,6 +17,7 @@ import { RULES } from '../../spec/invariants.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../report-data.ts';
 import { writeReport } from '../report/render.ts';
+import { selfTest } from '../../properties/self-test.ts';
 import { replayOf } from './campaign.ts';
 
 const BUILT_INS = ['static', 'semi-pd', 'nexus', 'unified', 'disaggregated'];
@@ -279,7 +280,20 @@ export const check: Command = {
       }
       reports.push(report);
     }
-    const failed = reports.some((p) => p.checks.some((c) => c.status === 'fail'));
+    let zoo: ReportData['selfTest'];
+    if (values['self-test']) {
+      if (!values.json) console.log('\nself-test: the bug zoo, each fault switch of the engine caught by the property it breaks');
+      zoo = await selfTest({
+        seed,
+        onRow: (r) => {
+          if (!values.json)
+            console.log(
+              `  ${r.id.padEnd(4)} ${r.fault.padEnd(34)} ${r.caught ? 'caught' : 'MISSED'}  ${String(r.property).padEnd(26)} ${r.events} event(s), ${r.seconds.toFixed(1)} s`,
+            );
+        },
+      });
+    }
+    const failed = reports.some((p) => p.checks.some((c) => c.status === 'fail')) || (zoo?.some((r) => !r.caught) ?? false);
     const data: ReportData = {
       version: 1,
       command: ctx.command,
@@ -288,6 +302,7 @@ export const check: Command = {
       startedAt,
       seconds: (performance.now() - started) / 1000,
       policies: reports,
+      ...(zoo ? { selfTest: zoo } : {}),
       sources: {
         profile: `${profile.name}: ${profile.sources?.[0] ?? ''}`,
         traces: ['Azure LLM inference traces 2023 (conversation, code), CC-BY 4.0 — Patel et al., Splitwise, ISCA 2024'],

@@ -1,6 +1,13 @@
 // `pdspec run`: serves a workload with the engine in virtual time (the cost-model simulator) and reports
 // latency, SLO attainment and goodput; optionally writes the run's trace (format v1) for `pdspec conform`.
+// With --executor cpu|webgpu every step also runs on a llama2.c model (engine/executors/model-adapter.ts),
+// so the requests get real tokens; time stays virtual (the cost model's).
 import { Engine, EngineConfigError, InvalidDecisionError, type Mode, type PolicyHandle, type RunResult } from '../../engine/engine.ts';
+import { CheckpointError, loadCheckpoint, type ModelWeights } from '../../engine/model/checkpoint.ts';
+import { STORIES260K_PATH } from '../../engine/model/shipped.ts';
+import { DISAGGREGATED_UNSUPPORTED, modelFitError, ModelStepExecutor } from '../../engine/executors/model-adapter.ts';
+import { ExecutorInputError, type ModelExecutor } from '../../engine/executors/model-executor.ts';
+import { ExecutorError } from '../../engine/executors/step-executor.ts';
 import type { Distribution } from '../../engine/metrics.ts';
 import { FAULT_NAMES, type EngineFaults } from '../../engine/faults.ts';
 import { defaultBlocks, DEFAULT_PROFILE, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
@@ -9,14 +16,21 @@ import { buildWorkload, WORKLOAD_NAMES, WorkloadError, type WorkloadRequest } fr
 import { EXIT, intOption, numberOption, parseOptions, UsageError, type Command } from '../common.ts';
 
 const MODES: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
+const EXECUTORS = ['cost-model', 'cpu', 'webgpu'] as const;
+type ExecutorKind = (typeof EXECUTORS)[number];
+/** Model runs by default: this many synthetic requests, lengths up to this (well within stories260K's 512). */
+const MODEL_REQUESTS = 16;
+const MODEL_MAX_LEN = 64;
+/** Model runs by default: KV room for this many sequences of the model's whole context. */
+const MODEL_POOL_SEQUENCES = 8;
 
 const usage = [
   'pdspec run --workload azure-conv|azure-code|poisson|bursty|FILE [--rate R] [--duration S] [--requests N]',
   '           [--prompt-len DIST] [--output-len DIST] [--cv C] [--abort-fraction F] [--abort-after S]',
   '           [--policy NAME|FILE] [--policy-option KEY=VALUE ...] [--mode semi-pd|nexus|disaggregated|unified]',
-  '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model] [--profile NAME|FILE]',
-  '           [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking] [--max-batch N]',
-  '           [--seed N] [--trace-out FILE] [--json] [--fault NAME ...]',
+  '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model|cpu|webgpu] [--model FILE]',
+  '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
+  '           [--max-batch N] [--seed N] [--trace-out FILE] [--json] [--outputs] [--fault NAME ...]',
 ].join('\n');
 
 const options = {
@@ -35,6 +49,8 @@ const options = {
   split: { type: 'string' },
   allocator: { type: 'string' },
   executor: { type: 'string' },
+  model: { type: 'string' },
+  outputs: { type: 'boolean' },
   profile: { type: 'string' },
   slo: { type: 'string' },
   blocks: { type: 'string' },
@@ -111,11 +127,27 @@ function row(name: string, d: Distribution, digits: number): string {
   return `  ${name.padEnd(5)} ${[d.mean, d.p50, d.p90, d.p99].map((x) => fmt(x, digits).padStart(9)).join('')}`;
 }
 
-function summaryText(r: RunResult, context: { mode: Mode; policy: string; profile: Profile; workload: string; requests: WorkloadRequest[]; wall: number; trace?: string }): string {
+interface SummaryContext {
+  mode: Mode;
+  policy: string;
+  profile: Profile;
+  workload: string;
+  requests: WorkloadRequest[];
+  wall: number;
+  trace?: string;
+  /** e.g. "cost-model executor", "cpu executor on stories260K.bin". */
+  executor: string;
+  /** Model runs: a line on the tokens computed. */
+  tokens?: string;
+  /** --outputs: each request's output ids. */
+  outputs?: Map<string, number[]>;
+}
+
+function summaryText(r: RunResult, context: SummaryContext): string {
   const m = r.metrics;
   const span = context.requests.length ? context.requests[context.requests.length - 1].arrival - context.requests[0].arrival : 0;
   const lines = [
-    `pdspec run: ${context.mode}, policy ${context.policy}, profile ${context.profile.name} (cost-model executor)`,
+    `pdspec run: ${context.mode}, policy ${context.policy}, profile ${context.profile.name} (${context.executor})`,
     `  KV pool: ${r.header.gpus > 1 ? `${r.header.gpus} × ` : ''}${r.header.blocks} blocks × ${r.header.blockSize} tokens; allocator ${r.header.allocator}; split ${r.header.split.prefill}/${r.header.split.decode} at start`,
     `workload: ${context.workload}, ${context.requests.length} requests arriving over ${fmt(span, 1)} s`,
     `requests: ${m.requests.finished} finished, ${m.requests.aborted} aborted, ${m.requests.rejected} rejected (too long for the pool)${m.requests.live ? `, ${m.requests.live} never ended` : ''}`,
@@ -134,7 +166,12 @@ function summaryText(r: RunResult, context: { mode: Mode; policy: string; profil
   }
   if (r.ignoredSplitDecisions > 0) lines.push(`  ${r.ignoredSplitDecisions} split decision(s) not applied (during another resize, or no split in the ${context.mode} mode)`);
   lines.push(`simulated ${fmt(r.endTime, 1)} s in ${fmt(context.wall, 2)} s of wall time (${fmt(r.endTime / context.wall, 0)}× real time, ${r.events} events)`);
+  if (context.tokens) lines.push(context.tokens);
   if (context.trace) lines.push(`trace: ${context.trace}`);
+  if (context.outputs) {
+    lines.push('outputs (token ids):');
+    for (const [id, ids] of context.outputs) lines.push(`  ${id}: ${ids.join(' ')}`);
+  }
   return lines.join('\n');
 }
 
@@ -145,18 +182,25 @@ export const run: Command = {
     'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1) that',
     '`pdspec conform --quiescent` replays through the spec. --fault NAME turns on a bug-zoo fault switch of the',
     `engine (${FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
+    '--executor cpu|webgpu also runs every step on a llama2.c model (--model FILE, default the shipped',
+    'stories260K; semi-pd, nexus and unified modes): real greedy tokens (--outputs lists them), virtual time',
+    'still from the cost model; the default workload is then 16 short Poisson requests.',
     'Exit 0: the run completed; 1: the policy faulted; 2: bad input.',
   ].join('\n'),
   usage,
   async run(args) {
     const { values: v, positionals } = parseOptions(args, options, usage);
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${usage}`);
-    if (v.workload === undefined) throw new UsageError(`--workload is required (${WORKLOAD_NAMES.join(', ')}, or a CSV/JSONL file)\nusage: ${usage}`);
+    const executorKind = (v.executor ?? 'cost-model') as ExecutorKind;
+    if (!EXECUTORS.includes(executorKind)) throw new UsageError(`--executor must be one of ${EXECUTORS.join(', ')}, got '${v.executor}'`);
+    const onModel = executorKind !== 'cost-model';
+    if (v.model !== undefined && !onModel) throw new UsageError('--model needs --executor cpu or webgpu (the cost model computes no tokens)');
+    // A model run defaults to a short synthetic workload that fits the model's context.
+    const workloadName = v.workload ?? (onModel ? 'poisson' : undefined);
+    if (workloadName === undefined) throw new UsageError(`--workload is required (${WORKLOAD_NAMES.join(', ')}, or a CSV/JSONL file)\nusage: ${usage}`);
     const mode = (v.mode ?? 'semi-pd') as Mode;
     if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got '${v.mode}'`);
-    if (v.executor !== undefined && v.executor !== 'cost-model') {
-      throw new UsageError(`--executor '${v.executor}' is not available to run: only cost-model (virtual time) is`);
-    }
+    if (onModel && mode === 'disaggregated') throw new UsageError(DISAGGREGATED_UNSUPPORTED);
     const seed = intOption(v.seed, 'seed', 0);
     const slo = parseSlo(v.slo);
     const blockSize = intOption(v['block-size'], 'block-size', 16, 1);
@@ -167,20 +211,35 @@ export const run: Command = {
       if (err instanceof ProfileError) throw new UsageError(err.message);
       throw err;
     }
-    const blocks = intOption(v.blocks, 'blocks', defaultBlocks(profile, blockSize), 1);
+    const modelPath = v.model ?? STORIES260K_PATH;
+    let weights: ModelWeights | null = null;
+    if (onModel) {
+      try {
+        weights = loadCheckpoint(modelPath);
+      } catch (err) {
+        if (err instanceof CheckpointError) throw new UsageError(err.message);
+        throw err;
+      }
+    }
+    const seqLen = weights?.config.seqLen ?? 0;
+    const modelName = modelPath.split(/[\\/]/).pop()!;
+    const blocks = intOption(v.blocks, 'blocks', weights ? MODEL_POOL_SEQUENCES * Math.ceil(seqLen / blockSize) : defaultBlocks(profile, blockSize), 1);
     if (v['no-chunking'] && v.chunk !== undefined) throw new UsageError('--chunk and --no-chunking contradict each other');
     const chunk = v.chunk === undefined ? undefined : intOption(v.chunk, 'chunk', 0, 1);
     const faults = parseFaults(v.fault);
 
     let requests: WorkloadRequest[];
+    const synthetic = workloadName === 'poisson' || workloadName === 'bursty';
+    const modelLen = `uniform:1:${Math.max(1, Math.min(MODEL_MAX_LEN, Math.floor(seqLen / 2)))}`;
+    const duration = positiveNumber(v.duration, 'duration');
     try {
       requests = buildWorkload({
-        workload: v.workload,
+        workload: workloadName,
         rate: positiveNumber(v.rate, 'rate'),
-        duration: positiveNumber(v.duration, 'duration'),
-        requests: v.requests === undefined ? undefined : intOption(v.requests, 'requests', 0, 1),
-        promptLen: v['prompt-len'],
-        outputLen: v['output-len'],
+        duration,
+        requests: v.requests === undefined ? (onModel && synthetic && duration === undefined ? MODEL_REQUESTS : undefined) : intOption(v.requests, 'requests', 0, 1),
+        promptLen: v['prompt-len'] ?? (onModel && synthetic ? modelLen : undefined),
+        outputLen: v['output-len'] ?? (onModel && synthetic ? modelLen : undefined),
         cv: positiveNumber(v.cv, 'cv'),
         abortFraction: v['abort-fraction'] === undefined ? undefined : numberOption(v['abort-fraction'], 'abort-fraction', 0),
         abortAfter: positiveNumber(v['abort-after'], 'abort-after'),
@@ -191,92 +250,150 @@ export const run: Command = {
       throw err;
     }
     if (requests.length === 0) throw new UsageError(`the workload has no requests (check --duration and --requests)`);
-
+    if (weights) {
+      for (const r of requests) {
+        const misfit = modelFitError(r, seqLen, modelName);
+        if (misfit) throw new UsageError(`${misfit}; ${synthetic ? 'use shorter --prompt-len/--output-len' : 'shorten it in the workload'}`);
+      }
+    }
     const policyName = v.policy ?? 'static';
     const policy = await openPolicy(policyName, parsePolicyOptions(v['policy-option']), profile);
-    const sink = v['trace-out'] === undefined ? null : new JsonlFileSink(v['trace-out']);
-    let engine: Engine;
+    let model: ModelExecutor | null = null;
     try {
-      engine = new Engine({
-        mode,
-        workload: requests,
-        profile,
-        blocks,
-        blockSize,
-        split: parseSplit(v.split),
-        allocator: v.allocator as 'lock' | 'decode-owned' | undefined,
-        prefillChunk: mode === 'unified' ? undefined : chunk,
-        unifiedChunk: mode === 'unified' ? (v['no-chunking'] ? 0 : chunk) : undefined,
-        maxBatch: v['max-batch'] === undefined ? undefined : intOption(v['max-batch'], 'max-batch', 0, 1),
-        policy,
-        slo,
-        seed,
-        trace: sink,
-        faults,
-      });
+      model = weights ? await openModel(executorKind as 'cpu' | 'webgpu', weights, { numBlocks: blocks, blockSize }) : null;
     } catch (err) {
-      sink?.close();
       await policy.close?.();
-      if (err instanceof EngineConfigError) throw new UsageError(err.message);
       throw err;
     }
-
-    // Progress on a terminal only: plain output when piped or under CI.
-    const interactive = process.stderr.isTTY === true && !process.env.CI;
-    let lastDraw = 0;
-    const started = performance.now();
-    let result: RunResult;
     try {
-      result = engine.runToCompletion({
-        progressEvery: 50_000,
+      return await serve(model);
+    } finally {
+      model?.destroy();
+    }
+
+    async function serve(model: ModelExecutor | null): Promise<number> {
+      const adapter = model ? new ModelStepExecutor(model, profile) : null;
+      const sink = v['trace-out'] === undefined ? null : new JsonlFileSink(v['trace-out']);
+      let engine: Engine;
+      try {
+        engine = new Engine({
+          mode,
+          workload: requests,
+          profile,
+          blocks,
+          blockSize,
+          split: parseSplit(v.split),
+          allocator: v.allocator as 'lock' | 'decode-owned' | undefined,
+          prefillChunk: mode === 'unified' ? undefined : chunk,
+          unifiedChunk: mode === 'unified' ? (v['no-chunking'] ? 0 : chunk) : undefined,
+          maxBatch: v['max-batch'] === undefined ? undefined : intOption(v['max-batch'], 'max-batch', 0, 1),
+          policy,
+          slo,
+          seed,
+          trace: sink,
+          faults,
+          executor: adapter ?? undefined,
+          recordOutputs: v.outputs === true,
+        });
+      } catch (err) {
+        sink?.close();
+        await policy.close?.();
+        if (err instanceof EngineConfigError) throw new UsageError(err.message);
+        throw err;
+      }
+
+      // Progress on a terminal only: plain output when piped or under CI.
+      const interactive = process.stderr.isTTY === true && !process.env.CI;
+      let lastDraw = 0;
+      const started = performance.now();
+      let result: RunResult;
+      const runOptions = {
+        // A model step takes milliseconds of wall time: report far more often than in the simulator.
+        progressEvery: adapter ? 20 : 50_000,
         onProgress: interactive
-          ? (p) => {
+          ? (p: { time: number; ended: number; total: number; events: number }) => {
               const now = performance.now();
               if (now - lastDraw < 100) return;
               lastDraw = now;
               process.stderr.write(`\r  simulated ${p.time.toFixed(1)} s · ${p.ended}/${p.total} requests ended · ${p.events} events `);
             }
           : undefined,
-      });
-    } catch (err) {
-      sink?.close();
-      if (interactive) process.stderr.write('\r\x1b[K');
-      const name = (err as Error).name;
-      if (name === 'PolicyFault' || err instanceof InvalidDecisionError) {
-        console.error(`pdspec run: ${(err as Error).message}`);
-        return EXIT.violated;
+      };
+      try {
+        result = adapter ? await engine.runToCompletionAsync(runOptions) : engine.runToCompletion(runOptions);
+      } catch (err) {
+        sink?.close();
+        if (interactive) process.stderr.write('\r\x1b[K');
+        const name = (err as Error).name;
+        if (name === 'PolicyFault' || err instanceof InvalidDecisionError) {
+          console.error(`pdspec run: ${(err as Error).message}`);
+          return EXIT.violated;
+        }
+        // A step the model cannot run (e.g. a pool or position it cannot address) is bad input.
+        if (err instanceof ExecutorError) throw new UsageError(err.message);
+        throw err;
+      } finally {
+        await policy.close?.();
       }
-      throw err;
-    } finally {
-      await policy.close?.();
-    }
-    const wall = (performance.now() - started) / 1000;
-    if (interactive) process.stderr.write('\r\x1b[K');
+      const wall = (performance.now() - started) / 1000;
+      if (interactive) process.stderr.write('\r\x1b[K');
 
-    if (v.json) {
-      console.log(
-        JSON.stringify({
-          mode,
-          policy: result.policy,
-          profile: profile.name,
-          executor: 'cost-model',
-          workload: v.workload,
-          seed,
-          header: result.header,
-          metrics: result.metrics,
-          resizes: result.resizes,
-          stalled: result.stalled,
-          faults: Object.keys(faults),
-          ignoredSplitDecisions: result.ignoredSplitDecisions,
-          events: result.events,
-          simulatedSeconds: result.endTime,
-          wallSeconds: wall,
-          trace: v['trace-out'] ?? null,
-        }),
-      );
-    } else {
-      console.log(summaryText(result, { mode, policy: result.policy ?? policyName, profile, workload: v.workload, requests, wall, trace: v['trace-out'] }));
+      const outputs = v.outputs ? engine.outputs() : undefined;
+      const executorText = model ? `${model.name} executor on ${modelName}; virtual time from the cost model` : 'cost-model executor';
+      const tokens = adapter
+        ? `tokens: ${sumGenerated(result)} output tokens from ${modelName} (greedy) in ${adapter.stats.steps} model steps, ${adapter.stats.positions} positions computed`
+        : undefined;
+      if (v.json) {
+        console.log(
+          JSON.stringify({
+            mode,
+            policy: result.policy,
+            profile: profile.name,
+            executor: executorKind,
+            model: model ? { path: modelPath, ...model.model } : null,
+            workload: workloadName,
+            seed,
+            header: result.header,
+            metrics: result.metrics,
+            resizes: result.resizes,
+            stalled: result.stalled,
+            faults: Object.keys(faults),
+            ignoredSplitDecisions: result.ignoredSplitDecisions,
+            events: result.events,
+            simulatedSeconds: result.endTime,
+            wallSeconds: wall,
+            modelSteps: adapter?.stats.steps ?? null,
+            trace: v['trace-out'] ?? null,
+            ...(outputs ? { outputs: Object.fromEntries(outputs) } : {}),
+          }),
+        );
+      } else {
+        console.log(
+          summaryText(result, { mode, policy: result.policy ?? policyName, profile, workload: workloadName!, requests, wall, trace: v['trace-out'], executor: executorText, tokens, outputs }),
+        );
+      }
+      return EXIT.holds;
     }
-    return EXIT.holds;
   },
 };
+
+function sumGenerated(r: RunResult): number {
+  return r.records.reduce((a, x) => a + x.generated, 0);
+}
+
+/** The model executor of a run: the CPU reference, or WebGPU (one line with how to get an adapter if none). */
+async function openModel(kind: 'cpu' | 'webgpu', weights: ModelWeights, pool: { numBlocks: number; blockSize: number }): Promise<ModelExecutor> {
+  try {
+    if (kind === 'cpu') {
+      const { createCpuReferenceExecutor } = await import('../../engine/executors/cpu-reference.ts');
+      return createCpuReferenceExecutor(weights, pool);
+    }
+    const { requestAdapter, webGpu, NO_ADAPTER_HINT } = await import('../../engine/executors/webgpu/device.ts');
+    if (!(await requestAdapter(webGpu()))) throw new UsageError(NO_ADAPTER_HINT);
+    const { createWebGpuExecutor } = await import('../../engine/executors/webgpu/executor.ts');
+    return await createWebGpuExecutor(weights, pool);
+  } catch (err) {
+    if (err instanceof ExecutorInputError) throw new UsageError(err.message);
+    throw err;
+  }
+}

@@ -14,6 +14,8 @@ export interface StepItem {
   readonly req: string;
   /** The request's seed: pseudo-tokens and synthetic prompt ids derive from it. */
   readonly seed: number;
+  /** Prompt length: positions below it hold prompt ids, the others generated tokens (a model executor's input). */
+  readonly prompt: number;
   /** `prefill`: a prompt chunk or a recompute; `decode`: one position fed with the last generated token. */
   readonly phase: 'prefill' | 'decode';
   /** First position computed by this step. */
