@@ -80,6 +80,8 @@ export interface CompiledMachine<C, E extends { type: string }> {
   parts: MachineParts<C, E>;
   /** Every (state, event) pair that has a transition: the event coverage universe. */
   edges: { state: string; event: string; target: string; guard?: string; variant?: true }[];
+  /** Copies a context of this machine (built on first use from its fields, which updates never add to). */
+  copy?: (context: C) => C;
 }
 
 const AND_CHECK = (and([]) as unknown as { check: unknown }).check;
@@ -165,7 +167,10 @@ export function fireOrRefuse<C, E extends { type: string }>(m: CompiledMachine<C
       }
     }
     let context = snap.context;
-    for (const u of t.updates) context = { ...context, ...u({ context, event }) };
+    if (t.updates.length > 0) {
+      const copy = (m.copy ??= contextCopier(snap.context));
+      for (const u of t.updates) context = Object.assign(copy(context) as object, u({ context, event })) as C;
+    }
     return { value: t.target ?? snap.value, context };
   }
   if (!failed) {
@@ -180,6 +185,18 @@ export function fireOrRefuse<C, E extends { type: string }>(m: CompiledMachine<C
     protects: failed.def.protects!,
     message: failed.def.explain(snap.context, event),
   };
+}
+
+/**
+ * A copier for contexts with the fields of `sample`: one object literal of known shape, several times faster
+ * than a spread on the hot path. Every context of a machine has the same fields (the definition's initial
+ * context; updates return only some of them), so the literal copies all of them.
+ */
+function contextCopier<C>(sample: C): (context: C) => C {
+  const keys = Object.keys(sample as object);
+  if (!keys.every((k) => /^[A-Za-z_$][\w$]*$/.test(k))) return (c) => ({ ...c });
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  return new Function('c', `return { ${keys.map((k) => `${k}: c.${k}`).join(', ')} };`) as (context: C) => C;
 }
 
 export function isRefusal(x: unknown): x is Refusal {

@@ -57,6 +57,21 @@ interface Move {
   event: { type: string };
 }
 
+/** Stamps of attempted events, unique across systems (copies share the scratch arrays the stamps guard). */
+let moveStamp = 0;
+/** Per request index, the slot of its move in the event being attempted (valid where the stamp matches). */
+let requestSlot = new Int32Array(1024);
+let requestStamp = new Int32Array(1024);
+function growRequestSlots(n: number) {
+  const size = Math.max(n, requestStamp.length * 2);
+  const slot = new Int32Array(size);
+  const st = new Int32Array(size);
+  slot.set(requestSlot);
+  st.set(requestStamp);
+  requestSlot = slot;
+  requestStamp = st;
+}
+
 /** The next snapshot of each machine an event moves. */
 export type PendingMoves = { kind: MachineName; index: number; snap: Snapshot<unknown> }[];
 
@@ -90,6 +105,9 @@ export class System {
   touched: { kind: MachineName; index: number }[] = [];
   private idsShared = false;
   private moves: Move[] = [];
+  /** Per block, the slot of its move in the event being attempted (valid where the stamp matches). */
+  private blockSlot: Int32Array;
+  private blockStamp: Int32Array;
 
   constructor(header: TraceHeader, options: SystemOptions = {}, from?: System) {
     this.header = header;
@@ -113,6 +131,8 @@ export class System {
       this.reqOps = from.reqOps.map((o) => o.slice());
       this.liveCount = from.liveCount;
       this.time = from.time;
+      this.blockSlot = from.blockSlot;
+      this.blockStamp = from.blockStamp;
       return;
     }
     this.machines = { ...MACHINES, ...options.machines };
@@ -134,6 +154,8 @@ export class System {
     const blockSnap: Snapshot<BlockContext> = { value: this.machines.block.initial, context: blockCtx };
     this.blocks = new Array(total).fill(blockSnap);
     this.holds = new Int32Array(total);
+    this.blockSlot = new Int32Array(total);
+    this.blockStamp = new Int32Array(total);
     const locking = options.locking ?? true;
     for (let g = 0; g < header.gpus; g++) this.pools.push({ value: this.machines.pool.initial, context: initialContext(this.machines.pool, { locking }) });
     this.partition = [
@@ -280,7 +302,14 @@ export class System {
           add('allocator', w, { type: 'alloc', worker: ev.worker } as never);
           for (const p of perPool.keys()) add('pool', p, { type: 'alloc', worker: ev.worker } as never);
           for (const [p, count] of perPool) add('request', r, { type: 'alloc', pool: p, count } as never);
-          for (const b of ev.blocks) add('block', b, { type: 'alloc', req: ev.req, version: this.pools[this.poolOf(b)].context.version + 1 } as never);
+          // One machine event per pool, shared by its blocks (an allocation can name hundreds).
+          const byPool = new Map<number, object>();
+          for (const b of ev.blocks) {
+            const p = this.poolOf(b);
+            let e = byPool.get(p);
+            if (!e) byPool.set(p, (e = { type: 'alloc', req: ev.req, version: this.pools[p].context.version + 1 }));
+            add('block', b, e as never);
+          }
         } else {
           const gpu = this.workers[w].context.gpu;
           for (const p of perPool.keys()) if (p !== gpu) return this.unknown(ev.ev, `worker ${ev.worker} allocates from pool ${gpu}; block(s) of pool ${p} are not there`);
@@ -304,7 +333,8 @@ export class System {
         } else {
           add('allocator', w, { type: 'alloc_commit', worker: ev.worker } as never);
           add('pool', gpu, { type: 'alloc_commit', worker: ev.worker } as never);
-          for (const b of this.allocators[w].context.taken) add('block', b, { type: 'alloc_commit', version: pool.version + 1 } as never);
+          const commit = { type: 'alloc_commit', version: pool.version + 1 };
+          for (const b of this.allocators[w].context.taken) add('block', b, commit as never);
         }
         return moves;
       }
@@ -399,7 +429,8 @@ export class System {
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
         for (const p of perPool.keys()) add('pool', p, { type: 'free' });
         // The blocks first: a refused free then names the step or transfer that still holds the block.
-        for (const b of ev.blocks) add('block', b, { type: 'free', req: ev.req, held: this.holds[b], holders: this.holds[b] ? this.holdersOf(b) : '' } as never);
+        const unheld = { type: 'free', req: ev.req, held: 0, holders: '' };
+        for (const b of ev.blocks) add('block', b, (this.holds[b] ? { type: 'free', req: ev.req, held: this.holds[b], holders: this.holdersOf(b) } : unheld) as never);
         let remaining = ctx.owned.reduce((a, n) => a + n, 0);
         for (const [p, count] of perPool) {
           remaining -= count;
@@ -466,12 +497,18 @@ export class System {
     if (!Array.isArray(moves)) return moves;
     // Each machine moves from the result of its previous move in this event (an event can touch an entity twice).
     const pending: PendingMoves = [];
-    // Small events search linearly; large ones (a big batch, a long block list) index their moves.
-    const slots = moves.length > 8 ? new Map<number, number>() : null;
+    // Small events search linearly; large ones (a big batch, a long block list) index their moves: blocks
+    // through a stamped array, the rest through a map.
+    const large = moves.length > 8;
+    const slots = large ? new Map<number, number>() : null;
+    const stamp = large ? ++moveStamp : 0;
     for (const mv of moves) {
       let slot = -1;
-      if (slots) slot = slots.get(KIND_CODE[mv.kind] + mv.index * 8) ?? -1;
-      else for (let i = 0; i < pending.length; i++) if (pending[i].index === mv.index && pending[i].kind === mv.kind) slot = i;
+      if (large) {
+        if (mv.kind === 'block') slot = this.blockStamp[mv.index] === stamp ? this.blockSlot[mv.index] : -1;
+        else if (mv.kind === 'request') slot = requestStamp[mv.index] === stamp ? requestSlot[mv.index] : -1;
+        else slot = slots!.get(KIND_CODE[mv.kind] + mv.index * 8) ?? -1;
+      } else for (let i = 0; i < pending.length; i++) if (pending[i].index === mv.index && pending[i].kind === mv.kind) slot = i;
       const cur = slot >= 0 ? pending[slot].snap : this.entities(mv.kind)[mv.index];
       const next = fireOrRefuse(this.machines[mv.kind], cur as Snapshot<any>, mv.event);
       if ('protects' in next) {
@@ -481,7 +518,16 @@ export class System {
       if (this.fired) this.fired.push(`${mv.kind}:${(cur as Snapshot<unknown>).value}:${mv.event.type}`);
       if (slot >= 0) pending[slot].snap = next;
       else {
-        slots?.set(KIND_CODE[mv.kind] + mv.index * 8, pending.length);
+        if (large) {
+          if (mv.kind === 'block') {
+            this.blockStamp[mv.index] = stamp;
+            this.blockSlot[mv.index] = pending.length;
+          } else if (mv.kind === 'request') {
+            if (mv.index >= requestStamp.length) growRequestSlots(mv.index + 1);
+            requestStamp[mv.index] = stamp;
+            requestSlot[mv.index] = pending.length;
+          } else slots!.set(KIND_CODE[mv.kind] + mv.index * 8, pending.length);
+        }
         pending.push({ kind: mv.kind, index: mv.index, snap: next });
       }
     }

@@ -348,14 +348,16 @@ function readBlocks(value: unknown, name: string): number[] {
 
 function readBatch(value: unknown, name: string): BatchItem[] {
   if (!Array.isArray(value) || value.length === 0) throw new FormatError(`field '${name}' must be a non-empty array of {req, tokens}, got ${describe(value)}`);
-  const out: BatchItem[] = new Array(value.length);
   for (let i = 0; i < value.length; i++) {
     const item = value[i];
     if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new FormatError(`${name}[${i}] must be an object {req, tokens}, got ${describe(item)}`);
     for (const key in item) if (key !== 'req' && key !== 'tokens') throw new FormatError(`${name}[${i}] has unknown field '${key}'`);
-    out[i] = { req: readId((item as BatchItem).req, `${name}[${i}].req`), tokens: readInt((item as BatchItem).tokens, `${name}[${i}].tokens`, 1) };
+    const b = item as BatchItem;
+    const req = readId(b.req, `${name}[${i}].req`);
+    if (req !== b.req) b.req = req;
+    readInt(b.tokens, `${name}[${i}].tokens`, 1);
   }
-  return out;
+  return value as BatchItem[];
 }
 
 function readField(kind: Kind, value: unknown, name: string): unknown {
@@ -385,26 +387,35 @@ function readField(kind: Kind, value: unknown, name: string): unknown {
 }
 
 interface CompiledEvent {
-  required: [string, Kind][];
-  optional: [string, Kind][];
+  requiredNames: string[];
+  requiredKinds: Kind[];
+  optionalNames: string[];
+  optionalKinds: Kind[];
   known: Set<string>;
 }
 
 const COMPILED = new Map<string, CompiledEvent>(
   EVENT_NAMES.map((name) => {
     const fields = Object.entries(EVENTS[name].fields as Record<string, FieldSpec>);
+    const required = fields.filter(([, s]) => !s.optional);
+    const optional = fields.filter(([, s]) => s.optional);
     return [
       name,
       {
-        required: fields.filter(([, s]) => !s.optional).map(([k, s]) => [k, s.kind]),
-        optional: fields.filter(([, s]) => s.optional).map(([k, s]) => [k, s.kind]),
+        requiredNames: required.map(([k]) => k),
+        requiredKinds: required.map(([, s]) => s.kind),
+        optionalNames: optional.map(([k]) => k),
+        optionalKinds: optional.map(([, s]) => s.kind),
         known: new Set(['ev', 't', 'note', ...fields.map(([k]) => k)]),
       },
     ];
   }),
 );
 
-/** Checks one parsed event line against the catalogue; ids come back as strings. */
+/**
+ * Checks one parsed event line against the catalogue and returns it as a TraceEvent: ids come back as
+ * strings. The object is checked and normalised in place (the checker reads millions of them).
+ */
 export function readEvent(raw: unknown): TraceEvent {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FormatError(`an event must be a JSON object, got ${describe(raw)}`);
   const obj = raw as Record<string, unknown>;
@@ -412,15 +423,38 @@ export function readEvent(raw: unknown): TraceEvent {
   if (typeof ev !== 'string') throw new FormatError(`missing field 'ev' (the event name)`);
   const spec = COMPILED.get(ev);
   if (!spec) throw new FormatError(`unknown event '${ev}' (known: ${EVENT_NAMES.join(', ')})`);
-  const out: Record<string, unknown> = { ev, t: readField('time', obj.t, 't') };
-  for (const [name, kind] of spec.required) {
-    if (!(name in obj)) throw new FormatError(`event '${ev}' is missing field '${name}'`);
-    out[name] = readField(kind, obj[name], name);
+  readField('time', obj.t, 't');
+  let fields = 2;
+  const names = spec.requiredNames;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const value = obj[name];
+    if (value === undefined) throw new FormatError(`event '${ev}' is missing field '${name}'`);
+    const read = readField(spec.requiredKinds[i], value, name);
+    if (read !== value) obj[name] = read;
+    fields++;
   }
-  for (const [name, kind] of spec.optional) if (obj[name] !== undefined) out[name] = readField(kind, obj[name], name);
-  for (const key in obj) if (!spec.known.has(key)) throw new FormatError(`event '${ev}' has unknown field '${key}'`);
-  if (obj.note !== undefined) out.note = readField('text', obj.note, 'note');
-  return out as TraceEvent;
+  for (let i = 0; i < spec.optionalNames.length; i++) {
+    const name = spec.optionalNames[i];
+    const value = obj[name];
+    if (value === undefined) continue;
+    const read = readField(spec.optionalKinds[i], value, name);
+    if (read !== value) obj[name] = read;
+    fields++;
+  }
+  if (obj.note !== undefined) {
+    readField('text', obj.note, 'note');
+    fields++;
+  }
+  // Any other field is an error: nothing is silently dropped.
+  let count = 0;
+  for (const key in obj) {
+    count++;
+    if (count > fields || !spec.known.has(key)) {
+      for (const k in obj) if (!spec.known.has(k)) throw new FormatError(`event '${ev}' has unknown field '${k}'`);
+    }
+  }
+  return obj as TraceEvent;
 }
 
 /** Checks the header line and fills in the defaults its mode implies. */
