@@ -79,7 +79,7 @@ export class TraceChecker {
         if (err instanceof FormatError) throw new BadInput(line, err.message);
         throw err;
       }
-      this.sys = new System(this.header, this.options.system);
+      this.sys = new System(this.header, { retireEnded: true, ...this.options.system });
       return;
     }
     let ev: TraceEvent;

@@ -45,6 +45,12 @@ export interface InFlightOp {
 }
 
 export interface SystemOptions {
+  /**
+   * Forget what is no longer needed of a request that has ended and released everything (its counters, its
+   * empty table), keeping its id and end state: memory stays flat on a long trace. For checkers that only
+   * judge; a lockstep run that compares request counters with an engine keeps them.
+   */
+  retireEnded?: boolean;
   /** Replace machines (spec variants). */
   machines?: Partial<Record<MachineName, AnyCompiled>>;
   /** Whether allocation takes the pool lock (default true; false is the lockless variant of bug zoo Z13). */
@@ -56,6 +62,25 @@ interface Move {
   index: number;
   event: { type: string };
 }
+
+const NOTHING: number[] = [];
+const NO_OPS: string[] = [];
+const ENDED_CONTEXT: RequestContext = Object.freeze({
+  prompt: 0,
+  maxTokens: 0,
+  generated: 0,
+  computed: 0,
+  owned: [],
+  server: null,
+  inFlight: 0,
+  tokenOwed: false,
+  awaitingKv: false,
+  deferredFree: false,
+}) as RequestContext;
+const RETIRED = {
+  finished: { value: 'finished', context: ENDED_CONTEXT } as Snapshot<RequestContext>,
+  aborted: { value: 'aborted', context: ENDED_CONTEXT } as Snapshot<RequestContext>,
+};
 
 /** Stamps of attempted events, unique across systems (copies share the scratch arrays the stamps guard). */
 let moveStamp = 0;
@@ -104,6 +129,7 @@ export class System {
   /** Entities moved by the last applied event, for incremental invariant checks. */
   touched: { kind: MachineName; index: number }[] = [];
   private idsShared = false;
+  private readonly retireEnded: boolean;
   private moves: Move[] = [];
   /** Per block, the slot of its move in the event being attempted (valid where the stamp matches). */
   private blockSlot: Int32Array;
@@ -113,6 +139,7 @@ export class System {
     this.header = header;
     if (from) {
       // A copy for the explorer: snapshots are immutable, so containers are copied and snapshots shared.
+      this.retireEnded = from.retireEnded;
       this.machines = from.machines;
       this.requests = from.requests.slice();
       this.requestIds = from.requestIds;
@@ -135,6 +162,7 @@ export class System {
       this.blockStamp = from.blockStamp;
       return;
     }
+    this.retireEnded = options.retireEnded === true;
     this.machines = { ...MACHINES, ...options.machines };
     this.requests = [];
     this.requestIds = [];
@@ -540,6 +568,18 @@ export class System {
     for (const p of pending) this.entities(p.kind)[p.index] = p.snap as never;
     this.bookkeep(ev);
     this.time = ev.t;
+    if (this.retireEnded) for (const p of pending) if (p.kind === 'request') this.retire(p.index);
+  }
+
+  /** Replaces an ended request that holds nothing by a shared record of its end state. */
+  private retire(r: number): void {
+    const snap = this.requests[r];
+    if (snap.value !== 'finished' && snap.value !== 'aborted') return;
+    const c = snap.context;
+    if (c.inFlight !== 0 || c.deferredFree || this.tables[r].length !== 0) return;
+    this.requests[r] = snap.value === 'finished' ? RETIRED.finished : RETIRED.aborted;
+    this.tables[r] = NOTHING;
+    this.reqOps[r] = NO_OPS;
   }
 
   /** What the composition keeps beyond the machines. */
