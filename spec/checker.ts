@@ -62,7 +62,8 @@ export class TraceChecker {
     this.lines++;
     const line = this.lines;
     if (this.finding) return;
-    if (text.trim() === '') {
+    // A blank line carries nothing (only whitespace lines are blank; trim only those).
+    if (text.length === 0 || (text.charCodeAt(0) <= 32 && text.trim() === '')) {
       if (this.sys === null) throw new BadInput(line, `the first line must be the header, got an empty line`);
       return;
     }

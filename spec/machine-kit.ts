@@ -159,19 +159,22 @@ export function fireOrRefuse<C, E extends { type: string }>(m: CompiledMachine<C
     return { machine: m.id, state: snap.value, event: event.type, protects: why.protects, message: why.message };
   }
   let failed: { name: string; def: GuardDef<C, E> } | undefined;
-  next: for (const t of transitions) {
-    for (const g of t.guards) {
-      if (!g.def.check({ context: snap.context, event })) {
+  // One argument object for every guard and update of this transition (the hot path allocates little).
+  const args: GuardArgs<C, E> = { context: snap.context, event };
+  next: for (let i = 0; i < transitions.length; i++) {
+    const t = transitions[i];
+    for (let j = 0; j < t.guards.length; j++) {
+      const g = t.guards[j];
+      if (!g.def.check(args)) {
         if (!failed && g.def.protects) failed = g;
         continue next;
       }
     }
-    let context = snap.context;
     if (t.updates.length > 0) {
       const copy = (m.copy ??= contextCopier(snap.context));
-      for (const u of t.updates) context = Object.assign(copy(context) as object, u({ context, event })) as C;
+      for (let j = 0; j < t.updates.length; j++) args.context = Object.assign(copy(args.context) as object, t.updates[j](args)) as C;
     }
-    return { value: t.target ?? snap.value, context };
+    return { value: t.target ?? snap.value, context: args.context };
   }
   if (!failed) {
     const why = m.parts.unhandled(snap.value, snap.context, event);

@@ -77,7 +77,11 @@ export function createNexus(options: Options = {}): NexusPolicy {
     decide(obs: Observation): Decision {
       mode = nextMode(obs.kvUsage);
       const tokens = Math.min(obs.prefillQueue.tokens, config.prefillBatchTokens);
-      const { requests: batch, contextTokens } = obs.decodeBatch;
+      // An empty decode batch still needs room for the next handoff: price it as one request, or the decode
+      // constraint holds at every split and the search hands decode 1 % of the SMs (the next batch then
+      // starts 39× slower, and a step's share is fixed for its whole run).
+      const batch = Math.max(1, obs.decodeBatch.requests);
+      const contextTokens = Math.max(obs.decodeBatch.contextTokens, 1);
       const prefillTime = (x: number) => obs.model.prefillTime(x, tokens);
       const decodeTime = (x: number) => obs.model.decodeTime(100 - x, batch, contextTokens);
 
