@@ -30,7 +30,8 @@ const usage = [
   '           [--policy NAME|FILE] [--policy-option KEY=VALUE ...] [--mode semi-pd|nexus|disaggregated|unified]',
   '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model|cpu|webgpu] [--model FILE]',
   '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
-  '           [--max-batch N] [--seed N] [--trace-out FILE] [--json] [--outputs] [--fault NAME ...]',
+  '           [--max-batch N] [--async-scheduling] [--prefix-caching] [--seed N] [--trace-out FILE] [--json]',
+  '           [--outputs] [--fault NAME ...]',
 ].join('\n');
 
 const options = {
@@ -57,6 +58,8 @@ const options = {
   'block-size': { type: 'string' },
   chunk: { type: 'string' },
   'no-chunking': { type: 'boolean' },
+  'async-scheduling': { type: 'boolean' },
+  'prefix-caching': { type: 'boolean' },
   'max-batch': { type: 'string' },
   seed: { type: 'string' },
   'trace-out': { type: 'string' },
@@ -292,6 +295,8 @@ export const run: Command = {
           seed,
           trace: sink,
           faults,
+          asyncScheduling: v['async-scheduling'] === true,
+          prefixCaching: v['prefix-caching'] === true,
           executor: adapter ?? undefined,
           recordOutputs: v.outputs === true,
         });
