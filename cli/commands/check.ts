@@ -74,7 +74,7 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   const seconds = (performance.now() - t0) / 1000;
   const bound = `${config.requests} requests, ${config.blocks} blocks, ${config.resizes} resize(s), ${config.aborts} abort, ${config.preemptions} preemption`;
   if (r.verdict === 'verified')
-    return { check: 'explore', property: 'every safety rule, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states` };
+    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states` };
   if (r.verdict === 'incomplete') return { check: 'explore', property: '-', family: '-', status: 'error', seconds, detail: `stopped at ${r.states} states (too large)` };
   const f = r.finding!;
   const file = `cex-${slug(policyName)}-explore.jsonl`;
@@ -98,11 +98,11 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
   if (result.ok)
     return {
       check: 'campaign',
-      property: 'lockstep agreement, every safety rule, quiescence, no stall, no preemption cascade, output invariance',
+      property: 'agreement, safety, liveness, output invariance',
       family: 'all',
       status: 'pass',
       seconds: result.seconds,
-      detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode`,
+      detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode: every event allowed, every invariant held, the observable state agreed; quiescence, no stall, no preemption cascade, output invariance`,
     };
   const f = result.failure!;
   const replay = `${replayOf(f.seed, f.path, f.replayPath, [mode], undefined)} --policy ${policyName}`;
@@ -121,9 +121,9 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
 }
 
 const MONOTONICITY_COVERS = {
-  M1: 'the latency model: time never rises with its own share or falls with more work; returns diminish',
-  M2: 'more prefill (decode) pressure never lowers the prefill (decode) share',
-  M3: 'looser SLOs, and for a policy claiming monotonicity more blocks or SMs, never lower attainment',
+  M1: 'latency model monotone, concave',
+  M2: 'share monotone in pressure',
+  M3: 'attainment monotone in SLO, capacity',
 } as const;
 
 /** A monotonicity result as a report check: a failure fails the policy only where `required`. */
