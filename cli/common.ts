@@ -45,3 +45,14 @@ export function numberOption(value: string | undefined, name: string, fallback: 
   if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
   return n;
 }
+
+/** An SLO option `TTFT,TPOT` in seconds, or a UsageError naming it. */
+export function sloOption(text: string | undefined, fallback: { ttft: number; tpot: number }): { ttft: number; tpot: number } {
+  if (text === undefined) return fallback;
+  const parts = text.split(',');
+  const nums = parts.map(Number);
+  if (parts.length !== 2 || !nums.every((n) => Number.isFinite(n) && n > 0)) {
+    throw new UsageError(`--slo must be TTFT,TPOT in seconds (e.g. ${fallback.ttft},${fallback.tpot}), got '${text}'`);
+  }
+  return { ttft: nums[0], tpot: nums[1] };
+}

@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./commands/doctor.ts')).doctor,
   generate: async () => (await import('./commands/generate.ts')).generate,
   run: async () => (await import('./commands/run.ts')).run,
+  sweep: async () => (await import('./commands/sweep.ts')).sweep,
 };
 
 function help(): string {

@@ -72,6 +72,8 @@ export interface Sweep {
 export interface RunDetail {
   workload: string;
   rate: number;
+  /** The SLO the run was measured against (marked on the latency distributions). */
+  slo?: { ttft: number; tpot: number };
   ttftSamples: number[];
   tpotSamples: number[];
   /** The split after each change, from time 0. */
@@ -110,8 +112,8 @@ export interface ReportData {
   version: 1;
   command: string;
   seed: number;
-  /** `holds` (exit 0), `violated` (exit 1). */
-  verdict: 'holds' | 'violated';
+  /** `holds` (exit 0), `violated` (exit 1: a property failed), `bad-input` (exit 2: a policy faulted, and no property failed). */
+  verdict: 'holds' | 'violated' | 'bad-input';
   startedAt: string;
   seconds: number;
   policies: PolicyReport[];

@@ -8,15 +8,14 @@ import { loadPolicy, PolicyFault, PolicyLoadError, type PolicyHandle } from '../
 import { latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
 import { failureTrace, runCampaign } from '../../properties/campaign.ts';
 import { DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
-import { counterexampleLines } from '../../properties/explore/counterexample.ts';
 import { explore } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
-import { modeForPolicy, runDetail, sloSweep } from '../../properties/sweep.ts';
+import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
 import { checkPolicy, checkProfile, checkSystem, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
-import { RULES } from '../../spec/invariants.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../report-data.ts';
 import { writeReport } from '../report/render.ts';
+import { exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
 import { selfTest } from '../../properties/self-test.ts';
 import { replayOf } from './campaign.ts';
 
@@ -60,10 +59,6 @@ function exploreConfigFor(mode: Mode): ExploreConfig {
   return { ...DEFAULT_CONFIG, mode };
 }
 
-function slug(name: string): string {
-  return name.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/^-|-$/g, '');
-}
-
 async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHandle, mode: Mode): Promise<CheckResult> {
   const t0 = performance.now();
   const config = exploreConfigFor(mode);
@@ -71,25 +66,8 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   if (mode === 'semi-pd' || mode === 'nexus') config.policy = { name: handle.name, decide: (sys) => policySplit(sys, handle, model, { ttft: 0.4, tpot: 0.2 }) };
   ctx.progress.phase(policyName, 'explore');
   const r = explore(config, { progress: (n) => ctx.progress.tick(policyName, 'explore', Math.min(0.99, n / 400_000)) });
-  const seconds = (performance.now() - t0) / 1000;
-  const bound = `${config.requests} requests, ${config.blocks} blocks, ${config.resizes} resize(s), ${config.aborts} abort, ${config.preemptions} preemption`;
-  if (r.verdict === 'verified')
-    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states` };
-  if (r.verdict === 'incomplete') return { check: 'explore', property: '-', family: '-', status: 'error', seconds, detail: `stopped at ${r.states} states (too large)` };
-  const f = r.finding!;
-  const file = `cex-${slug(policyName)}-explore.jsonl`;
   const replay = `npx pdspec explore --policy ${policyName}${mode !== 'semi-pd' ? ` --mode ${mode}` : ''}`;
-  const lines = counterexampleLines(config, f, replay);
-  writeFileSync(join(ctx.reportDir, file), `${lines.join('\n')}\n`);
-  return {
-    check: 'explore',
-    property: f.rule,
-    family: f.rule in RULES ? RULES[f.rule as keyof typeof RULES].family : 'Liveness',
-    status: 'fail',
-    seconds,
-    detail: `${f.message} (${f.trace.length} events)`,
-    counterexample: { traceFile: file, replay, header: JSON.parse(lines[0]), events: f.trace, ...(f.cycle ? { cycle: f.cycle } : {}) },
-  };
+  return exploreCheckResult(r, config, replay, ctx.reportDir, policyName, (performance.now() - t0) / 1000);
 }
 
 function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, mode: Mode, seconds: number): CheckResult {
@@ -156,24 +134,8 @@ async function monotonicity(ctx: Context, policyName: string, claims: boolean): 
 }
 
 async function sweeps(ctx: Context, policyName: string, mode: Mode): Promise<{ sweeps: Sweep[]; run: PolicyReport['run'] }> {
-  const slo = { ttft: 2, tpot: 0.1 };
   const policy = () => loadPolicy(policyName, { profile: ctx.profile, isolate: 'auto' });
-  const out: Sweep[] = [];
-  const plans = [
-    { workload: 'azure-conv' as const, rates: [2, 4, 7, 10, 14, 19, 26, 35] },
-    { workload: 'azure-code' as const, rates: [1, 2, 3, 5, 7, 10, 14, 19] },
-    { workload: 'poisson' as const, rates: [2, 4, 7, 10, 14, 19, 26, 35] },
-  ];
-  let done = 0;
-  for (const plan of plans) {
-    ctx.progress.tick(policyName, 'sweeps', done / plans.length);
-    out.push(await sloSweep({ policy, mode, profile: ctx.profile, workload: plan.workload, rates: plan.rates, duration: 60, slo, seed: ctx.seed }));
-    done++;
-  }
-  const conv = out[0];
-  const knee = conv.rateAt90 ?? conv.points[0].rate;
-  const run = await runDetail({ policy, mode, profile: ctx.profile, workload: 'azure-conv', rates: [], duration: 120, slo, seed: ctx.seed }, knee);
-  return { sweeps: out, run };
+  return policySweeps({ policy, mode, profile: ctx.profile, seed: ctx.seed, onPlan: (done, total) => ctx.progress.tick(policyName, 'sweeps', done / total) });
 }
 
 function summaryTable(report: ReportData): string {
@@ -199,7 +161,8 @@ export const check: Command = {
     'Verifies policies end to end (the built-in ones, or --policy FILE): exhaustive exploration of the spec with',
     "the policy's splits, the property campaign of the engine in lockstep with the spec, SLO sweeps on the Azure",
     'traces and Poisson load, and (with --self-test) the bug zoo. Writes report/index.html and report/report.json.',
-    'Exit 0: every property holds; 1: a property failed (the counterexample is in the report); 2: bad input.',
+    'Exit 0: every property holds; 1: a property failed (the counterexample is in the report); 2: bad input,',
+    'including a policy that faults (throws, returns NaN or an out-of-range split, or hangs) and no property failed.',
   ].join('\n'),
   usage,
   async run(args) {
@@ -272,7 +235,7 @@ export const check: Command = {
         progress.result(shown, sweepCheck);
       } catch (err) {
         if (!(err instanceof PolicyFault)) throw err;
-        const fault: CheckResult = { check: 'policy', property: 'policy fault', family: 'bad input', status: 'fail', seconds: 0, detail: err.message };
+        const fault: CheckResult = { check: 'policy', property: 'policy fault', family: 'bad input', status: 'error', seconds: 0, detail: err.message };
         checks.push(fault);
         progress.result(handle.name, fault);
       } finally {
@@ -294,27 +257,26 @@ export const check: Command = {
       });
     }
     const failed = reports.some((p) => p.checks.some((c) => c.status === 'fail')) || (zoo?.some((r) => !r.caught) ?? false);
+    // A policy that faulted (threw, NaN, out of range, hung) is bad input — unless a property failed too.
+    const faulted = reports.some((p) => p.checks.some((c) => c.status === 'error'));
+    const verdict: ReportData['verdict'] = failed ? 'violated' : faulted ? 'bad-input' : 'holds';
     const data: ReportData = {
       version: 1,
       command: ctx.command,
       seed,
-      verdict: failed ? 'violated' : 'holds',
+      verdict,
       startedAt,
       seconds: (performance.now() - started) / 1000,
       policies: reports,
       ...(zoo ? { selfTest: zoo } : {}),
-      sources: {
-        profile: `${profile.name}: ${profile.sources?.[0] ?? ''}`,
-        traces: ['Azure LLM inference traces 2023 (conversation, code), CC-BY 4.0 — Patel et al., Splitwise, ISCA 2024'],
-        notes: ['Latencies come from the cost model of the profile (docs/profiles.md), in virtual time.'],
-      },
+      sources: reportSources(profile),
     };
     await writeReport(data, reportDir);
     if (values.json) console.log(JSON.stringify(data));
     else {
       console.log(`\n${summaryTable(data)}\n`);
-      console.log(`${failed ? 'VIOLATED' : 'holds'} — report: ${join(reportDir, 'index.html')} (data: report.json; ${data.seconds.toFixed(0)} s)`);
+      console.log(`${VERDICT_WORD[verdict]} — report: ${join(reportDir, 'index.html')} (data: report.json; ${data.seconds.toFixed(0)} s)`);
     }
-    return failed ? EXIT.violated : EXIT.holds;
+    return VERDICT_EXIT[verdict];
   },
 };

@@ -10,13 +10,14 @@ import { latencyModel, loadProfile } from '../../engine/profile.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { VARIANTS } from '../../properties/explore/variants.ts';
 import { MODES, ALLOCATORS } from '../../spec/trace-format.ts';
-import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
+import type { ReportData } from '../report-data.ts';
+import { EXIT, intOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 
 const usage = [
   'pdspec explore [--requests N] [--prompt N] [--output N] [--blocks N] [--block-size N] [--chunk N]',
   '               [--resizes N] [--aborts N] [--preemptions N] [--mode MODE] [--allocator lock|decode-owned]',
   '               [--alloc-steps auto|one|three] [--no-symmetry] [--variant NAME] [--max-states N]',
-  '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--out cex.jsonl] [--json]',
+  '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--out cex.jsonl] [--report DIR] [--json]',
   '               [--workers N | --shard I/N] [--seed S]   (a swarm of randomized searches instead of one exhaustive one)',
   '       pdspec explore --merge SHARD.json ...   (the --json outputs of the members of one swarm)',
 ].join('\n');
@@ -45,6 +46,7 @@ const options = {
   seed: { type: 'string' },
   policy: { type: 'string' },
   slo: { type: 'string' },
+  report: { type: 'string' },
 } as const;
 
 export function configFromArgs(values: Record<string, string | boolean | undefined>): ExploreConfig {
@@ -81,13 +83,6 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
   };
 }
 
-function parseSlo(text: string | undefined): { ttft: number; tpot: number } {
-  if (text === undefined) return { ttft: 0.4, tpot: 0.2 };
-  const [ttft, tpot] = text.split(',').map(Number);
-  if (!(ttft > 0 && tpot > 0)) throw new UsageError(`--slo must be TTFT,TPOT in seconds (e.g. 0.4,0.2), got '${text}'`);
-  return { ttft, tpot };
-}
-
 function describeBound(c: ExploreConfig): string {
   return [
     `${c.mode}`,
@@ -104,7 +99,7 @@ function describeBound(c: ExploreConfig): string {
 
 /** The command that finds the same counterexample again (a swarm member's: its shard and seed are kept). */
 export function replayCommand(args: string[]): string {
-  const drop = new Set(['--json', '--out', '--workers']);
+  const drop = new Set(['--json', '--out', '--workers', '--report']);
   return ['npx pdspec explore', ...args.filter((a, i) => !drop.has(a) && !(drop.has(args[i - 1]) && args[i - 1] !== '--json'))].join(' ');
 }
 
@@ -137,6 +132,7 @@ export const exploreCommand: Command = {
     'Explores every interleaving of the spec at a bound: every reached state is checked against every invariant,',
     'deadlocks and (weakly fair) starvation cycles are searched for; a violation comes back as the shortest',
     `counterexample, written as a trace v1 file. Variants reintroduce bug-zoo mechanisms: ${Object.keys(VARIANTS).join(', ')}.`,
+    '--report DIR writes the result into the report of `pdspec check`, a counterexample drawn as a timeline.',
     'Exit 0: verified at the bound; 1: a violation; 2: bad configuration.',
   ].join('\n'),
   usage,
@@ -145,6 +141,8 @@ export const exploreCommand: Command = {
     let result: ExploreResult;
     let replay: string;
     let config: ExploreConfig;
+    let policySource: string | null = null;
+    const seed = intOption(values.seed as string | undefined, 'seed', 1, 0);
     if (values.merge) {
       if (positionals.length === 0) throw new UsageError(`--merge needs the JSON outputs of the shards\nusage: ${usage}`);
       const results = positionals.map((file) => {
@@ -165,7 +163,6 @@ export const exploreCommand: Command = {
       const problems = configProblems(config);
       if (problems.length) throw new UsageError(problems.join('\n'));
       const workers = intOption(values.workers as string | undefined, 'workers', 1, 1);
-      const seed = intOption(values.seed as string | undefined, 'seed', 1, 0);
       let member: SwarmMember | undefined;
       if (values.shard !== undefined) {
         const m = /^(\d+)\/(\d+)$/.exec(values.shard as string);
@@ -175,7 +172,7 @@ export const exploreCommand: Command = {
       }
       if (values.policy !== undefined) {
         if (workers > 1) throw new UsageError('--policy runs in this process: use --shard for separate jobs instead of --workers');
-        const slo = parseSlo(values.slo as string | undefined);
+        const slo = sloOption(values.slo as string | undefined, { ttft: 0.4, tpot: 0.2 });
         const profile = loadProfile();
         const model = latencyModel(profile);
         let handle;
@@ -186,6 +183,7 @@ export const exploreCommand: Command = {
           throw err;
         }
         const policy = handle;
+        policySource = handle.source;
         config.policy = { name: handle.name, decide: (sys) => policySplit(sys, policy, model, slo) };
       }
       const tty = process.stderr.isTTY && !process.env.CI && !values.json;
@@ -208,6 +206,10 @@ export const exploreCommand: Command = {
     const swarm = values.merge === true || values.shard !== undefined || Number(values.workers ?? 1) > 1;
     if (values.json) console.log(JSON.stringify({ ...result, replay, ...(out && result.finding ? { out } : {}) }));
     else console.log(humanReport(result, out, replay, swarm));
+    if (values.report !== undefined) {
+      const where = await writeExploreReport(values.report as string, result, config, replay, swarm, args, seed, policySource);
+      if (!values.json) console.log(`report: ${where}`);
+    }
     if (result.verdict === 'incomplete' && swarm) return EXIT.holds;
     if (result.verdict === 'incomplete') {
       if (!values.json) console.error(`the bound is too large for --max-states ${config.maxStates}: lower --requests, --blocks or --resizes, or raise --max-states`);
@@ -216,3 +218,31 @@ export const exploreCommand: Command = {
     return result.verdict === 'verified' ? EXIT.holds : EXIT.violated;
   },
 };
+
+/** The exploration as a report (cli/report/): one check, and a violation's counterexample as a timeline. */
+async function writeExploreReport(dir: string, r: ExploreResult, config: ExploreConfig, replay: string, swarm: boolean, args: string[], seed: number, policySource: string | null): Promise<string> {
+  const { mkdirSync } = await import('node:fs');
+  const { resolve } = await import('node:path');
+  const { writeReport } = await import('../report/render.ts');
+  const { exploreCheckResult } = await import('../report/results.ts');
+  const dirPath = resolve(dir);
+  mkdirSync(dirPath, { recursive: true });
+  const name = config.policy?.name ?? (config.variant ? `spec + ${config.variant}` : 'spec');
+  const check = exploreCheckResult(r, config, replay, dirPath, name);
+  if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
+  const data: ReportData = {
+    version: 1,
+    command: ['pdspec explore', ...args].join(' '),
+    seed,
+    verdict: r.verdict === 'violated' ? 'violated' : r.verdict === 'incomplete' && !swarm ? 'bad-input' : 'holds',
+    startedAt: new Date().toISOString(),
+    seconds: r.seconds,
+    policies: [{ name, source: policySource ?? (config.variant ? `properties/explore/variants.ts (${config.variant})` : 'spec/'), claimsMonotone: false, checks: [check], sweeps: [] }],
+    sources: {
+      profile: config.policy ? 'llama3-8b-h100: the latency model the policy decides with' : 'none: the exploration is untimed',
+      traces: [],
+      notes: [`Bound: ${config.mode}, ${config.requests} requests (prompt ${config.prompt}, output ${config.output}), ${config.blocks} blocks of ${config.blockSize}, ${config.resizes} resize(s), ${config.aborts} abort(s), ${config.preemptions} preemption(s); symmetry ${config.symmetry ? 'on' : 'off'}.`],
+    },
+  };
+  return (await writeReport(data, dirPath)).html;
+}

@@ -13,7 +13,12 @@ import { FAULT_NAMES, type EngineFaults } from '../../engine/faults.ts';
 import { defaultBlocks, DEFAULT_PROFILE, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
 import { JsonlFileSink } from '../../engine/trace-sink.ts';
 import { buildWorkload, WORKLOAD_NAMES, WorkloadError, type WorkloadRequest } from '../../engine/workloads/index.ts';
-import { EXIT, intOption, numberOption, parseOptions, UsageError, type Command } from '../common.ts';
+import type { PolicyHandle as LoadedPolicy } from '../../engine/policies/index.ts';
+import { detailOf, ResizeSink } from '../../properties/sweep.ts';
+import type { CheckResult, ReportData, RunDetail } from '../report-data.ts';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { EXIT, intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 
 const MODES: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
 const EXECUTORS = ['cost-model', 'cpu', 'webgpu'] as const;
@@ -31,7 +36,7 @@ const usage = [
   '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model|cpu|webgpu] [--model FILE]',
   '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
   '           [--max-batch N] [--async-scheduling] [--prefix-caching] [--seed N] [--trace-out FILE] [--json]',
-  '           [--outputs] [--fault NAME ...]',
+  '           [--outputs] [--fault NAME ...] [--report DIR]',
 ].join('\n');
 
 const options = {
@@ -65,6 +70,7 @@ const options = {
   'trace-out': { type: 'string' },
   json: { type: 'boolean' },
   fault: { type: 'string', multiple: true },
+  report: { type: 'string' },
 } as const;
 
 function positiveNumber(value: string | undefined, name: string): number | undefined {
@@ -72,16 +78,6 @@ function positiveNumber(value: string | undefined, name: string): number | undef
   const n = numberOption(value, name, Number.NaN);
   if (!(n > 0)) throw new UsageError(`--${name} must be a number > 0, got '${value}'`);
   return n;
-}
-
-function parseSlo(text: string | undefined): { ttft: number; tpot: number } {
-  if (text === undefined) return { ttft: 2, tpot: 0.1 };
-  const parts = text.split(',');
-  const nums = parts.map(Number);
-  if (parts.length !== 2 || !nums.every((n) => Number.isFinite(n) && n > 0)) {
-    throw new UsageError(`--slo must be TTFT,TPOT in seconds (e.g. 2,0.1), got '${text}'`);
-  }
-  return { ttft: nums[0], tpot: nums[1] };
 }
 
 function parseSplit(text: string | undefined): { prefill: number; decode: number } | undefined {
@@ -112,7 +108,7 @@ function parsePolicyOptions(list: string[] | undefined): Record<string, unknown>
 }
 
 /** The policy module of engine/policies/, loaded on demand (so that a run without a policy never loads it). */
-async function openPolicy(name: string, policyOptions: Record<string, unknown>, profile: Profile): Promise<PolicyHandle & { close?: () => Promise<void> }> {
+async function openPolicy(name: string, policyOptions: Record<string, unknown>, profile: Profile): Promise<LoadedPolicy> {
   const policies = await import('../../engine/policies/index.ts');
   try {
     return await policies.loadPolicy(name, { policyOptions, profile });
@@ -188,7 +184,10 @@ export const run: Command = {
     '--executor cpu|webgpu also runs every step on a llama2.c model (--model FILE, default the shipped',
     'stories260K; semi-pd, nexus and unified modes): real greedy tokens (--outputs lists them), virtual time',
     'still from the cost model; the default workload is then 16 short Poisson requests.',
-    'Exit 0: the run completed; 1: the policy faulted; 2: bad input.',
+    '--report DIR writes the run into the report of `pdspec check` (latency distributions, the split over time',
+    'with its resizes, KV occupancy).',
+    'Exit 0: the run completed; 2: bad input, including a policy that faulted (threw, returned NaN or an',
+    'out-of-range split, or hung; the message names the observation).',
   ].join('\n'),
   usage,
   async run(args) {
@@ -205,7 +204,7 @@ export const run: Command = {
     if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got '${v.mode}'`);
     if (onModel && mode === 'disaggregated') throw new UsageError(DISAGGREGATED_UNSUPPORTED);
     const seed = intOption(v.seed, 'seed', 0);
-    const slo = parseSlo(v.slo);
+    const slo = sloOption(v.slo, { ttft: 2, tpot: 0.1 });
     const blockSize = intOption(v['block-size'], 'block-size', 16, 1);
     let profile: Profile;
     try {
@@ -276,7 +275,10 @@ export const run: Command = {
 
     async function serve(model: ModelExecutor | null): Promise<number> {
       const adapter = model ? new ModelStepExecutor(model, profile) : null;
-      const sink = v['trace-out'] === undefined ? null : new JsonlFileSink(v['trace-out']);
+      const traceSink = v['trace-out'] === undefined ? null : new JsonlFileSink(v['trace-out']);
+      // --report needs the resizes of the run: recorded on the way to the trace file, if any.
+      const resizeSink = v.report === undefined ? null : new ResizeSink(traceSink);
+      const sink = resizeSink ?? traceSink;
       let engine: Engine;
       try {
         engine = new Engine({
@@ -332,7 +334,11 @@ export const run: Command = {
         const name = (err as Error).name;
         if (name === 'PolicyFault' || err instanceof InvalidDecisionError) {
           console.error(`pdspec run: ${(err as Error).message}`);
-          return EXIT.violated;
+          if (v.report !== undefined) {
+            const fault: CheckResult = { check: 'policy', property: 'policy fault', family: 'bad input', status: 'error', seconds: (performance.now() - started) / 1000, detail: (err as Error).message };
+            console.error(`report: ${await writeRunReport(v.report, reportInput(), fault, null)}`);
+          }
+          return EXIT.badInput;
         }
         // A step the model cannot run (e.g. a pool or position it cannot address) is bad input.
         if (err instanceof ExecutorError) throw new UsageError(err.message);
@@ -377,10 +383,74 @@ export const run: Command = {
           summaryText(result, { mode, policy: result.policy ?? policyName, profile, workload: workloadName!, requests, wall, trace: v['trace-out'], executor: executorText, tokens, outputs }),
         );
       }
+      if (v.report !== undefined) {
+        const detail = detailOf(result, resizeSink!.events, workloadName!.split(/[\\/]/).pop()!, rateOf(requests, v.rate), slo);
+        const m = result.metrics;
+        const runCheck: CheckResult = {
+          check: 'run',
+          property: 'SLO attainment',
+          family: 'performance',
+          status: result.stalled.length ? 'warn' : 'pass',
+          seconds: wall,
+          detail: result.stalled.length
+            ? `${result.stalled.length} request(s) never ended: ${result.stalled.slice(0, 5).join(', ')}`
+            : `${m.requests.finished} finished, ${m.requests.aborted} aborted: ${(m.sloAttainment * 100).toFixed(1)} % within TTFT ≤ ${slo.ttft} s and TPOT ≤ ${slo.tpot} s, goodput ${m.goodput.toFixed(2)} req/s, ${result.resizes} resize(s), ${m.preemptions} preemption(s)`,
+        };
+        const where = await writeRunReport(v.report, reportInput(), runCheck, detail);
+        if (!v.json) console.log(`report: ${where}`);
+      }
       return EXIT.holds;
+    }
+
+    function reportInput(): RunReportInput {
+      return { args, seed, profile, policy, policyName, mode };
     }
   },
 };
+
+interface RunReportInput {
+  args: string[];
+  seed: number;
+  profile: Profile;
+  policy: LoadedPolicy;
+  policyName: string;
+  mode: Mode;
+}
+
+/** The request rate of a workload: --rate where given, else arrivals over their span. */
+function rateOf(requests: WorkloadRequest[], rate: string | undefined): number {
+  if (rate !== undefined) return Number(rate);
+  const span = requests.length > 1 ? requests[requests.length - 1].arrival - requests[0].arrival : 0;
+  return span > 0 ? Number(((requests.length - 1) / span).toFixed(2)) : requests.length;
+}
+
+/** Writes the run as a report (cli/report/): one policy, the run's check and, when it ran, its detail. */
+async function writeRunReport(dir: string, o: RunReportInput, check: CheckResult, detail: RunDetail | null): Promise<string> {
+  const { writeReport } = await import('../report/render.ts');
+  const { reportSources } = await import('../report/results.ts');
+  const data: ReportData = {
+    version: 1,
+    command: ['pdspec run', ...o.args].join(' '),
+    seed: o.seed,
+    verdict: check.status === 'error' ? 'bad-input' : 'holds',
+    startedAt: new Date().toISOString(),
+    seconds: check.seconds,
+    policies: [
+      {
+        name: o.policy.name === o.mode ? o.mode : `${o.policy.name} (${o.mode})`,
+        source: o.policy.source ?? o.policyName,
+        claimsMonotone: o.policy.claimsMonotone ?? false,
+        checks: [check],
+        sweeps: [],
+        ...(detail ? { run: detail } : {}),
+      },
+    ],
+    sources: reportSources(o.profile),
+  };
+  const dirPath = resolve(dir);
+  mkdirSync(dirPath, { recursive: true });
+  return (await writeReport(data, dirPath)).html;
+}
 
 function sumGenerated(r: RunResult): number {
   return r.records.reduce((a, x) => a + x.generated, 0);

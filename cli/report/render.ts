@@ -1,4 +1,4 @@
-// The report of `pdspec check`: report.json (the data) and index.html (the same data drawn), one
+// The report of `pdspec check` (and of `sweep`, `explore --report`, `run --report`): report.json (the data) and index.html (the same data drawn), one
 // self-contained page — inline SVG charts and CSS, no external file, font or script — that opens from disk.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -107,6 +107,7 @@ const CHECK_SAYS: Record<string, string> = {
   M3: 'The system: for the same workload and seed, looser SLOs, more blocks or more SMs never lower SLO attainment.',
   NoDeadlock: 'No state where live requests exist and nothing can move.',
   NoStarvation: 'Under a fair scheduler, no request waits forever while others keep being served.',
+  policy: 'Every decision of a policy is a finite, in-range split reached in its time budget: a policy that throws, returns NaN or out-of-range shares, or hangs, cannot be checked (exit 2).',
 };
 
 /** The sentence saying what a check's property protects. */
@@ -278,7 +279,10 @@ function banner(data: ReportData, ctx: Context): string {
   const holds = data.verdict === 'holds';
   const ran = all.length - count('skipped');
   const warned = all.filter((x) => x.c.status === 'warn');
-  const headline = holds
+  const badInput = data.verdict === 'bad-input';
+  const headline = badInput
+    ? `<span class="word">Bad input</span>: ${count('error') === 1 ? 'a policy faulted' : `${count('error')} checks stopped by a policy fault`}`
+    : holds
     ? `<span class="word">Holds</span>: ${ran === all.length && !warned.length ? `all ${plural(all.length, 'check')} passed` : `no check that ran failed (${ran} of ${all.length} ran)`}`
     : `<span class="word">Violated</span>: ${failed.length} of ${plural(all.length, 'check')} failed`;
   const warnText = warned.length
@@ -300,7 +304,7 @@ function banner(data: ReportData, ctx: Context): string {
   return `<header class="card banner ${data.verdict}" role="banner">
 <div class="mark" aria-hidden="true">${holds ? '✓' : '✗'}</div>
 <div>
-<p class="eyebrow">pdspec check · report</p>
+<p class="eyebrow">${esc(commandOf(data))} · report</p>
 <h1>${headline}</h1>
 <p class="lede">${ledeAll}</p>
 <dl class="meta">
@@ -308,7 +312,7 @@ function banner(data: ReportData, ctx: Context): string {
 <div><dt>seed</dt><dd>${data.seed}</dd></div>
 <div><dt>started</dt><dd>${esc(started)}</dd></div>
 <div><dt>took</dt><dd>${duration(data.seconds)}</dd></div>
-<div><dt>exit code</dt><dd>${holds ? 0 : 1} (${holds ? 'holds' : 'violated'})</dd></div>
+<div><dt>exit code</dt><dd>${holds ? 0 : badInput ? 2 : 1} (${data.verdict.replace('-', ' ')})</dd></div>
 <div><dt>policies</dt><dd>${data.policies.length}</dd></div>
 </dl>
 <div class="tally">${tally(all.map((x) => x.c))}</div>
@@ -430,7 +434,7 @@ async function policySection(p: PolicyReport, index: number, ctx: Context): Prom
 
   const run = p.run;
   if (run) {
-    const slo = p.sweeps.find((s) => s.workload === run.workload)?.slo ?? null;
+    const slo = run.slo ?? p.sweeps.find((s) => s.workload === run.workload)?.slo ?? null;
     parts.push(`<h4>One run in detail: ${esc(run.workload)} at ${fmtNum(run.rate)} req/s</h4>`);
     const figs: string[] = [];
     for (const [metric, samples, sloValue, name] of [
@@ -503,6 +507,12 @@ ${s.notes.length ? `<dt>Notes</dt><dd><ul>${s.notes.map((n) => `<li>${linkify(n)
 </dl></div></section>`;
 }
 
+/** The command that made the report: `pdspec check`, `pdspec explore`, `pdspec run` or `pdspec sweep`. */
+function commandOf(data: ReportData): string {
+  const m = /^(?:npx )?pdspec (\w+)/.exec(data.command);
+  return `pdspec ${m ? m[1] : 'check'}`;
+}
+
 /** The whole page as one HTML string (deterministic: the same data gives the same bytes). */
 export async function renderHtml(data: ReportData): Promise<string> {
   const slugs = new Slugs();
@@ -521,7 +531,7 @@ export async function renderHtml(data: ReportData): Promise<string> {
   ];
   for (const [i, p] of data.policies.entries()) sections.push(await policySection(p, i, ctx));
   sections.push(selfTestSection(data.selfTest), sourcesSection(data));
-  const title = `pdspec check: ${data.verdict === 'holds' ? 'holds' : 'violated'} — ${data.policies.map((p) => p.name).join(', ')}`;
+  const title = `${commandOf(data)}: ${data.verdict.replace('-', ' ')} — ${data.policies.map((p) => p.name).join(', ')}`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -534,7 +544,7 @@ export async function renderHtml(data: ReportData): Promise<string> {
 <body>
 <main>
 ${sections.filter(Boolean).join('\n')}
-<footer>pdspec check report · format v${data.version} · seed ${data.seed} · the data: <a href="report.json">report.json</a></footer>
+<footer>${esc(commandOf(data))} report · format v${data.version} · seed ${data.seed} · the data: <a href="report.json">report.json</a></footer>
 </main>
 <script>${SCRIPT}</script>
 </body>

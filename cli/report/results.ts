@@ -1,0 +1,56 @@
+// Results of the commands as report checks: `check`, `explore`, `run` and `sweep` all write the same report
+// (cli/report/render.ts), so a result reads the same wherever it came from.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Profile } from '../../engine/profile.ts';
+import type { ExploreConfig } from '../../properties/explore/config.ts';
+import { counterexampleLines } from '../../properties/explore/counterexample.ts';
+import type { ExploreResult } from '../../properties/explore/explorer.ts';
+import { RULES } from '../../spec/invariants.ts';
+import { EXIT } from '../common.ts';
+import type { CheckResult, ReportData } from '../report-data.ts';
+
+export function slug(name: string): string {
+  return name.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/^-|-$/g, '');
+}
+
+export function describeExploreBound(c: ExploreConfig): string {
+  return `${c.requests} requests, ${c.blocks} blocks, ${c.resizes} resize(s), ${c.aborts} abort, ${c.preemptions} preemption`;
+}
+
+/**
+ * An exploration as a report check. A violation's counterexample is written as a trace v1 file into the
+ * report directory, named after `label`, so that `pdspec conform` replays it.
+ */
+export function exploreCheckResult(r: ExploreResult, config: ExploreConfig, replay: string, reportDir: string, label: string, seconds = r.seconds): CheckResult {
+  const bound = describeExploreBound(config);
+  if (r.verdict === 'verified')
+    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states` };
+  if (r.verdict === 'incomplete')
+    return { check: 'explore', property: '-', family: '-', status: 'error', seconds, detail: `stopped at ${r.states.toLocaleString('en')} states, before the bound was covered (raise --max-states or lower the bound)` };
+  const f = r.finding!;
+  const file = `cex-${slug(label)}-explore.jsonl`;
+  const lines = counterexampleLines(config, f, replay);
+  writeFileSync(join(reportDir, file), `${lines.join('\n')}\n`);
+  return {
+    check: 'explore',
+    property: f.rule,
+    family: f.rule in RULES ? RULES[f.rule as keyof typeof RULES].family : 'Liveness',
+    status: 'fail',
+    seconds,
+    detail: `${f.message} (${f.trace.length} events)`,
+    counterexample: { traceFile: file, replay, header: JSON.parse(lines[0]), events: f.trace, ...(f.cycle ? { cycle: f.cycle } : {}) },
+  };
+}
+
+export const VERDICT_EXIT = { holds: EXIT.holds, violated: EXIT.violated, 'bad-input': EXIT.badInput } as const;
+export const VERDICT_WORD = { holds: 'holds', violated: 'VIOLATED', 'bad-input': 'BAD INPUT (a policy faulted)' } as const;
+
+/** Where the numbers of a report come from. */
+export function reportSources(profile: Profile): ReportData['sources'] {
+  return {
+    profile: `${profile.name}: ${profile.sources?.[0] ?? ''}`,
+    traces: ['Azure LLM inference traces 2023 (conversation, code), CC-BY 4.0 — Patel et al., Splitwise, ISCA 2024'],
+    notes: ['Latencies come from the cost model of the profile (docs/profiles.md), in virtual time.'],
+  };
+}
