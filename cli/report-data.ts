@@ -48,10 +48,11 @@ export interface LatencyStats {
 
 /** One point of an SLO sweep: a run of the workload at one request rate. */
 export interface SweepPoint {
+  /** Requests per second per GPU (a two-GPU system is offered twice this). */
   rate: number;
   /** Fraction of requests meeting both TTFT and TPOT SLOs. */
   attainment: number;
-  /** Requests per second meeting the SLOs. */
+  /** Requests per second per GPU meeting the SLOs. */
   goodput: number;
   ttft: LatencyStats;
   tpot: LatencyStats;

@@ -50,9 +50,17 @@ export class ResizeSink implements TraceSink {
   }
 }
 
+/**
+ * GPUs a mode serves on. Rates and goodput of a sweep are per GPU, so that a 1P1D pair (two GPUs) is
+ * compared with one GPU fairly: it is offered twice the rate.
+ */
+export function gpusOf(mode: Mode): number {
+  return mode === 'disaggregated' ? 2 : 1;
+}
+
 async function runOnce(o: SweepOptions, rate: number, detail: boolean) {
   const blockSize = o.blockSize ?? 16;
-  const workload = buildWorkload({ workload: o.workload, rate, duration: o.duration, seed: o.seed });
+  const workload = buildWorkload({ workload: o.workload, rate: rate * gpusOf(o.mode), duration: o.duration, seed: o.seed });
   const policy = await o.policy();
   const sink = detail ? new ResizeSink() : null;
   try {
@@ -79,7 +87,7 @@ export async function sloSweep(o: SweepOptions): Promise<Sweep> {
   for (const rate of o.rates) {
     const { result } = await runOnce(o, rate, false);
     const m = result.metrics;
-    points.push({ rate, attainment: m.sloAttainment, goodput: m.goodput, ttft: stats(m.ttft), tpot: stats(m.tpot), e2e: stats(m.e2e), resizes: result.resizes });
+    points.push({ rate, attainment: m.sloAttainment, goodput: m.goodput / gpusOf(o.mode), ttft: stats(m.ttft), tpot: stats(m.tpot), e2e: stats(m.e2e), resizes: result.resizes });
   }
   let rateAt90: number | null = null;
   for (const p of points) if (p.attainment >= 0.9) rateAt90 = Math.max(rateAt90 ?? 0, p.rate);

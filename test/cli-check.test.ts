@@ -132,6 +132,19 @@ describe('pdspec sweep', () => {
     expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain('pdspec sweep · report');
   });
 
+  it('rates are per GPU: disaggregated 1P1D (two GPUs) is offered twice the requests at the same rate', () => {
+    const served = (policy: string) => {
+      const r = pdspec('sweep', '--policy', policy, '--workload', 'poisson', '--rates', '3', '--duration', '20', '--json', '--report', join(tmp, `sweep-${policy}`));
+      expect(r.status, r.stderr).toBe(0);
+      const data = JSON.parse(r.stdout) as ReportData;
+      return data.policies[0].run!.ttftSamples.length;
+    };
+    const one = served('semi-pd');
+    const two = served('disaggregated');
+    expect(two / one).toBeGreaterThan(1.6);
+    expect(two / one).toBeLessThan(2.4);
+  });
+
   it('bad input: exit 2 with one line, before any sweep runs', () => {
     for (const args of [['--rates', '0,a'], ['--workload', 'sharegpt'], ['--policy', 'no-such-policy.ts'], ['--slo', '2'], ['--duration', '0']]) {
       const r = pdspec('sweep', ...args, '--report', join(tmp, 'sweep-bad'));

@@ -215,7 +215,7 @@ describe('other shapes of data', () => {
     expect(warnings).toContain('<code id="cx-eager-resize-m3-replay">npx pdspec check --policy ./policies/eager-resize.ts --only M3 --seed 42</code>');
     expect(warnings).toContain('<td>attainment fell by 1.2 points</td>');
     expect(section(page, 'summary')).toContain('<a href="#cx-eager-resize-m3">M3 ↓</a>');
-    expect(page).toContain('<span class="word">Holds</span>: no check that ran failed');
+    expect(page).toContain('<span class="word">Holds</span>: no check failed (9 passed, 1 warning)');
     expect(page).toContain('1 warning, which does not fail the run');
     expect(page).toContain('href="#warnings">▲ Warnings (1)</a>');
   });

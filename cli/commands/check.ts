@@ -152,7 +152,7 @@ function summaryTable(report: ReportData): string {
     ].join(' '),
   );
   const sweepRows = report.policies.map((p) => `  ${p.name}: rate at ≥ 90 % attainment — ${p.sweeps.map((s) => `${s.workload} ${s.rateAt90 ?? '<min'} req/s`).join(', ')}`);
-  return [head, ...rows, '', 'SLO sweeps (TTFT 2 s, TPOT 0.1 s):', ...sweepRows].join('\n');
+  return [head, ...rows, '', 'SLO sweeps (TTFT 2 s, TPOT 0.1 s; rates per GPU):', ...sweepRows].join('\n');
 }
 
 export const check: Command = {

@@ -29,7 +29,7 @@ function pct(x: number): string {
 
 /** One policy's curves as plain lines: a row per rate, and the rate at 90 % attainment. */
 function sweepLines(policy: string, s: Sweep): string[] {
-  const lines = [`${policy} · ${s.workload} · SLO TTFT ≤ ${s.slo.ttft} s, TPOT ≤ ${s.slo.tpot} s · rate at ≥ 90 %: ${s.rateAt90 === null ? 'never' : `${s.rateAt90} req/s`}`];
+  const lines = [`${policy} · ${s.workload} · SLO TTFT ≤ ${s.slo.ttft} s, TPOT ≤ ${s.slo.tpot} s · rate at ≥ 90 %: ${s.rateAt90 === null ? 'never' : `${s.rateAt90} req/s`} (rates and goodput per GPU)`];
   lines.push('   rate  attained  goodput  TTFT p90  TPOT p90  resizes');
   for (const p of s.points)
     lines.push(

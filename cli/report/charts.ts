@@ -216,7 +216,7 @@ export function attainmentSpec(policy: string, sweeps: Sweep[], style: WorkloadS
   const maxRate = Math.max(...rows.map((r) => r.rate));
   const marks90 = sweeps.filter((s) => s.rateAt90 !== null).map((s) => ({ workload: s.workload, rate: s.rateAt90, attainment: 0.9, zero: 0 }));
   const enc = workloadEncoding(style);
-  const x = { field: 'rate', type: 'quantitative', title: 'request rate (req/s)', scale: { zero: true, nice: true } };
+  const x = { field: 'rate', type: 'quantitative', title: 'request rate per GPU (req/s)', scale: { zero: true, nice: true } };
   return withConfig({
     title: { text: 'SLO attainment vs request rate', subtitle: `${policy} · requests meeting both SLOs; ◆ the highest rate at 90 %` },
     width,
@@ -282,8 +282,8 @@ export function goodputSpec(policy: string, sweeps: Sweep[], style: WorkloadStyl
         data: { values: rows },
         mark: { type: 'line', strokeWidth: 2.2, point: { filled: true, size: 40 } },
         encoding: {
-          x: { field: 'rate', type: 'quantitative', title: 'request rate (req/s)', scale: { zero: true } },
-          y: { field: 'goodput', type: 'quantitative', title: 'goodput (req/s within SLO)', scale: { zero: true } },
+          x: { field: 'rate', type: 'quantitative', title: 'request rate per GPU (req/s)', scale: { zero: true } },
+          y: { field: 'goodput', type: 'quantitative', title: 'goodput per GPU (req/s within SLO)', scale: { zero: true } },
           ...enc,
         },
       },
@@ -465,7 +465,7 @@ export function compareRate90Spec(rows: { workload: string; policy: string; rate
     data: { values },
     encoding: {
       y: { field: 'workload', type: 'nominal', title: null, sort: workloads, axis: { labelFontSize: 12, labelFontWeight: 600, labelPadding: 8 } },
-      x: { field: 'value', type: 'quantitative', title: 'request rate (req/s)', scale: { zero: true }, axis: { tickCount: 8 } },
+      x: { field: 'value', type: 'quantitative', title: 'request rate per GPU (req/s)', scale: { zero: true }, axis: { tickCount: 8 } },
     },
     layer: [
       { mark: { type: 'bar', height: { band: 0.8 }, cornerRadiusEnd: 2 }, encoding: { yOffset: { field: 'policy', type: 'nominal', sort: style.names }, color: enc.color } },
@@ -489,7 +489,7 @@ export function compareAttainmentSpec(workload: string, slo: { ttft: number; tpo
         data: { values: rows },
         mark: { type: 'line', strokeWidth: 2.2, point: { filled: true, size: 36 } },
         encoding: {
-          x: { field: 'rate', type: 'quantitative', title: 'request rate (req/s)', scale: { zero: true } },
+          x: { field: 'rate', type: 'quantitative', title: 'request rate per GPU (req/s)', scale: { zero: true } },
           y: { field: 'attainment', type: 'quantitative', title: 'SLO attainment', scale: { domain: [0, 1] }, axis: { format: '.0%', ...ticksAt([0, 0.25, 0.5, 0.75, 0.9, 1]) } },
           ...enc,
         },

@@ -283,7 +283,9 @@ function banner(data: ReportData, ctx: Context): string {
   const headline = badInput
     ? `<span class="word">Bad input</span>: ${count('error') === 1 ? 'a policy faulted' : `${count('error')} checks stopped by a policy fault`}`
     : holds
-    ? `<span class="word">Holds</span>: ${ran === all.length && !warned.length ? `all ${plural(all.length, 'check')} passed` : `no check that ran failed (${ran} of ${all.length} ran)`}`
+    ? `<span class="word">Holds</span>: ${
+        ran < all.length ? `no check that ran failed (${ran} of ${all.length} ran)` : warned.length ? `no check failed (${count('pass')} passed, ${plural(warned.length, 'warning')})` : `all ${plural(all.length, 'check')} passed`
+      }`
     : `<span class="word">Violated</span>: ${failed.length} of ${plural(all.length, 'check')} failed`;
   const warnText = warned.length
     ? ` ${plural(warned.length, 'warning')}, which ${warned.length === 1 ? 'does' : 'do'} not fail the run: ${warned
@@ -408,7 +410,7 @@ function sweepTable(s: Sweep): string {
     )
     .join('');
   return `<p class="table-title"><strong>${esc(s.workload)}</strong> · SLO TTFT ≤ ${fmtNum(s.slo.ttft)} s, TPOT ≤ ${fmtNum(s.slo.tpot * 1000)} ms · ${rate90Text(s.rateAt90)}</p>
-<div class="table-wrap"><table><thead><tr><th class="num">rate (req/s)</th><th class="num">attainment</th><th class="num">goodput (req/s)</th><th class="num">TTFT p50 / p90 / p99 (s)</th><th class="num">TPOT p50 / p90 / p99 (ms)</th><th class="num">E2E p50 / p99 (s)</th><th class="num">resizes</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+<div class="table-wrap"><table><thead><tr><th class="num">rate per GPU (req/s)</th><th class="num">attainment</th><th class="num">goodput per GPU (req/s)</th><th class="num">TTFT p50 / p90 / p99 (s)</th><th class="num">TPOT p50 / p90 / p99 (ms)</th><th class="num">E2E p50 / p99 (s)</th><th class="num">resizes</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 async function policySection(p: PolicyReport, index: number, ctx: Context): Promise<string> {

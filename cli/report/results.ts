@@ -51,6 +51,9 @@ export function reportSources(profile: Profile): ReportData['sources'] {
   return {
     profile: `${profile.name}: ${profile.sources?.[0] ?? ''}`,
     traces: ['Azure LLM inference traces 2023 (conversation, code), CC-BY 4.0 — Patel et al., Splitwise, ISCA 2024'],
-    notes: ['Latencies come from the cost model of the profile (docs/profiles.md), in virtual time.'],
+    notes: [
+      'Latencies come from the cost model of the profile (docs/profiles.md), in virtual time.',
+      'Request rates and goodput are per GPU: disaggregated 1P1D serves on two GPUs and is offered twice the rate.',
+    ],
   };
 }
