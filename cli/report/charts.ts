@@ -459,7 +459,7 @@ export function compareRate90Spec(rows: { workload: string; policy: string; rate
   const values = rows.map((r) => ({ ...r, value: r.rate ?? 0, label: r.rate === null ? 'never' : `${fmtNum(r.rate)} req/s` }));
   const enc = policyEncoding(style);
   return withConfig({
-    title: { text: 'Highest request rate at 90 % SLO attainment', subtitle: 'per workload and policy · longer is better' },
+    title: { text: 'Highest request rate at 90 % SLO attainment', subtitle: 'per GPU, per workload and policy · longer is better' },
     width: WIDTH.full,
     height: Math.max(120, workloads.length * style.names.length * 22 + 20),
     data: { values },

@@ -385,7 +385,7 @@ async function compareSection(data: ReportData, ctx: Context): Promise<string> {
       return s ? [{ workload: w, policy: p.name, rate: s.rateAt90 }] : [];
     }),
   );
-  const bars = await renderSvg(compareRate90Spec(rows, style, ctx.workloads), 'compare-rate90', 'Highest request rate at 90 % SLO attainment, per workload and policy');
+  const bars = await renderSvg(compareRate90Spec(rows, style, ctx.workloads), 'compare-rate90', 'Highest request rate per GPU at 90 % SLO attainment, per workload and policy');
   const small: string[] = [];
   for (const w of ctx.workloads) {
     const withW = data.policies.filter((p) => p.sweeps.some((s) => s.workload === w));
