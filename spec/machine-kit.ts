@@ -80,8 +80,8 @@ export interface CompiledMachine<C, E extends { type: string }> {
   parts: MachineParts<C, E>;
   /** Every (state, event) pair that has a transition: the event coverage universe. */
   edges: { state: string; event: string; target: string; guard?: string; variant?: true }[];
-  /** Copies a context of this machine (built on first use from its fields, which updates never add to). */
-  copy?: (context: C) => C;
+  /** A context with an update's fields replaced (built on first use from its fields, which updates never add to). */
+  merge?: (context: C, update: Partial<C>) => C;
 }
 
 const AND_CHECK = (and([]) as unknown as { check: unknown }).check;
@@ -171,8 +171,8 @@ export function fireOrRefuse<C, E extends { type: string }>(m: CompiledMachine<C
       }
     }
     if (t.updates.length > 0) {
-      const copy = (m.copy ??= contextCopier(snap.context));
-      for (let j = 0; j < t.updates.length; j++) args.context = Object.assign(copy(args.context) as object, t.updates[j](args)) as C;
+      const merge = (m.merge ??= contextMerger(snap.context));
+      for (let j = 0; j < t.updates.length; j++) args.context = merge(args.context, t.updates[j](args));
     }
     return { value: t.target ?? snap.value, context: args.context };
   }
@@ -191,15 +191,17 @@ export function fireOrRefuse<C, E extends { type: string }>(m: CompiledMachine<C
 }
 
 /**
- * A copier for contexts with the fields of `sample`: one object literal of known shape, several times faster
- * than a spread on the hot path. Every context of a machine has the same fields (the definition's initial
- * context; updates return only some of them), so the literal copies all of them.
+ * A merger for contexts with the fields of `sample`: one object literal of known shape, several times faster
+ * than a spread or Object.assign on the hot path. Every context of a machine has the same fields (the
+ * definition's initial context; updates return only some of them), so the literal lists all of them.
  */
-function contextCopier<C>(sample: C): (context: C) => C {
+function contextMerger<C>(sample: C): (context: C, update: Partial<C>) => C {
   const keys = Object.keys(sample as object);
-  if (!keys.every((k) => /^[A-Za-z_$][\w$]*$/.test(k))) return (c) => ({ ...c });
+  if (!keys.every((k) => /^[A-Za-z_$][\w$]*$/.test(k))) return (c, u) => ({ ...c, ...u });
+  // An update names only the fields it changes; a field it leaves out is undefined there (no context field
+  // is ever undefined: absent values are null).
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  return new Function('c', `return { ${keys.map((k) => `${k}: c.${k}`).join(', ')} };`) as (context: C) => C;
+  return new Function('c', 'u', `return { ${keys.map((k) => `${k}: u.${k} === undefined ? c.${k} : u.${k}`).join(', ')} };`) as (context: C, update: Partial<C>) => C;
 }
 
 export function isRefusal(x: unknown): x is Refusal {

@@ -297,10 +297,13 @@ export class System {
   // -------------------------------------------------------------------------------------------
   // Planning: which machines an event involves, and the facts each needs.
 
+  private add(kind: MachineName, index: number, event: { type: string }): void {
+    this.moves.push({ kind, index, event });
+  }
+
   private plan(ev: TraceEvent): Move[] | Refusal {
     const moves = this.moves;
     moves.length = 0;
-    const add = (kind: MachineName, index: number, event: { type: string }) => void moves.push({ kind, index, event });
     const T = this.header.blockSize;
     switch (ev.ev) {
       case 'arrive': {
@@ -312,8 +315,8 @@ export class System {
         if (typeof r !== 'number') return r;
         const w = this.worker(ev, ev.worker);
         if (typeof w !== 'number') return w;
-        add('request', r, { type: 'schedule', worker: ev.worker, role: this.workers[w].context.role } as never);
-        add('worker', w, { type: 'schedule' });
+        this.add('request', r, { type: 'schedule', worker: ev.worker, role: this.workers[w].context.role } as never);
+        this.add('worker', w, { type: 'schedule' });
         return moves;
       }
       case 'alloc':
@@ -327,25 +330,25 @@ export class System {
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
         if (ev.ev === 'alloc') {
-          add('allocator', w, { type: 'alloc', worker: ev.worker } as never);
-          for (const p of perPool.keys()) add('pool', p, { type: 'alloc', worker: ev.worker } as never);
-          for (const [p, count] of perPool) add('request', r, { type: 'alloc', pool: p, count } as never);
+          this.add('allocator', w, { type: 'alloc', worker: ev.worker } as never);
+          for (const p of perPool.keys()) this.add('pool', p, { type: 'alloc', worker: ev.worker } as never);
+          for (const [p, count] of perPool) this.add('request', r, { type: 'alloc', pool: p, count } as never);
           // One machine event per pool, shared by its blocks (an allocation can name hundreds).
           const byPool = new Map<number, object>();
           for (const b of ev.blocks) {
             const p = this.poolOf(b);
             let e = byPool.get(p);
             if (!e) byPool.set(p, (e = { type: 'alloc', req: ev.req, version: this.pools[p].context.version + 1 }));
-            add('block', b, e as never);
+            this.add('block', b, e as never);
           }
         } else {
           const gpu = this.workers[w].context.gpu;
           for (const p of perPool.keys()) if (p !== gpu) return this.unknown(ev.ev, `worker ${ev.worker} allocates from pool ${gpu}; block(s) of pool ${p} are not there`);
-          add('allocator', w, { type: 'alloc_take', worker: ev.worker, blocks: ev.blocks } as never);
-          add('pool', gpu, { type: 'alloc_take', worker: ev.worker } as never);
-          add('request', r, { type: 'alloc_take', pool: gpu, count: ev.blocks.length } as never);
+          this.add('allocator', w, { type: 'alloc_take', worker: ev.worker, blocks: ev.blocks } as never);
+          this.add('pool', gpu, { type: 'alloc_take', worker: ev.worker } as never);
+          this.add('request', r, { type: 'alloc_take', pool: gpu, count: ev.blocks.length } as never);
           const { seen, taken } = this.allocators[w].context;
-          for (const b of ev.blocks) add('block', b, { type: 'alloc_take', req: ev.req, seen, mine: taken.includes(b) } as never);
+          for (const b of ev.blocks) this.add('block', b, { type: 'alloc_take', req: ev.req, seen, mine: taken.includes(b) } as never);
         }
         return moves;
       }
@@ -356,13 +359,13 @@ export class System {
         const gpu = this.workers[w].context.gpu;
         const pool = this.pools[gpu].context;
         if (ev.ev === 'alloc_query') {
-          add('allocator', w, { type: 'alloc_query', worker: ev.worker, version: pool.version } as never);
-          add('pool', gpu, { type: 'alloc_query', worker: ev.worker } as never);
+          this.add('allocator', w, { type: 'alloc_query', worker: ev.worker, version: pool.version } as never);
+          this.add('pool', gpu, { type: 'alloc_query', worker: ev.worker } as never);
         } else {
-          add('allocator', w, { type: 'alloc_commit', worker: ev.worker } as never);
-          add('pool', gpu, { type: 'alloc_commit', worker: ev.worker } as never);
+          this.add('allocator', w, { type: 'alloc_commit', worker: ev.worker } as never);
+          this.add('pool', gpu, { type: 'alloc_commit', worker: ev.worker } as never);
           const commit = { type: 'alloc_commit', version: pool.version + 1 };
-          for (const b of this.allocators[w].context.taken) add('block', b, commit as never);
+          for (const b of this.allocators[w].context.taken) this.add('block', b, commit as never);
         }
         return moves;
       }
@@ -371,14 +374,14 @@ export class System {
         if (typeof w !== 'number') return w;
         if (this.ops.has(stepKey(ev.worker, ev.step))) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is already in flight`);
         const { role, gpu } = this.workers[w].context;
-        add('worker', w, { type: 'step_begin' });
+        this.add('worker', w, { type: 'step_begin' });
         const seen = new Set<string>();
         for (const item of ev.batch) {
           if (seen.has(item.req)) return this.unknown(ev.ev, `request ${item.req} appears twice in the batch`);
           seen.add(item.req);
           const r = this.req(ev, item.req);
           if (typeof r !== 'number') return r;
-          add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T } as never);
+          this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T } as never);
         }
         return moves;
       }
@@ -387,14 +390,14 @@ export class System {
         if (typeof w !== 'number') return w;
         const op = this.ops.get(stepKey(ev.worker, ev.step));
         if (!op) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is not in flight`);
-        add('worker', w, { type: 'step_end' });
-        for (let i = 0; i < op.reqs.length; i++) add('request', op.reqs[i], { type: 'step_end', tokens: op.tokens[i] } as never);
+        this.add('worker', w, { type: 'step_end' });
+        for (let i = 0; i < op.reqs.length; i++) this.add('request', op.reqs[i], { type: 'step_end', tokens: op.tokens[i] } as never);
         return moves;
       }
       case 'token': {
         const r = this.req(ev, ev.req);
         if (typeof r !== 'number') return r;
-        add('request', r, { type: 'token', index: ev.index } as never);
+        this.add('request', r, { type: 'token', index: ev.index } as never);
         return moves;
       }
       case 'handoff':
@@ -410,13 +413,13 @@ export class System {
         // A handoff queues on the FIFO within one GPU; a migration keeps the request's place if it had one.
         const queued = ev.ev === 'handoff' ? f.gpu === t.gpu : f.fifo.includes(ev.req);
         if (ev.ev === 'handoff') {
-          add('request', r, { type: 'handoff', from: ev.from, to: ev.to, toRole: t.role, crossGpu: f.gpu !== t.gpu } as never);
+          this.add('request', r, { type: 'handoff', from: ev.from, to: ev.to, toRole: t.role, crossGpu: f.gpu !== t.gpu } as never);
         } else {
-          add('partition', 0, { type: 'migrate', fromEpoch: f.epoch, toEpoch: t.epoch, fromRole: f.role, toRole: t.role } as never);
-          add('request', r, { type: 'migrate', from: ev.from, to: ev.to } as never);
+          this.add('partition', 0, { type: 'migrate', fromEpoch: f.epoch, toEpoch: t.epoch, fromRole: f.role, toRole: t.role } as never);
+          this.add('request', r, { type: 'migrate', from: ev.from, to: ev.to } as never);
         }
-        add('worker', from, { type: ev.ev, side: 'from', req: ev.req, queued } as never);
-        add('worker', to, { type: ev.ev, side: 'to', req: ev.req, queued } as never);
+        this.add('worker', from, { type: ev.ev, side: 'from', req: ev.req, queued } as never);
+        this.add('worker', to, { type: ev.ev, side: 'to', req: ev.req, queued } as never);
         return moves;
       }
       case 'join':
@@ -425,8 +428,8 @@ export class System {
         if (typeof r !== 'number') return r;
         const w = this.worker(ev, ev.worker);
         if (typeof w !== 'number') return w;
-        add('request', r, { type: ev.ev, worker: ev.worker, role: this.workers[w].context.role } as never);
-        add('worker', w, { type: ev.ev, req: ev.req } as never);
+        this.add('request', r, { type: ev.ev, worker: ev.worker, role: this.workers[w].context.role } as never);
+        this.add('worker', w, { type: ev.ev, req: ev.req } as never);
         return moves;
       }
       case 'transfer_begin': {
@@ -437,13 +440,13 @@ export class System {
         const to = this.worker(ev, ev.to);
         if (typeof to !== 'number') return to;
         if (this.ops.has(transferKey(ev.xfer))) return this.unknown(ev.ev, `transfer ${ev.xfer} is already in flight`);
-        add('request', r, { type: 'transfer_begin', to: ev.to } as never);
+        this.add('request', r, { type: 'transfer_begin', to: ev.to } as never);
         return moves;
       }
       case 'transfer_end': {
         const op = this.ops.get(transferKey(ev.xfer));
         if (!op) return this.unknown(ev.ev, `transfer ${ev.xfer} is not in flight`);
-        add('request', op.reqs[0], { type: 'transfer_end', ok: ev.outcome !== 'cancelled' } as never);
+        this.add('request', op.reqs[0], { type: 'transfer_end', ok: ev.outcome !== 'cancelled' } as never);
         return moves;
       }
       case 'free': {
@@ -455,14 +458,14 @@ export class System {
         const serverPool = ctx.server === null ? -1 : this.workers[this.workerIndex.get(ctx.server)!].context.gpu;
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
-        for (const p of perPool.keys()) add('pool', p, { type: 'free' });
+        for (const p of perPool.keys()) this.add('pool', p, { type: 'free' });
         // The blocks first: a refused free then names the step or transfer that still holds the block.
         const unheld = { type: 'free', req: ev.req, held: 0, holders: '' };
-        for (const b of ev.blocks) add('block', b, (this.holds[b] ? { type: 'free', req: ev.req, held: this.holds[b], holders: this.holdersOf(b) } : unheld) as never);
+        for (const b of ev.blocks) this.add('block', b, (this.holds[b] ? { type: 'free', req: ev.req, held: this.holds[b], holders: this.holdersOf(b) } : unheld) as never);
         let remaining = ctx.owned.reduce((a, n) => a + n, 0);
         for (const [p, count] of perPool) {
           remaining -= count;
-          add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
+          this.add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
         }
         return moves;
       }
@@ -470,33 +473,33 @@ export class System {
       case 'abort': {
         const r = this.req(ev, ev.req);
         if (typeof r !== 'number') return r;
-        add('request', r, { type: ev.ev });
+        this.add('request', r, { type: ev.ev });
         const server = this.requests[r].context.server;
-        if (server !== null) add('worker', this.workerIndex.get(server)!, { type: ev.ev, req: ev.req } as never);
+        if (server !== null) this.add('worker', this.workerIndex.get(server)!, { type: ev.ev, req: ev.req } as never);
         return moves;
       }
       case 'resize_begin': {
         const epoch = this.partition[0].context.epoch;
         const liveWorkers = this.workers.filter((w) => w.context.epoch === epoch && w.value !== 'stopped').length;
-        add('partition', 0, { type: 'resize_begin', epoch: ev.epoch, prefill: ev.prefill, decode: ev.decode, liveWorkers } as never);
+        this.add('partition', 0, { type: 'resize_begin', epoch: ev.epoch, prefill: ev.prefill, decode: ev.decode, liveWorkers } as never);
         return moves;
       }
       case 'worker_start': {
         if (this.workerIndex.has(ev.worker)) return this.unknown(ev.ev, `worker ${ev.worker} already exists; worker ids are not reused`);
         if ((ev.gpu ?? 0) >= this.header.gpus) return this.unknown(ev.ev, `gpu ${ev.gpu} does not exist (${this.header.gpus} gpu(s))`);
-        add('partition', 0, { type: 'worker_start', epoch: ev.epoch, role: ev.role, share: ev.share } as never);
+        this.add('partition', 0, { type: 'worker_start', epoch: ev.epoch, role: ev.role, share: ev.share } as never);
         return moves;
       }
       case 'worker_ready':
       case 'worker_stop': {
         const w = this.worker(ev, ev.worker);
         if (typeof w !== 'number') return w;
-        add('partition', 0, { type: ev.ev, epoch: this.workers[w].context.epoch } as never);
-        add('worker', w, { type: ev.ev });
+        this.add('partition', 0, { type: ev.ev, epoch: this.workers[w].context.epoch } as never);
+        this.add('worker', w, { type: ev.ev });
         return moves;
       }
       case 'resize_end':
-        add('partition', 0, { type: 'resize_end', epoch: ev.epoch } as never);
+        this.add('partition', 0, { type: 'resize_end', epoch: ev.epoch } as never);
         return moves;
     }
   }
