@@ -76,6 +76,8 @@ describe('pdspec check --policy FILE', () => {
     expect(m2.status).toBe('fail');
     expect(m2.pair?.outcome).toMatch(/prefill/);
     expect(m2.replay).toMatch(/non-monotone/);
+    // The summary on stdout lists the failure with the command that replays it.
+    expect(runs.broken!.stdout).toMatch(/Failures:\n.*M2: M2 prefill[^\n]*\n\s+replay: .*non-monotone/);
     const html = readFileSync(join(dirs.broken, 'index.html'), 'utf8');
     expect(html).toContain('Violated');
     expect(html).toContain(m2.pair!.outcome.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'));

@@ -138,7 +138,7 @@ async function sweeps(ctx: Context, policyName: string, mode: Mode): Promise<{ s
   return policySweeps({ policy, mode, profile: ctx.profile, seed: ctx.seed, onPlan: (done, total) => ctx.progress.tick(policyName, 'sweeps', done / total) });
 }
 
-function summaryTable(report: ReportData): string {
+function summaryTable(report: ReportData, reportDir: string): string {
   const checks = [...new Set(report.policies.flatMap((p) => p.checks.map((c) => c.check)))];
   const head = ['check'.padEnd(10), ...report.policies.map((p) => p.name.padEnd(14))].join(' ');
   const rows = checks.map((c) =>
@@ -152,7 +152,18 @@ function summaryTable(report: ReportData): string {
     ].join(' '),
   );
   const sweepRows = report.policies.map((p) => `  ${p.name}: rate at ≥ 90 % attainment — ${p.sweeps.map((s) => `${s.workload} ${s.rateAt90 ?? '<min'} req/s`).join(', ')}`);
-  return [head, ...rows, '', 'SLO sweeps (TTFT 2 s, TPOT 0.1 s; rates per GPU):', ...sweepRows].join('\n');
+  // Each failure with its evidence: the counterexample trace beside the report, and the command that replays it.
+  const evidence: string[] = [];
+  for (const p of report.policies)
+    for (const c of p.checks) {
+      if (c.status !== 'fail' && c.status !== 'error') continue;
+      evidence.push(`  ${p.name} ${c.check}: ${c.property}`);
+      if (c.counterexample) evidence.push(`    counterexample: ${join(reportDir, c.counterexample.traceFile)}`);
+      const replay = c.counterexample?.replay ?? c.replay;
+      if (replay) evidence.push(`    replay: ${replay}`);
+      if (!c.counterexample && !replay) evidence.push(`    ${c.detail}`);
+    }
+  return [head, ...rows, ...(evidence.length ? ['', 'Failures:', ...evidence] : []), '', 'SLO sweeps (TTFT 2 s, TPOT 0.1 s; rates per GPU):', ...sweepRows].join('\n');
 }
 
 export const check: Command = {
@@ -274,7 +285,7 @@ export const check: Command = {
     await writeReport(data, reportDir);
     if (values.json) console.log(JSON.stringify(data));
     else {
-      console.log(`\n${summaryTable(data)}\n`);
+      console.log(`\n${summaryTable(data, reportDir)}\n`);
       console.log(`${VERDICT_WORD[verdict]} — report: ${join(reportDir, 'index.html')} (data: report.json; ${data.seconds.toFixed(0)} s)`);
     }
     return VERDICT_EXIT[verdict];
