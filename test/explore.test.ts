@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type ExploreConfig } from '../properties/explore/config.ts';
 import { counterexampleLines } from '../properties/explore/counterexample.ts';
-import { explore } from '../properties/explore/explorer.ts';
+import { stateKey } from '../properties/explore/canonical.ts';
+import { explore, initialNode, successor } from '../properties/explore/explorer.ts';
+import { proposals, type Node } from '../properties/explore/generator.ts';
 import { SAFETY_VARIANTS, VARIANTS } from '../properties/explore/variants.ts';
 import { checkText } from '../spec/checker.ts';
 
@@ -61,6 +63,24 @@ describe('reductions do not change verdicts', () => {
     expect(on.finding?.trace.length).toBe(off.finding?.trace.length);
     if (variant === null) expect(on.states).toBeLessThan(off.states);
   }, 120_000);
+
+  it('the key names workers by id: the order in which a resize started its new workers is forgotten', () => {
+    const cfg = config({ requests: 1, resizes: 1, aborts: 0, preemptions: 0 });
+    const take = (node: Node, pick: (ev: ReturnType<typeof proposals>[number]) => boolean): Node => {
+      const ev = proposals(node, cfg, null).find(pick);
+      expect(ev, 'the event is proposed').toBeDefined();
+      return successor(node, ev!)!;
+    };
+    const start = (id: string) => (ev: ReturnType<typeof proposals>[number]) => ev.ev === 'worker_start' && ev.worker === id;
+    let resizing = take(initialNode(cfg, null), (ev) => ev.ev === 'arrive');
+    resizing = take(resizing, (ev) => ev.ev === 'resize_begin');
+    const prefillFirst = take(take(resizing, start('P1')), start('D1'));
+    const decodeFirst = take(take(resizing, start('D1')), start('P1'));
+    expect(prefillFirst.sys.workerIds).not.toEqual(decodeFirst.sys.workerIds);
+    for (const symmetry of [true, false]) expect(stateKey(prefillFirst, symmetry)).toBe(stateKey(decodeFirst, symmetry));
+    // Not every pair of states merges: one new worker started is not both.
+    expect(stateKey(take(resizing, start('P1')), false)).not.toBe(stateKey(take(resizing, start('D1')), false));
+  });
 
   it('allocation in one step under the lock agrees with the three steps', () => {
     for (const over of [{}, { allocator: 'decode-owned' }] as Partial<ExploreConfig>[]) {

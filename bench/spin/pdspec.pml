@@ -86,7 +86,6 @@ byte oldLive = 2;
 byte started;
 byte ready;
 byte needed;          /* derived: 2 once a resize began */
-byte ord;             /* the epoch-1 worker started first (P1 or D1): the explorer's key lists workers in start order */
 
 hidden byte i, j, k, x, y;
 
@@ -581,13 +580,13 @@ end:
     :: d_step { ARR && pst == STABLE && epoch < RESIZES ->
         pst = INIT; needed = 2; oldLive = 2; started = 0; ready = 0; check() }
     :: d_step { ARR && pst == INIT && ws[P1] == NONE && ws[P0] != STOP && started < needed ->
-        ws[P1] = START; started++; if :: ord == 0 -> ord = P1 :: else -> skip fi; check() }
+        ws[P1] = START; started++; check() }
     :: d_step { ARR && pst == INIT && ws[P1] == START ->
         ws[P1] = IDLE; ready++; if :: ready == needed && started == needed -> pst = SWITCH :: else -> skip fi; check() }
     :: d_step { ARR && pst == SWITCH && ws[P0] == IDLE && load[P0] == 0 ->
         ws[P0] = STOP; oldLive--; check() }
     :: d_step { ARR && pst == INIT && ws[D1] == NONE && ws[D0] != STOP && started < needed ->
-        ws[D1] = START; started++; if :: ord == 0 -> ord = D1 :: else -> skip fi; check() }
+        ws[D1] = START; started++; check() }
     :: d_step { ARR && pst == INIT && ws[D1] == START ->
         ws[D1] = IDLE; ready++; if :: ready == needed && started == needed -> pst = SWITCH :: else -> skip fi; check() }
     :: d_step { ARR && pst == SWITCH && ws[D0] == IDLE && load[D0] == 0 && FLEN(D0) == 0 ->

@@ -84,17 +84,7 @@ function subsets(n: number, k: number): number[][] {
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-export interface ModelOptions {
-  /**
-   * Keep which epoch-1 worker started first (default true). The explorer's state key lists workers in the order
-   * they were added, so it tells apart two states that differ only in that order; without this variable the
-   * Promela model merges them (see README: the one known source of extra explorer states).
-   */
-  startOrder?: boolean;
-}
-
-export function promelaModel(b: SpinBound, options: ModelOptions = {}): string {
-  const startOrder = options.startOrder ?? true;
+export function promelaModel(b: SpinBound): string {
   const R = b.requests;
   const B = b.blocks;
   const MAXT = maxTable(b);
@@ -197,7 +187,6 @@ export function promelaModel(b: SpinBound, options: ModelOptions = {}): string {
   emit(`byte started;`);
   emit(`byte ready;`);
   emit(`byte needed;          /* derived: 2 once a resize began */`);
-  if (startOrder) emit(`byte ord;             /* the epoch-1 worker started first (P1 or D1): the explorer's key lists workers in start order */`);
   emit();
   emit(`hidden byte i, j, k, x, y;`);
   emit();
@@ -457,7 +446,7 @@ export function promelaModel(b: SpinBound, options: ModelOptions = {}): string {
       ['D0', 'D1'],
     ]) {
       emit(`    :: d_step { ARR && pst == INIT && ws[${s}] == NONE && ws[${o}] != STOP && started < needed ->`);
-      emit(`        ws[${s}] = START; started++;${startOrder ? ` if :: ord == 0 -> ord = ${s} :: else -> skip fi;` : ''} check() }`);
+      emit(`        ws[${s}] = START; started++; check() }`);
       emit(`    :: d_step { ARR && pst == INIT && ws[${s}] == START ->`);
       emit(`        ws[${s}] = IDLE; ready++; if :: ready == needed && started == needed -> pst = SWITCH :: else -> skip fi; check() }`);
       emit(`    :: d_step { ARR && pst == SWITCH && ws[${o}] == IDLE && load[${o}] == 0 ${o === 'D0' ? '&& FLEN(D0) == 0 ' : ''}->`);

@@ -29,11 +29,27 @@ function requestAttrs(sys: System, r: number, querying: number[], opSlots: Map<n
   return s;
 }
 
+const workerOrders = new Map<string, number[]>();
+
+/** Worker indices sorted by id (memoised by the id list: there are few distinct ones). */
+function byId(ids: readonly string[]): number[] {
+  const sig = ids.join(',');
+  let order = workerOrders.get(sig);
+  if (!order) {
+    order = ids.map((_, i) => i).sort((a, b) => (ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
+    workerOrders.set(sig, order);
+  }
+  return order;
+}
+
 /** The key of a search state; equal keys mean states with the same future (up to renaming, with symmetry). */
 export function stateKey(node: Node, symmetry: boolean): string {
   const sys = node.sys;
+  // Workers in id order, not in the order they started: which new worker of a resize started first has no
+  // bearing on the future (the generator and the spec find workers by id or role).
+  const workers = byId(sys.workerIds);
   const querying: number[] = [];
-  for (let w = 0; w < sys.allocators.length; w++) if (sys.allocators[w].value === 'querying') querying.push(w);
+  for (const w of workers) if (sys.allocators[w].value === 'querying') querying.push(w);
   // Where each request sits in the ops in flight (by the op's kind and writer, not its id).
   let opSlots: Map<number, string> | null = null;
   if (sys.ops.size > 0) {
@@ -98,7 +114,7 @@ export function stateKey(node: Node, symmetry: boolean): string {
     blocks[blockName[b]] = a;
   }
   key += blocks.join(';');
-  for (let w = 0; w < sys.workers.length; w++) {
+  for (const w of workers) {
     const { value, context: c } = sys.workers[w];
     const a = sys.allocators[w];
     key += `/${sys.workerIds[w]}${value}${c.load}${c.inFlight}[`;
