@@ -11,6 +11,7 @@ const commands: Record<string, () => Promise<Command>> = {
   explore: async () => (await import('./commands/explore.ts')).exploreCommand,
   doctor: async () => (await import('./commands/doctor.ts')).doctor,
   generate: async () => (await import('./commands/generate.ts')).generate,
+  monotonicity: async () => (await import('./commands/monotonicity.ts')).monotonicity,
   run: async () => (await import('./commands/run.ts')).run,
   sweep: async () => (await import('./commands/sweep.ts')).sweep,
 };

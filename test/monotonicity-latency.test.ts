@@ -24,7 +24,7 @@ describe('M1 on the shipped profiles', () => {
 
   it('a passing check replays as the same run: the replay command names the profile, seed and clauses', () => {
     const result = checkProfile('llama3-8b-a100', { numRuns: 50, seed: 7 });
-    expect(result.replay).toContain('m.checkProfile("llama3-8b-a100", {"seed":7,"numRuns":50,');
+    expect(result.replay).toContain(`npx pdspec monotonicity M1 llama3-8b-a100 '{"seed":7,"numRuns":50,`);
     expect(checkProfile('llama3-8b-a100', result.replayOptions as object)).toEqual(result);
   });
 });

@@ -1,7 +1,7 @@
 // M2, the policy (properties/monotonicity): the broken example is refuted with the smallest pair, the
 // policies that keep the property keep it, and each finding about a policy that does not is pinned here and
 // explained in docs/monotonicity.md.
-import { execSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Decision, Observation, Policy } from '../engine/policy-api.ts';
@@ -66,7 +66,10 @@ describe('the broken example: refuted with the smallest pair', () => {
     const again = await checkPolicy(NON_MONOTONE, first.replayOptions as object);
     expect(again.counterexample).toEqual(first.counterexample);
     expect(again.runs).toBe(1);
-    const printed = execSync(first.replay, { cwd: ROOT, encoding: 'utf8' });
+    // The replay command exits 1 (a counterexample), printing it.
+    const replayed = spawnSync(first.replay, { cwd: ROOT, encoding: 'utf8', shell: true });
+    expect(replayed.status).toBe(1);
+    const printed = replayed.stdout;
     expect(printed).toContain(first.counterexample!.summary);
     expect(printed).toContain(`path ${first.counterexample!.path}`);
   });

@@ -143,6 +143,6 @@ describe('finding: more KV blocks or SMs can lower attainment, even for static (
     const again = await checkSystem('static', first.replayOptions as object);
     expect(again.counterexample).toEqual(first.counterexample);
     expect(again.runs).toBe(1);
-    expect(first.replay).toContain(`m.checkSystem("static", {"seed":2,"numRuns":200,"clauses":["blocks"],"path":"${first.counterexample!.path}"})`);
+    expect(first.replay).toBe(`npx pdspec monotonicity M3 static '{"seed":2,"numRuns":200,"clauses":["blocks"],"path":"${first.counterexample!.path}"}'`);
   });
 });

@@ -10,7 +10,7 @@
 import fc from 'fast-check';
 import type { LatencyModel } from '../../engine/policy-api.ts';
 import { latencyModel, loadProfile, profileNames } from '../../engine/profile.ts';
-import { assemble, literal, num, OK, runClauses, tsxCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
+import { assemble, literal, num, OK, runClauses, replayCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
 
 export const M1_CLAUSES = ['prefill-share', 'decode-share', 'prefill-work', 'decode-work', 'prefill-concave', 'decode-concave'] as const;
 export type M1Clause = (typeof M1_CLAUSES)[number];
@@ -270,7 +270,7 @@ export function checkLatencyModel(model: LatencyModel, options: LatencyCheckOpti
 /** M1 over a profile's latency model (engine/profile.ts): a shipped name or a path to a profile JSON. */
 export function checkProfile(nameOrPath: string, options: Omit<LatencyCheckOptions, 'name'> = {}): CheckResult {
   const model = latencyModel(loadProfile(nameOrPath));
-  return runM1(model, options, `profile '${nameOrPath}'`, (o) => tsxCommand(`m.checkProfile(${literal(nameOrPath)}, ${o})`));
+  return runM1(model, options, `profile '${nameOrPath}'`, (o) => replayCommand('M1', nameOrPath, JSON.parse(o)));
 }
 
 /** M1 for every shipped profile (data/profiles/). */

@@ -36,7 +36,7 @@ import {
   type ShareRange,
   type ShareRule,
 } from './observation.ts';
-import { assemble, literal, OK, runClauses, tsxCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
+import { assemble, literal, OK, runClauses, replayCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
 import { closeSubject, policySubject, subjectOfHandle, type PolicySubject, type SubjectOptions } from './subject.ts';
 
 export const M2_CLAUSES = ['prefill', 'decode'] as const satisfies readonly Phase[];
@@ -203,7 +203,7 @@ export function checkPolicyPressure(policy: PolicySubject | PolicyHandle, option
     const loadOptions: Record<string, unknown> = {};
     if (subject.policyOptions && Object.keys(subject.policyOptions).length) loadOptions.policyOptions = subject.policyOptions;
     if (subject.shared?.isolated) loadOptions.isolate = true;
-    return tsxCommand(`m.checkPolicy(${literal(subject.source)}, ${literal({ ...loadOptions, ...o })})`);
+    return replayCommand('M2', subject.source, { ...loadOptions, ...o });
   };
   return assemble('M2', `policy '${subject.name}'`, results, run, extra, replay, notes);
 }

@@ -152,10 +152,17 @@ export function assemble(
   };
 }
 
-/** A shell command running `call` (an expression over the module `m`, this library) with tsx from the repository root. */
-export function tsxCommand(call: string): string {
-  const script = `import("./properties/monotonicity/index.ts").then(async (m) => console.log(m.formatResult(await ${call})))`;
-  return `npx tsx -e '${script.replaceAll("'", `'\\''`)}'`;
+/** Quotes one shell word: as it is when it is plain, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w./:=,@+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The command that replays a check: `npx pdspec monotonicity PROPERTY SUBJECT 'OPTIONS'`, where the subject is
+ * a profile (M1) or a policy (M2, M3), by name or path, and the options are the replay options as JSON.
+ */
+export function replayCommand(property: PropertyId, subject: string, options: object): string {
+  return ['npx', 'pdspec', 'monotonicity', property, subject, literal(options)].map(shellWord).join(' ');
 }
 
 /** A JavaScript literal for options, stable and readable (JSON with the keys in a fixed order). */

@@ -18,7 +18,7 @@ import { PolicyFault } from '../../engine/policies/index.ts';
 import { DEFAULT_PROFILE, loadProfile, validateProfile, type Profile } from '../../engine/profile.ts';
 import type { WorkloadRequest } from '../../engine/workloads/types.ts';
 import { DEFAULT_SEED } from './latency.ts';
-import { assemble, literal, num, OK, runClauses, tsxCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
+import { assemble, literal, num, OK, runClauses, replayCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
 import { closeSubject, policySubject, type PolicySubject, type SubjectOptions } from './subject.ts';
 import { describeWorkload, systemSpec, workloadOf, workloadSpec, type RequestSpec, type SystemSpec } from './workload.ts';
 
@@ -276,7 +276,7 @@ export async function checkSystem(policy: string | PolicySubject, options: Syste
       `${subject.mode} mode, profile ${profileName}, up to ${maxRequests} requests per workload, no aborts`,
     ];
     if (options.clauses === undefined && !subject.claimsMonotone) notes.push(`'${subject.name}' does not claim monotonicity: blocks and sms not required (pass clauses to check them)`);
-    const replay = (o: object) => (subject.source === undefined ? `checkSystem(<the policy>, ${literal(o)})` : tsxCommand(`m.checkSystem(${literal(subject.source)}, ${literal(o)})`));
+    const replay = (o: object) => (subject.source === undefined ? `checkSystem(<the policy>, ${literal(o)})` : replayCommand('M3', subject.source, o));
     return assemble('M3', `policy '${subject.name}'`, results, runOptions, extra, replay, notes);
   } finally {
     if (typeof policy === 'string') await closeSubject(subject);
