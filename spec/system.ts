@@ -546,7 +546,7 @@ export class System {
         next.message = `${this.label(mv.kind, mv.index)}: ${next.message}`;
         return next;
       }
-      if (this.fired) this.fired.push(`${mv.kind}:${(cur as Snapshot<unknown>).value}:${mv.event.type}`);
+      if (this.fired) this.fired.push(transitionName(mv.kind, (cur as Snapshot<unknown>).value as string, mv.event.type));
       if (slot >= 0) pending[slot].snap = next;
       else {
         if (large) {
@@ -679,6 +679,19 @@ export class System {
     }
     this.ops.delete(key);
   }
+}
+
+const transitionNames = new Map<string, Map<string, Map<string, string>>>();
+
+/** `machine:state:event`, built once per distinct triple (coverage records one per transition taken). */
+function transitionName(kind: MachineName, state: string, event: string): string {
+  let byState = transitionNames.get(kind);
+  if (!byState) transitionNames.set(kind, (byState = new Map()));
+  let byEvent = byState.get(state);
+  if (!byEvent) byState.set(state, (byEvent = new Map()));
+  let name = byEvent.get(event);
+  if (name === undefined) byEvent.set(event, (name = `${kind}:${state}:${event}`));
+  return name;
 }
 
 export function stepKey(worker: string, step: string): string {

@@ -105,7 +105,7 @@ export function replayCommand(args: string[]): string {
 
 function humanReport(r: ExploreResult, out: string | undefined, replay: string, swarm: boolean): string {
   const lines = [`pdspec explore: ${describeBound(r.config)}`];
-  const stats = `${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ${r.seconds.toFixed(1)} s (${Math.round(r.statesPerSecond).toLocaleString('en')} states/s), peak heap ${Math.round(r.peakHeapMiB)} MiB`;
+  const stats = `${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ${r.seconds.toFixed(1)} s (${Math.round(r.statesPerSecond).toLocaleString('en')} states/s), peak memory ${Math.round(r.peakMemoryMiB)} MiB`;
   if (r.verdict === 'verified') lines.push(`verified at this bound: ${stats}`);
   else if (r.verdict === 'incomplete' && swarm) lines.push(`no violation found by the swarm (randomized searches, not a proof; exhaustive: run without --shard/--workers): ${stats}`);
   else if (r.verdict === 'incomplete') lines.push(`incomplete: stopped at --max-states ${r.config.maxStates}; ${stats}`);

@@ -5,28 +5,22 @@
 //   parameters and progress: the key sorts requests by everything observable about them (their blocks by
 //   position in their table, their place in FIFOs and steps) and renames requests and blocks in that order.
 // Without symmetry reduction the key keeps every id as it is (the count to compare against).
+// A key is a sequence of 32-bit words (state-store.ts keeps them): names and machine states are interned as
+// small codes, and every list is written with its length first, so that different states never share a key.
 import type { System } from '../../spec/system.ts';
 import type { Node } from './generator.ts';
+import { KeyBuffer, keyText } from './state-store.ts';
 
-function blockAttrs(sys: System, b: number, querying: number[]): string {
-  const { value, context: c } = sys.blocks[b];
-  let s = (value === 'free' ? 'f' : 'o') + c.owners.length + c.inFreeList + (c.committed ? 'c' : 'u');
-  if (c.committed) for (let i = 0; i < querying.length; i++) s += c.committedAt > sys.allocators[querying[i]].context.seen ? '1' : '0';
-  return s + sys.holds[b];
-}
-
-function requestAttrs(sys: System, r: number, querying: number[], opSlots: Map<number, string> | null): string {
-  const { value, context: c } = sys.requests[r];
-  let s = `${value}|${c.prompt}|${c.maxTokens}|${c.generated}|${c.computed}|${c.owned.join('.')}|${c.server ?? '-'}|${c.inFlight}${+c.tokenOwed}${+c.awaitingKv}${+c.deferredFree}`;
-  if (c.server !== null) {
-    const pos = sys.workers[sys.workerIndex.get(c.server)!].context.fifo.indexOf(sys.requestIds[r]);
-    if (pos >= 0) s += `q${pos}`;
+/** Codes of the strings a key mentions (machine states, worker ids, op kinds); 0 stands for none. */
+const codes = new Map<string, number>();
+function code(s: string | null): number {
+  if (s === null) return 0;
+  let c = codes.get(s);
+  if (c === undefined) {
+    c = codes.size + 1;
+    codes.set(s, c);
   }
-  if (opSlots) s += `|${opSlots.get(r) ?? ''}`;
-  const table = sys.tables[r];
-  s += '|';
-  for (let i = 0; i < table.length; i++) s += `${blockAttrs(sys, table[i], querying)},`;
-  return s;
+  return c;
 }
 
 const workerOrders = new Map<string, number[]>();
@@ -42,38 +36,85 @@ function byId(ids: readonly string[]): number[] {
   return order;
 }
 
-/** The key of a search state; equal keys mean states with the same future (up to renaming, with symmetry). */
-export function stateKey(node: Node, symmetry: boolean): string {
+function writeBlockAttrs(out: KeyBuffer, sys: System, b: number, querying: number[]): void {
+  const { value, context: c } = sys.blocks[b];
+  out.push(code(value));
+  out.push(c.owners.length);
+  out.push(c.inFreeList);
+  out.push(c.committed ? 1 : 0);
+  if (c.committed) for (let i = 0; i < querying.length; i++) out.push(c.committedAt > sys.allocators[querying[i]].context.seen ? 1 : 0);
+  out.push(sys.holds[b]);
+}
+
+function writeRequestAttrs(out: KeyBuffer, sys: System, r: number, querying: number[], opSlots: Map<number, number[]> | null): void {
+  const { value, context: c } = sys.requests[r];
+  out.push(code(value));
+  out.push(c.prompt);
+  out.push(c.maxTokens);
+  out.push(c.generated);
+  out.push(c.computed);
+  out.push(c.owned.length);
+  for (let i = 0; i < c.owned.length; i++) out.push(c.owned[i]);
+  out.push(code(c.server));
+  out.push(c.inFlight);
+  out.push((c.tokenOwed ? 1 : 0) | (c.awaitingKv ? 2 : 0) | (c.deferredFree ? 4 : 0));
+  out.push(c.server === null ? -1 : sys.workers[sys.workerIndex.get(c.server)!].context.fifo.indexOf(sys.requestIds[r]));
+  const slots = opSlots?.get(r);
+  out.push(slots ? slots.length : 0);
+  if (slots) for (let i = 0; i < slots.length; i++) out.push(slots[i]);
+  const table = sys.tables[r];
+  out.push(table.length);
+  for (let i = 0; i < table.length; i++) writeBlockAttrs(out, sys, table[i], querying);
+}
+
+function compareRegions(w: Int32Array, a0: number, a1: number, b0: number, b1: number): number {
+  const n = Math.min(a1 - a0, b1 - b0);
+  for (let i = 0; i < n; i++) if (w[a0 + i] !== w[b0 + i]) return w[a0 + i] - w[b0 + i];
+  return a1 - a0 - (b1 - b0);
+}
+
+// Scratch space for attributes (requests, then unnamed blocks), reused by every call.
+const scratch = new KeyBuffer();
+
+/** Writes the key of a search state into `out` (cleared first); equal keys mean states with the same future (up to renaming, with symmetry). */
+export function writeKey(node: Node, symmetry: boolean, out: KeyBuffer): void {
   const sys = node.sys;
+  out.length = 0;
+  scratch.length = 0;
   // Workers in id order, not in the order they started: which new worker of a resize started first has no
   // bearing on the future (the generator and the spec find workers by id or role).
   const workers = byId(sys.workerIds);
   const querying: number[] = [];
   for (const w of workers) if (sys.allocators[w].value === 'querying') querying.push(w);
   // Where each request sits in the ops in flight (by the op's kind and writer, not its id).
-  let opSlots: Map<number, string> | null = null;
+  let opSlots: Map<number, number[]> | null = null;
   if (sys.ops.size > 0) {
     opSlots = new Map();
     for (const op of sys.ops.values())
-      for (let k = 0; k < op.reqs.length; k++) opSlots.set(op.reqs[k], `${opSlots.get(op.reqs[k]) ?? ''}${op.kind[0]}${op.writer}:${op.tokens[k]}:${op.held[k].length}+`);
+      for (let k = 0; k < op.reqs.length; k++) {
+        let slots = opSlots.get(op.reqs[k]);
+        if (!slots) opSlots.set(op.reqs[k], (slots = []));
+        slots.push(code(op.kind), code(op.writer), op.tokens[k], op.held[k].length);
+      }
   }
 
   const R = sys.requests.length;
-  const attrs = new Array<string>(R);
+  const n = sys.blocks.length;
+  const from = new Int32Array(R + 1);
   const order = new Array<number>(R);
   for (let r = 0; r < R; r++) {
-    attrs[r] = requestAttrs(sys, r, querying, opSlots);
+    from[r] = scratch.length;
+    writeRequestAttrs(scratch, sys, r, querying, opSlots);
     order[r] = r;
   }
-  if (symmetry) order.sort((a, b) => (attrs[a] < attrs[b] ? -1 : attrs[a] > attrs[b] ? 1 : 0));
+  from[R] = scratch.length;
+  if (symmetry) order.sort((a, b) => compareRegions(scratch.data, from[a], from[a + 1], from[b], from[b + 1]) || a - b);
   // rank[r]: the request's name in the key.
   const rank = new Int32Array(R);
   for (let i = 0; i < R; i++) rank[order[i]] = i;
-  const nameOf = (id: string) => rank[sys.requestIndex.get(id)!];
 
   // Block names: in the order the (sorted) requests list them, then the rest by their attributes.
   const B = sys.header.blocks;
-  const n = sys.blocks.length;
   const blockName = new Int32Array(n).fill(-1);
   if (symmetry) {
     const next = new Int32Array(sys.header.gpus);
@@ -84,15 +125,19 @@ export function stateKey(node: Node, symmetry: boolean): string {
         blockName[b] = pool * B + next[pool]++;
       }
     const rest: number[] = [];
-    const restAttrs: string[] = [];
+    const restFrom = new Int32Array(n);
+    const restEnd = new Int32Array(n);
     for (let b = 0; b < n; b++) {
       if (blockName[b] >= 0) continue;
       rest.push(b);
-      let a = blockAttrs(sys, b, querying);
-      for (const o of sys.blocks[b].context.owners) a += `,${nameOf(o)}`;
-      restAttrs[b] = a;
+      restFrom[b] = scratch.length;
+      writeBlockAttrs(scratch, sys, b, querying);
+      const owners = sys.blocks[b].context.owners;
+      for (let i = 0; i < owners.length; i++) scratch.push(rank[sys.requestIndex.get(owners[i])!]);
+      restEnd[b] = scratch.length;
     }
-    rest.sort((x, y) => (restAttrs[x] < restAttrs[y] ? -1 : restAttrs[x] > restAttrs[y] ? 1 : 0));
+    const w = scratch.data;
+    rest.sort((x, y) => compareRegions(w, restFrom[x], restEnd[x], restFrom[y], restEnd[y]) || x - y);
     for (const b of rest) {
       const pool = (b / B) | 0;
       blockName[b] = pool * B + next[pool]++;
@@ -101,34 +146,69 @@ export function stateKey(node: Node, symmetry: boolean): string {
     for (let b = 0; b < n; b++) blockName[b] = b;
   }
 
-  let key = `p${node.preemptions}/`;
+  out.push(node.preemptions);
+  out.push(querying.length); // how many comparison bits each committed block carries below
+  out.push(R);
   for (const r of order) {
-    key += `${attrs[r]}>`;
-    for (const b of sys.tables[r]) key += `${blockName[b]}.`;
-    key += '/';
+    out.append(scratch.data, from[r], from[r + 1]);
+    const table = sys.tables[r];
+    out.push(table.length);
+    for (let i = 0; i < table.length; i++) out.push(blockName[table[i]]);
   }
-  const blocks = new Array<string>(n);
-  for (let b = 0; b < n; b++) {
-    let a = blockAttrs(sys, b, querying);
-    for (const o of sys.blocks[b].context.owners) a += `,${nameOf(o)}`;
-    blocks[blockName[b]] = a;
+  // Blocks in name order.
+  const byName = new Int32Array(n);
+  for (let b = 0; b < n; b++) byName[blockName[b]] = b;
+  for (let i = 0; i < n; i++) {
+    const b = byName[i];
+    writeBlockAttrs(out, sys, b, querying);
+    const owners = sys.blocks[b].context.owners;
+    out.push(owners.length);
+    for (let k = 0; k < owners.length; k++) out.push(rank[sys.requestIndex.get(owners[k])!]);
   }
-  key += blocks.join(';');
+  out.push(workers.length);
   for (const w of workers) {
     const { value, context: c } = sys.workers[w];
     const a = sys.allocators[w];
-    key += `/${sys.workerIds[w]}${value}${c.load}${c.inFlight}[`;
-    for (const r of c.fifo) key += `${nameOf(r)},`;
-    key += `]${a.value}`;
-    for (const b of a.context.taken) key += `${blockName[b]}.`;
+    out.push(code(sys.workerIds[w]));
+    out.push(code(value));
+    out.push(c.load);
+    out.push(c.inFlight);
+    out.push(c.fifo.length);
+    for (const r of c.fifo) out.push(rank[sys.requestIndex.get(r)!]);
+    out.push(code(a.value));
+    out.push(a.context.taken.length);
+    for (const b of a.context.taken) out.push(blockName[b]);
   }
-  for (const p of sys.pools) key += `/${p.value}${p.context.holder ?? ''}`;
+  for (const p of sys.pools) {
+    out.push(code(p.value));
+    out.push(code(p.context.holder));
+  }
   const pc = sys.partition[0].context;
-  key += `/${sys.partition[0].value}${pc.epoch}${pc.oldLive}${pc.started}${pc.ready}/`;
+  out.push(code(sys.partition[0].value));
+  out.push(pc.epoch);
+  out.push(pc.oldLive);
+  out.push(pc.started);
+  out.push(pc.ready);
+  out.push(sys.ops.size);
   if (sys.ops.size > 0) {
-    const ops: string[] = [];
-    for (const op of sys.ops.values()) ops.push(`${op.kind}${op.writer}:${op.reqs.map((r) => rank[r]).join(',')}`);
-    key += ops.sort().join(';');
+    // Ops by kind, writer and requests (renamed), in a fixed order.
+    const ops: number[][] = [];
+    for (const op of sys.ops.values()) {
+      const o = [code(op.kind), code(op.writer), op.reqs.length];
+      for (const r of op.reqs) o.push(rank[r]);
+      ops.push(o);
+    }
+    ops.sort((x, y) => {
+      for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+      return x.length - y.length;
+    });
+    for (const o of ops) for (const v of o) out.push(v);
   }
-  return key;
+}
+
+/** The key of a search state as text (tests, the replay of a starvation cycle). */
+export function stateKey(node: Node, symmetry: boolean): string {
+  const out = new KeyBuffer();
+  writeKey(node, symmetry, out);
+  return keyText(out);
 }

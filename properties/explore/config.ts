@@ -1,6 +1,7 @@
 // What `pdspec explore` explores: the bound (how many requests, blocks, resizes, aborts, preemptions), the
 // serving mode and allocator, and which spec variant. Everything is finite, so the search terminates.
 import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { makeHeader, type TraceHeader } from '../../spec/trace-format.ts';
 
 export interface ExploreConfig {
@@ -37,6 +38,16 @@ export interface ExploreConfig {
   policy?: { name: string; decide: (sys: import('../../spec/system.ts').System) => { prefill: number; decode: number } | null };
 }
 
+// Memory per explored state, measured (docs/explore.md): 0.7–0.8 KB of JS heap (the BFS frontier's states)
+// and 1.2–1.8 KB with the typed arrays (visited keys, the state graph) and their growth slack.
+export const HEAP_BYTES_PER_STATE = 1024;
+export const BYTES_PER_STATE = 2048;
+
+/** The most states this process can hold: within half the machine's memory and most of the JS heap limit. */
+export function stateCapacity(): number {
+  return Math.floor(Math.min((totalmem() * 0.5) / BYTES_PER_STATE, (getHeapStatistics().heap_size_limit * 0.85) / HEAP_BYTES_PER_STATE));
+}
+
 export const DEFAULT_CONFIG: ExploreConfig = {
   mode: 'semi-pd',
   allocator: 'lock',
@@ -53,7 +64,7 @@ export const DEFAULT_CONFIG: ExploreConfig = {
   allocSteps: 'auto',
   symmetry: true,
   variant: null,
-  maxStates: 5_000_000,
+  maxStates: Math.min(5_000_000, stateCapacity()),
 };
 
 /** The trace header of the explored system (also the header of every counterexample). */
@@ -68,9 +79,6 @@ export function headerOf(config: ExploreConfig): TraceHeader {
   });
 }
 
-/** Rough bytes per stored state (hash slot, parent, edge, frontier share), for the memory check. */
-export const BYTES_PER_STATE = 64;
-
 /** Checks a configuration; returns a list of problems (empty when it is usable). */
 export function configProblems(c: ExploreConfig): string[] {
   const problems: string[] = [];
@@ -82,9 +90,12 @@ export function configProblems(c: ExploreConfig): string[] {
   if (c.resizes > c.splits.length * 4) problems.push('more resizes than splits to resize to');
   if (c.mode === 'unified' && c.resizes > 0) problems.push('a unified worker has no split to resize; use --resizes 0');
   if (c.mode === 'disaggregated' && c.resizes > 0) problems.push('disaggregated 1P1D has no intra-GPU split to resize; use --resizes 0');
-  const budget = totalmem() * 0.5;
-  if (c.maxStates * BYTES_PER_STATE > budget)
-    problems.push(`--max-states ${c.maxStates} would need about ${Math.round((c.maxStates * BYTES_PER_STATE) / 2 ** 20)} MiB, more than half of this machine's memory`);
+  const capacity = stateCapacity();
+  if (c.maxStates > capacity)
+    problems.push(
+      `--max-states ${c.maxStates} would need about ${Math.round((c.maxStates * BYTES_PER_STATE) / 2 ** 20)} MiB; this process holds at most ${capacity} states ` +
+        `(half of ${Math.round(totalmem() / 2 ** 20)} MiB of memory, and its JS heap limit of ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MiB: raise it with NODE_OPTIONS=--max-old-space-size=MiB)`,
+    );
   return problems;
 }
 

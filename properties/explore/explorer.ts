@@ -10,7 +10,8 @@ import { System } from '../../spec/system.ts';
 import { EVENT_NAMES, type EventName, type TraceEvent } from '../../spec/trace-format.ts';
 import { headerOf, type ExploreConfig } from './config.ts';
 import { isProgress, proposals, type Node } from './generator.ts';
-import { stateKey } from './canonical.ts';
+import { stateKey, writeKey } from './canonical.ts';
+import { KeyBuffer, StateStore } from './state-store.ts';
 import { VARIANTS, type Variant } from './variants.ts';
 
 export interface Finding {
@@ -31,13 +32,20 @@ export interface ExploreResult {
   depth: number;
   seconds: number;
   statesPerSecond: number;
-  peakHeapMiB: number;
+  /** Peak memory of the search: JS heap plus typed arrays (the visited set and the state graph live in those). */
+  peakMemoryMiB: number;
   /** Trace events enabled at least once, and those never enabled at this bound. */
   events: Partial<Record<EventName, number>>;
   neverEnabled: EventName[];
   /** Machine transitions (`machine:state:event`) of the reference machines never taken at this bound. */
   neverTaken: string[];
   finding?: Finding;
+}
+
+/** Bytes in use: the JS heap and the typed arrays outside it. */
+export function memoryInUse(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 }
 
 /** Growable typed array. */
@@ -96,8 +104,9 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
   const variant = config.variant ? VARIANTS[config.variant] : null;
   if (config.variant && !variant) throw new Error(`unknown variant '${config.variant}'`);
   const t0 = performance.now();
-  let peakHeap = process.memoryUsage().heapUsed;
-  const visited = new Map<string, number>();
+  let peakMemory = memoryInUse();
+  const visited = new StateStore();
+  const key = new KeyBuffer();
   const parent = new IntList();
   const parentEdge = new IntList();
   const depthOf = new IntList();
@@ -116,7 +125,8 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
   let incomplete = false;
 
   const root = initialNode(config, variant);
-  visited.set(stateKey(root, config.symmetry), 0);
+  writeKey(root, config.symmetry, key);
+  visited.intern(key);
   parent.push(-1);
   parentEdge.push(-1);
   depthOf.push(0);
@@ -149,15 +159,14 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
       transitions++;
       events[ev.ev] = (events[ev.ev] ?? 0) + 1;
       for (const f of firedNow) fired.add(f);
-      const key = stateKey(next, config.symmetry);
-      let j = visited.get(key);
-      if (j === undefined) {
-        j = visited.size;
+      writeKey(next, config.symmetry, key);
+      const known = visited.size;
+      const j = visited.intern(key);
+      if (j === known) {
         if (j >= config.maxStates) {
           incomplete = true;
           break search;
         }
-        visited.set(key, j);
         parent.push(i);
         parentEdge.push(k);
         depthOf.push(depth + 1);
@@ -197,7 +206,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
       }
     }
     if ((i & 4095) === 0) {
-      peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+      peakMemory = Math.max(peakMemory, memoryInUse());
       hooks.progress?.(visited.size, depth);
     }
   }
@@ -206,7 +215,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
     finding = starvation(visited, src, dst, progress, edgeLabel, labelOf, (state) => pathTo(state), config, variant) ?? undefined;
   }
 
-  peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+  peakMemory = Math.max(peakMemory, memoryInUse());
   const seconds = (performance.now() - t0) / 1000;
   const neverEnabled = EVENT_NAMES.filter((e) => !events[e]);
   const neverTaken: string[] = [];
@@ -214,12 +223,12 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
   return {
     verdict: finding ? 'violated' : incomplete ? 'incomplete' : 'verified',
     config,
-    states: visited.size,
+    states: parent.length, // a state found at the cap is not counted
     transitions,
     depth: maxDepth,
     seconds,
-    statesPerSecond: visited.size / Math.max(seconds, 1e-9),
-    peakHeapMiB: peakHeap / 2 ** 20,
+    statesPerSecond: parent.length / Math.max(seconds, 1e-9),
+    peakMemoryMiB: peakMemory / 2 ** 20,
     events,
     neverEnabled,
     neverTaken: [...new Set(neverTaken)],
@@ -234,7 +243,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
  * The components are found with graphlib's Tarjan over the part of the graph that can lie on a cycle.
  */
 function starvation(
-  visited: Map<string, number>,
+  visited: StateStore,
   src: IntList,
   dst: IntList,
   progress: IntList,
@@ -325,10 +334,7 @@ function starvation(
     const entry = Math.min(...states);
     const prefix = pathTo(entry);
     const cycle = cycleThrough(entry, inComp, start, order, dst, progress);
-    const wanted = new Set(cycle.map((e) => dst.data[e]));
-    const keyOf = new Map<number, string>();
-    for (const [key, index] of visited) if (wanted.has(index)) keyOf.set(index, key);
-    const trace = replayLasso(config, variant, prefix, cycle.map((e) => keyOf.get(dst.data[e])!));
+    const trace = replayLasso(config, variant, prefix, cycle.map((e) => visited.keyText(dst.data[e])));
     return {
       kind: 'starvation',
       rule: 'starvation',

@@ -35,17 +35,20 @@ export function mergeResults(results: ExploreResult[]): ExploreResult {
   const events: Partial<Record<EventName, number>> = {};
   for (const r of results) for (const [e, n] of Object.entries(r.events)) events[e as EventName] = (events[e as EventName] ?? 0) + (n ?? 0);
   const seconds = Math.max(...results.map((r) => r.seconds));
-  const states = results.reduce((a, r) => a + r.states, 0);
+  // A member that exhausted the bound alone counted every distinct state; otherwise the members' counts are
+  // summed (states two members both visited count twice).
+  const complete = results.find((r) => r.verdict === 'verified');
+  const states = complete ? complete.states : results.reduce((a, r) => a + r.states, 0);
   const neverTaken = results.map((r) => new Set(r.neverTaken)).reduce((a, b) => new Set([...a].filter((x) => b.has(x))));
   return {
     verdict: violated.length ? 'violated' : results.some((r) => r.verdict === 'verified') ? 'verified' : 'incomplete',
     config: results[0].config,
     states,
-    transitions: results.reduce((a, r) => a + r.transitions, 0),
+    transitions: complete ? complete.transitions : results.reduce((a, r) => a + r.transitions, 0),
     depth: Math.max(...results.map((r) => r.depth)),
     seconds,
     statesPerSecond: states / Math.max(seconds, 1e-9),
-    peakHeapMiB: Math.max(...results.map((r) => r.peakHeapMiB)),
+    peakMemoryMiB: Math.max(...results.map((r) => r.peakMemoryMiB)),
     events,
     neverEnabled: results[0].neverEnabled.filter((e) => !events[e]),
     neverTaken: [...neverTaken],

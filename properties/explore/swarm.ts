@@ -8,9 +8,10 @@ import { checkAtRest, checkState } from '../../spec/invariants.ts';
 import type { TraceEvent } from '../../spec/trace-format.ts';
 import type { ExploreConfig } from './config.ts';
 import type { ExploreResult, Finding } from './explorer.ts';
-import { initialNode, successor } from './explorer.ts';
+import { initialNode, memoryInUse, successor } from './explorer.ts';
 import { proposals, type Node } from './generator.ts';
-import { stateKey } from './canonical.ts';
+import { writeKey } from './canonical.ts';
+import { KeyBuffer, StateStore } from './state-store.ts';
 import { VARIANTS } from './variants.ts';
 
 /** A small seeded generator (sfc32) so that a member's order of choices is reproducible. */
@@ -48,14 +49,16 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
   const variant = config.variant ? VARIANTS[config.variant] : null;
   const t0 = performance.now();
   const random = rng(member.seed + member.index);
-  const visited = new Set<string>();
+  const visited = new StateStore();
+  const key = new KeyBuffer();
   const events: ExploreResult['events'] = {};
   let transitions = 0;
   let maxDepth = 0;
   let finding: Finding | undefined;
   // The path of the current branch: each frame is a state and the proposals left to try from it.
   const root = initialNode(config, variant);
-  visited.add(stateKey(root, config.symmetry));
+  writeKey(root, config.symmetry, key);
+  visited.intern(key);
   const stack: { node: Node; todo: TraceEvent[]; via: TraceEvent | null }[] = [];
   const enter = (node: Node, via: TraceEvent | null): boolean => {
     const trace = () => [...stack.slice(1).map((f) => f.via!), ...(via ? [via] : [])];
@@ -97,9 +100,9 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
     enabledHere.set(frame.node, (enabledHere.get(frame.node) ?? 0) + 1);
     transitions++;
     events[ev.ev] = (events[ev.ev] ?? 0) + 1;
-    const key = stateKey(next, config.symmetry);
-    if (visited.has(key)) continue;
-    visited.add(key);
+    writeKey(next, config.symmetry, key);
+    const known = visited.size;
+    if (visited.intern(key) < known) continue;
     enter(next, ev);
   }
   enabledHere = new Map();
@@ -112,7 +115,7 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
     depth: maxDepth,
     seconds,
     statesPerSecond: visited.size / Math.max(seconds, 1e-9),
-    peakHeapMiB: process.memoryUsage().heapUsed / 2 ** 20,
+    peakMemoryMiB: memoryInUse() / 2 ** 20,
     events,
     neverEnabled: [],
     neverTaken: [],
