@@ -5,7 +5,7 @@
 //    of distinct states (and transitions: pan's count is one more, it counts the initial state); then pdspec
 //    with symmetry reduction. Raw states per second: pdspec without symmetry ÷ SPIN (goal ≥ 0.1).
 // 2. At the largest bound SPIN exhausts here without symmetry reduction (3 requests, 4 blocks, 1 resize, 1 abort,
-//    1 preemption: 67 million states, about 9 GiB): SPIN, and pdspec with symmetry reduction.
+//    1 preemption: 40.5 million states, about 5 GiB): SPIN, and pdspec with symmetry reduction.
 // 3. At the default bound (DEFAULT_CONFIG: 3 requests, 6 blocks, 1 resize, 1 abort, 1 preemption): pdspec with
 //    symmetry reduction, and SPIN without it, under a memory and a time cap (pan is stopped at either and
 //    reports how far it got). Goal: pdspec's wall time ÷ SPIN's ≤ 1.

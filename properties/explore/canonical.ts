@@ -23,15 +23,16 @@ function code(s: string | null): number {
   return c;
 }
 
-const workerOrders = new Map<string, number[]>();
+// A state shares its worker id list with its copies until a worker starts, so orders are memoised by list
+// (and by its length: a list that is not shared grows in place).
+const workerOrders = new WeakMap<readonly string[], number[]>();
 
-/** Worker indices sorted by id (memoised by the id list: there are few distinct ones). */
+/** Worker indices sorted by id. */
 function byId(ids: readonly string[]): number[] {
-  const sig = ids.join(',');
-  let order = workerOrders.get(sig);
-  if (!order) {
+  let order = workerOrders.get(ids);
+  if (!order || order.length !== ids.length) {
     order = ids.map((_, i) => i).sort((a, b) => (ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
-    workerOrders.set(sig, order);
+    workerOrders.set(ids, order);
   }
   return order;
 }
