@@ -187,13 +187,26 @@ export const exploreCommand: Command = {
         config.policy = { name: handle.name, decide: (sys) => policySplit(sys, policy, model, slo) };
       }
       const tty = process.stderr.isTTY && !process.env.CI && !values.json;
+      // Off a terminal (CI logs), a plain line every 10 s so that a long search is not silent.
+      const started = performance.now();
+      let lastLine = started;
+      const progress = tty
+        ? (n: number, d: number) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `)
+        : values.json
+          ? undefined
+          : (n: number, d: number) => {
+              const now = performance.now();
+              if (now - lastLine < 10_000) return;
+              lastLine = now;
+              process.stderr.write(`  ${n.toLocaleString('en')} states, depth ${d}, ${((now - started) / 1000).toFixed(0)} s\n`);
+            };
       try {
         result =
           workers > 1
             ? await exploreOnWorkers(config, workers, seed)
             : member
               ? swarmSearch(config, member)
-              : explore(config, { progress: tty ? (n, d) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `) : undefined });
+              : explore(config, { progress });
       } catch (err) {
         if (err instanceof PolicyFault) throw new UsageError(err.message);
         throw err;
