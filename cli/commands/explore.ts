@@ -106,20 +106,30 @@ export function replayCommand(args: string[]): string {
 function humanReport(r: ExploreResult, out: string | undefined, replay: string, swarm: boolean): string {
   const lines = [`pdspec explore: ${describeBound(r.config)}`];
   const stats = `${r.states.toLocaleString('en')} distinct states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}, ${r.seconds.toFixed(1)} s (${Math.round(r.statesPerSecond).toLocaleString('en')} states/s), peak memory ${Math.round(r.peakMemoryMiB)} MiB`;
-  if (r.verdict === 'verified') lines.push(`verified at this bound: ${stats}`);
+  if (r.verdict === 'verified' && swarm)
+    lines.push(
+      `every state of the bound visited by one member of the swarm: the safety rules hold and nothing deadlocks (starvation and event coverage come from the exhaustive search: run without --shard/--workers): ${stats}`,
+    );
+  else if (r.verdict === 'verified') lines.push(`verified at this bound: ${stats}`);
   else if (r.verdict === 'incomplete' && swarm) lines.push(`no violation found by the swarm (randomized searches, not a proof; exhaustive: run without --shard/--workers): ${stats}`);
   else if (r.verdict === 'incomplete') lines.push(`incomplete: stopped at --max-states ${r.config.maxStates}; ${stats}`);
   else {
     const f = r.finding!;
     lines.push(`violation of ${f.rule}: ${f.message}`);
     lines.push(`${stats}`);
-    lines.push(f.kind === 'starvation' ? `counterexample (${f.trace.length} events; the last ${f.cycle} repeat forever):` : `shortest counterexample (${f.trace.length} events):`);
+    lines.push(
+      f.kind === 'starvation'
+        ? `counterexample (${f.trace.length} events; the last ${f.cycle} repeat forever):`
+        : swarm
+          ? `counterexample (${f.trace.length} events; found by a randomized search, not necessarily the shortest):`
+          : `shortest counterexample (${f.trace.length} events):`,
+    );
     f.trace.forEach((ev, i) => lines.push(`  ${String(i + 1).padStart(3)}  ${formatEvent(ev)}${f.cycle && i === f.trace.length - f.cycle ? '   ← the cycle starts here' : ''}`));
     if (out) lines.push(`written to ${out} (trace v1) — check it with: npx pdspec conform ${out}`);
     lines.push(`reproduce: ${replay}`);
   }
   // Coverage means something only for a search that went through the whole bound.
-  if (r.verdict === 'verified') {
+  if (r.verdict === 'verified' && !swarm) {
     if (r.neverEnabled.length) lines.push(`events never enabled at this bound: ${r.neverEnabled.join(', ')}`);
     if (r.neverTaken.length) lines.push(`machine transitions never taken at this bound (${r.neverTaken.length}): ${r.neverTaken.join(', ')}`);
   }
@@ -156,7 +166,8 @@ export const exploreCommand: Command = {
       if (keys.size > 1) throw new UsageError('the shards were run with different bounds; they are not parts of one search');
       result = mergeResults(results);
       config = result.config;
-      replay = results.find((r) => r.verdict === 'violated')?.replay ?? results[0].replay;
+      // The replay of the member whose counterexample the merge kept (the shortest).
+      replay = results.find((r) => r.verdict === 'violated' && r.finding!.trace.length === result.finding?.trace.length)?.replay ?? results[0].replay;
     } else {
       if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${usage}`);
       config = configFromArgs(values);
@@ -242,6 +253,7 @@ async function writeExploreReport(dir: string, r: ExploreResult, config: Explore
   mkdirSync(dirPath, { recursive: true });
   const name = config.policy?.name ?? (config.variant ? `spec + ${config.variant}` : 'spec');
   const check = exploreCheckResult(r, config, replay, dirPath, name);
+  if (swarm && r.verdict === 'verified') Object.assign(check, { property: 'safety rules, deadlock', detail: `every state of the bound (${r.states.toLocaleString('en')}) visited by one member of a swarm: the safety rules hold and nothing deadlocks; starvation is searched by the exhaustive search only` });
   if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
   const data: ReportData = {
     version: 1,

@@ -27,7 +27,8 @@ export function exploreOnWorkers(config: ExploreConfig, workers: number, seed: n
 
 /**
  * The verdict of a swarm: a violation if any member found one (the shortest), verified if a member
- * exhausted the bound, else incomplete (nothing found). State counts add up over members (they overlap).
+ * exhausted the bound, else incomplete (nothing found). A member that exhausted the bound gives the counts; otherwise
+ * they add up over members (and overlap).
  */
 export function mergeResults(results: ExploreResult[]): ExploreResult {
   if (results.length === 0) throw new Error('nothing to merge');
