@@ -58,7 +58,7 @@ describe('pdspec check --policy FILE', () => {
   }, 300_000);
 
   it('a good policy: exit 0, every check passes or is a warning, and the report says it holds', () => {
-    expect(runs.good!.status, runs.good!.stderr).toBe(0);
+    expect(runs.good!.status, runs.good!.stdout + runs.good!.stderr).toBe(0);
     const data = reportOf(dirs.good);
     expect(data.verdict).toBe('holds');
     const checks = data.policies[0].checks;
@@ -69,7 +69,7 @@ describe('pdspec check --policy FILE', () => {
   });
 
   it('a broken policy: exit 1, and the report holds the counterexample with the command that replays it', () => {
-    expect(runs.broken!.status, runs.broken!.stderr).toBe(1);
+    expect(runs.broken!.status, runs.broken!.stdout + runs.broken!.stderr).toBe(1);
     const data = reportOf(dirs.broken);
     expect(data.verdict).toBe('violated');
     const m2 = data.policies[0].checks.find((c) => c.check === 'M2')!;
@@ -84,7 +84,7 @@ describe('pdspec check --policy FILE', () => {
   });
 
   it('a policy that throws: exit 2 (bad input), the fault and its observation in the report', () => {
-    expect(runs.throws!.status, runs.throws!.stderr).toBe(2);
+    expect(runs.throws!.status, runs.throws!.stdout + runs.throws!.stderr).toBe(2);
     const data = reportOf(dirs.throws);
     expect(data.verdict).toBe('bad-input');
     const fault = data.policies[0].checks.find((c) => c.check === 'policy')!;

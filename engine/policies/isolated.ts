@@ -7,9 +7,10 @@
 // event loop turn. On timeout the worker is terminated (V8 interrupts even `while (true) {}`).
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { Observation } from '../policy-api.ts';
-import { PENDING, type PlainObservation, type PolicySpec, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
+import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
 
 const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
+const PICKUP_LIMIT_MS = 30_000;
 
 export type CallResult = { status: 'answered'; reply: WorkerReply } | { status: 'timeout' } | { status: 'gone'; reason: string };
 
@@ -89,8 +90,10 @@ export async function startIsolatedPolicy(
         // The caller's bug, not the policy's: an observation must be plain data besides `model`.
         throw new TypeError(`the observation cannot be copied to the policy's worker: ${(err as Error).message.split('\n')[0]}`);
       }
-      const waited = Atomics.wait(signal, 0, PENDING, budgetMs);
-      if (waited === 'timed-out') {
+      // The budget counts from when decide() starts: on a loaded machine the worker thread may wait a while
+      // for its turn, and that is not the policy's time. A worker that never picks the observation up is
+      // given up on after PICKUP_LIMIT_MS.
+      if (Atomics.wait(signal, 0, PENDING, PICKUP_LIMIT_MS) === 'timed-out' || Atomics.wait(signal, 0, STARTED, budgetMs) === 'timed-out') {
         gone = 'it was terminated after exceeding its time budget on an earlier decision';
         void terminate();
         return { status: 'timeout' };

@@ -10,7 +10,7 @@ export interface WorkerStart {
   spec: PolicySpec;
   policyOptions: Record<string, unknown>;
   profile: unknown;
-  /** Int32Array[0]: 0 while a decision is pending, 1 once its reply is on `port`. */
+  /** Int32Array[0]: PENDING until the worker picks the observation up, STARTED while decide() runs, ANSWERED once its reply is on `port`. */
   signal: SharedArrayBuffer;
   /** Decisions: observations in, Validated replies out. */
   port: MessagePort;
@@ -26,3 +26,4 @@ export type WorkerReply = Validated;
 
 export const PENDING = 0;
 export const ANSWERED = 1;
+export const STARTED = 2;

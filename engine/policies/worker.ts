@@ -8,7 +8,7 @@ import { firstLine } from './errors.ts';
 import { rebuildLatencyModel } from './latency-model.ts';
 import { importPolicyModule, policyFromModule } from './module-shape.ts';
 import { validateDecision } from './validate.ts';
-import { ANSWERED, type PlainObservation, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
+import { ANSWERED, STARTED, type PlainObservation, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
 
 const start = workerData as WorkerStart;
 const signal = new Int32Array(start.signal);
@@ -50,7 +50,12 @@ function decide(policy: Policy, model: LatencyModel, plain: PlainObservation): W
 
 try {
   const { policy, model } = await load();
-  start.port.on('message', (plain: PlainObservation) => reply(decide(policy, model, plain)));
+  start.port.on('message', (plain: PlainObservation) => {
+    // The time budget runs from here: waiting for this thread to be scheduled is not the policy's time.
+    Atomics.store(signal, 0, STARTED);
+    Atomics.notify(signal, 0);
+    reply(decide(policy, model, plain));
+  });
   const ready: WorkerLoaded = {
     type: 'ready',
     name: policy.name,
