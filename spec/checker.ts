@@ -173,12 +173,15 @@ export function checkText(text: string, options: CheckOptions = {}): Verdict {
   }
 }
 
-/** Checks a trace file, streaming: memory stays flat whatever its length. */
+/**
+ * Checks a trace file, streaming: memory stays flat whatever its length. `-` reads standard input, so that an
+ * engine's trace can be piped in as it is written; the verdict on a violation comes without waiting for the end.
+ */
 export async function checkFile(path: string, options: CheckOptions = {}): Promise<Verdict> {
   const checker = new TraceChecker(options);
   let carry = '';
   try {
-    const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+    const stream = path === '-' ? process.stdin.setEncoding('utf8') : createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
     try {
       for await (const chunk of stream as AsyncIterable<string>) {
         let start = 0;

@@ -52,6 +52,29 @@ describe('pdspec conform', () => {
     expect(r.stderr).toMatch(/empty trace/);
   });
 
+  it('- reads the trace from standard input, and gives a violation without waiting for the end', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { spawn } = await import('node:child_process');
+    const piped = (text: string) => spawnSync(process.execPath, [join(root, 'bin', 'pdspec.js'), 'conform', '-', '--quiescent'], { cwd: root, encoding: 'utf8', input: text });
+    const resize = readFileSync(join(root, 'examples/traces/semi-pd-resize.jsonl'), 'utf8');
+    const ok = piped(resize);
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/^\(stdin\): conforms — 44 events/);
+    const bad = piped(`${resize.split('\n')[0]}\n{nope\n`);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^\(stdin\):2: bad input: not valid JSON/);
+    // A writer that keeps its end open: the verdict comes at the offending line.
+    const child = spawn(process.execPath, [join(root, 'bin', 'pdspec.js'), 'conform', '-'], { cwd: root });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((done) => child.on('close', done));
+    child.stdin.write(readFileSync(join(root, 'examples/traces/zoo/z03-free-while-next-step-in-flight.jsonl')));
+    const status = await exited;
+    child.stdin.destroy();
+    expect(status).toBe(1);
+    expect(stderr).toContain('(stdin):14: violation of NoFreeWhileInFlight');
+  });
+
   it('usage errors exit 2', () => {
     expect(pdspec('conform').status).toBe(2);
     expect(pdspec('conform', 'a.jsonl', '--frobnicate').status).toBe(2);

@@ -2,7 +2,7 @@
 import { checkFile, formatVerdict, type Verdict } from '../../spec/checker.ts';
 import { EXIT, parseOptions, UsageError, type Command } from '../common.ts';
 
-const usage = 'pdspec conform TRACE.jsonl [--quiescent] [--json]';
+const usage = 'pdspec conform TRACE.jsonl|- [--quiescent] [--json]   (- reads the trace from standard input)';
 
 export function exitCodeOf(v: Verdict): number {
   return v.verdict === 'conforms' ? EXIT.holds : v.verdict === 'violation' ? EXIT.violated : EXIT.badInput;
@@ -22,8 +22,9 @@ export const conform: Command = {
     if (positionals.length !== 1) throw new UsageError(`expected one trace file, got ${positionals.length}\nusage: ${usage}`);
     const path = positionals[0];
     const verdict = await checkFile(path, { quiescent: values.quiescent });
-    if (values.json) console.log(JSON.stringify({ file: path, ...verdict }));
-    else (verdict.verdict === 'conforms' ? console.log : console.error)(formatVerdict(path, verdict));
+    const name = path === '-' ? '(stdin)' : path;
+    if (values.json) console.log(JSON.stringify({ file: name, ...verdict }));
+    else (verdict.verdict === 'conforms' ? console.log : console.error)(formatVerdict(name, verdict));
     return exitCodeOf(verdict);
   },
 };
