@@ -42,11 +42,15 @@ export class JsonlFileSink implements TraceSink {
   private buffered = 0;
   lines = 0;
 
+  /** Set when the reader of standard output went away: the rest of the trace has nowhere to go. */
+  readerGone = false;
+
+  /** `path` '-' writes to standard output (reopened, so that writes wait for a slow reader instead of failing). */
   constructor(
     readonly path: string,
     private readonly flushAt = 1 << 20,
   ) {
-    this.fd = openSync(path, 'w');
+    this.fd = path === '-' ? openStdout() : openSync(path, 'w');
   }
 
   header(header: TraceHeader): void {
@@ -66,15 +70,32 @@ export class JsonlFileSink implements TraceSink {
 
   private flush(): void {
     if (this.buffer.length === 0) return;
-    writeSync(this.fd, this.buffer.join('\n') + '\n');
+    const text = this.buffer.join('\n') + '\n';
     this.buffer = [];
     this.buffered = 0;
+    if (this.readerGone) return;
+    try {
+      writeSync(this.fd, text);
+    } catch (err) {
+      // A reader that stopped early (`pdspec conform -` at the first violation) is not an error of the run.
+      if (this.path === '-' && (err as NodeJS.ErrnoException).code === 'EPIPE') this.readerGone = true;
+      else throw err;
+    }
   }
 
   close(): void {
     if (this.fd < 0) return;
     this.flush();
-    closeSync(this.fd);
+    if (this.fd !== 1) closeSync(this.fd);
     this.fd = -1;
+  }
+}
+
+/** A blocking descriptor for standard output: fd 1 itself may be non-blocking, where a full pipe fails a write. */
+function openStdout(): number {
+  try {
+    return openSync('/dev/stdout', 'w');
+  } catch {
+    return 1;
   }
 }

@@ -28,6 +28,17 @@ describe('pdspec run', () => {
     expect(c.stdout).toMatch(/conforms — \d+ events, 200 request\(s\), 200 ended, quiescent/);
   });
 
+  it('--trace-out - pipes the trace into conform -, the summary on stderr; a reader that leaves early ends nothing badly', () => {
+    const run = `"${process.execPath}" bin/pdspec.js run --workload azure-conv --requests 300 --rate 8 --policy semi-pd --seed 3 --trace-out -`;
+    const piped = spawnSync('bash', ['-c', `${run} 2>"${join(dir, 'run.err')}" | "${process.execPath}" bin/pdspec.js conform - --quiescent; echo "status \${PIPESTATUS[0]} \${PIPESTATUS[1]}"`], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+    expect(piped.stdout).toMatch(/^\(stdin\): conforms — \d+ events, 300 request\(s\), 300 ended, quiescent\nstatus 0 0\n$/);
+    // `head -1` closes the pipe after the header: the run still finishes, exit 0, no stack trace.
+    const early = spawnSync('bash', ['-c', `${run} | head -1; echo "status \${PIPESTATUS[0]}"`], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+    expect(early.stdout).toMatch(/^\{"format":"pdspec-trace".*\nstatus 0\n$/);
+    expect(early.stderr).toMatch(/trace: standard output/);
+    expect(early.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('prints a human summary by default, here for a user CSV in the unified mode without chunking', () => {
     const csv = join(dir, 'mine.csv');
     writeFileSync(csv, 'arrival,prompt,output\n0,100,10\n0.1,200,5\n0.2,50,20\n');

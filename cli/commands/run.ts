@@ -35,7 +35,7 @@ const usage = [
   '           [--policy NAME|FILE] [--policy-option KEY=VALUE ...] [--mode semi-pd|nexus|disaggregated|unified]',
   '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model|cpu|webgpu] [--model FILE]',
   '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
-  '           [--max-batch N] [--async-scheduling] [--prefix-caching] [--seed N] [--trace-out FILE] [--json]',
+  '           [--max-batch N] [--async-scheduling] [--prefix-caching] [--seed N] [--trace-out FILE|-] [--json]',
   '           [--outputs] [--fault NAME ...] [--report DIR]',
 ].join('\n');
 
@@ -166,7 +166,7 @@ function summaryText(r: RunResult, context: SummaryContext): string {
   if (r.ignoredSplitDecisions > 0) lines.push(`  ${r.ignoredSplitDecisions} split decision(s) not applied (during another resize, or no split in the ${context.mode} mode)`);
   lines.push(`simulated ${fmt(r.endTime, 1)} s in ${fmt(context.wall, 2)} s of wall time (${fmt(r.endTime / context.wall, 0)}× real time, ${r.events} events)`);
   if (context.tokens) lines.push(context.tokens);
-  if (context.trace) lines.push(`trace: ${context.trace}`);
+  if (context.trace) lines.push(`trace: ${context.trace === '-' ? 'standard output' : context.trace}`);
   if (context.outputs) {
     lines.push('outputs (token ids):');
     for (const [id, ids] of context.outputs) lines.push(`  ${id}: ${ids.join(' ')}`);
@@ -179,7 +179,8 @@ export const run: Command = {
   summary: [
     'Serves a workload with the engine in virtual time (the cost-model simulator) and reports TTFT, TPOT,',
     'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1) that',
-    '`pdspec conform --quiescent` replays through the spec. --fault NAME turns on a bug-zoo fault switch of the',
+    '`pdspec conform --quiescent` replays through the spec (--trace-out - writes it to standard output, the',
+    'summary then to standard error: `pdspec run ... --trace-out - | pdspec conform -`). --fault NAME turns on a bug-zoo fault switch of the',
     `engine (${FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
     '--executor cpu|webgpu also runs every step on a llama2.c model (--model FILE, default the shipped',
     'stories260K; semi-pd, nexus and unified modes): real greedy tokens (--outputs lists them), virtual time',
@@ -276,6 +277,8 @@ export const run: Command = {
     async function serve(model: ModelExecutor | null): Promise<number> {
       const adapter = model ? new ModelStepExecutor(model, profile) : null;
       const traceSink = v['trace-out'] === undefined ? null : new JsonlFileSink(v['trace-out']);
+      // With the trace on standard output (--trace-out -), everything else goes to standard error.
+      const say = v['trace-out'] === '-' ? console.error : console.log;
       // --report needs the resizes of the run: recorded on the way to the trace file, if any.
       const resizeSink = v.report === undefined ? null : new ResizeSink(traceSink);
       const sink = resizeSink ?? traceSink;
@@ -355,7 +358,7 @@ export const run: Command = {
         ? `tokens: ${sumGenerated(result)} output tokens from ${modelName} (greedy) in ${adapter.stats.steps} model steps, ${adapter.stats.positions} positions computed`
         : undefined;
       if (v.json) {
-        console.log(
+        say(
           JSON.stringify({
             mode,
             policy: result.policy,
@@ -379,7 +382,7 @@ export const run: Command = {
           }),
         );
       } else {
-        console.log(
+        say(
           summaryText(result, { mode, policy: result.policy ?? policyName, profile, workload: workloadName!, requests, wall, trace: v['trace-out'], executor: executorText, tokens, outputs }),
         );
       }
@@ -397,7 +400,7 @@ export const run: Command = {
             : `${m.requests.finished} finished, ${m.requests.aborted} aborted: ${(m.sloAttainment * 100).toFixed(1)} % within TTFT ≤ ${slo.ttft} s and TPOT ≤ ${slo.tpot} s, goodput ${m.goodput.toFixed(2)} req/s, ${result.resizes} resize(s), ${m.preemptions} preemption(s)`,
         };
         const where = await writeRunReport(v.report, reportInput(), runCheck, detail);
-        if (!v.json) console.log(`report: ${where}`);
+        if (!v.json) say(`report: ${where}`);
       }
       return EXIT.holds;
     }
