@@ -45,6 +45,15 @@ describe('pdspec monotonicity', () => {
     expect(r.stderr).toMatch(/fault \(threw\) at t=.*prefill queue/);
   });
 
+  it.each(['M2', 'M3'])('%s: a policy that hangs is stopped at its time budget and reported with the observation (exit 2)', (property) => {
+    const started = performance.now();
+    const r = pdspec(property, 'examples/policies/broken/hangs.ts', '--runs', '30');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/fault \(timeout\) at t=[\d.]+ s, split \d+\/\d+ .*prefill queue .*: decide did not return within 1000 ms \(a hang\?\); it was stopped/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(performance.now() - started).toBeLessThan(60_000);
+  });
+
   it.each([
     [['M4', 'static'], /the property must be M1, M2 or M3/],
     [['M2'], /M2 needs a policy/],

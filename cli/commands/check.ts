@@ -11,7 +11,8 @@ import { DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/con
 import { explore } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
-import { checkPolicy, checkProfile, checkSystem, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
+import { guardedCheck, PolicyHang } from '../../properties/monotonicity/guard.ts';
+import { checkProfile, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../report-data.ts';
 import { writeReport } from '../report/render.ts';
@@ -123,12 +124,13 @@ function fromMonotonicity(m: MonotonicityResult, required: boolean, what: string
 async function monotonicity(ctx: Context, policyName: string, claims: boolean): Promise<CheckResult[]> {
   ctx.progress.phase(policyName, 'monotonic');
   let t0 = performance.now();
-  const m2 = await checkPolicy(policyName, { seed: ctx.seed });
+  // A policy that is not a trusted built-in runs on a watched worker here: a hang is stopped (PolicyHang).
+  const m2 = await guardedCheck('M2', policyName, { seed: ctx.seed });
   const r2 = fromMonotonicity(m2, claims, claims ? 'more pressure never lowers its phase share (claimed)' : 'more pressure never lowers its phase share (not claimed)', (performance.now() - t0) / 1000);
   t0 = performance.now();
   // M3: looser SLOs (and, for a policy that claims monotonicity, more blocks or SMs) never lower
   // attainment. A failure is a scheduling anomaly of the system, reported with its smallest workload.
-  const m3 = await checkSystem(policyName, { seed: ctx.seed, numRuns: 60 });
+  const m3 = await guardedCheck('M3', policyName, { seed: ctx.seed, numRuns: 60 });
   const r3 = fromMonotonicity(m3, false, 'looser SLOs or more capacity never lower attainment', (performance.now() - t0) / 1000);
   return [r2, r3];
 }
@@ -245,7 +247,7 @@ export const check: Command = {
         checks.push(sweepCheck);
         progress.result(shown, sweepCheck);
       } catch (err) {
-        if (!(err instanceof PolicyFault)) throw err;
+        if (!(err instanceof PolicyFault) && !(err instanceof PolicyHang)) throw err;
         const fault: CheckResult = { check: 'policy', property: 'policy fault', family: 'bad input', status: 'error', seconds: 0, detail: err.message };
         checks.push(fault);
         progress.result(handle.name, fault);

@@ -2,7 +2,8 @@
 // own. Every monotonicity failure that `pdspec check` reports names the command of this form that replays it.
 import { PolicyFault, PolicyLoadError } from '../../engine/policies/index.ts';
 import { ProfileError } from '../../engine/profile.ts';
-import { checkPolicy, checkProfile, checkSystem, formatResult, M1_CLAUSES, M2_CLAUSES, M3_CLAUSES, type CheckResult } from '../../properties/monotonicity/index.ts';
+import { guardedCheck, GuardedError, PolicyHang } from '../../properties/monotonicity/guard.ts';
+import { checkProfile, formatResult, M1_CLAUSES, M2_CLAUSES, M3_CLAUSES, type CheckResult } from '../../properties/monotonicity/index.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 
 const usage =
@@ -53,9 +54,11 @@ export const monotonicity: Command = {
     if (values.runs !== undefined) options.numRuns = intOption(values.runs, 'runs', 1, 1);
     let result: CheckResult;
     try {
-      result = property === 'M1' ? checkProfile(subject, options) : property === 'M2' ? await checkPolicy(subject, options) : await checkSystem(subject, options);
+      // M2 and M3 run a policy that is not a trusted built-in on a watched worker: a hang is stopped and reported.
+      result = property === 'M1' ? checkProfile(subject, options) : await guardedCheck(property, subject, options);
     } catch (err) {
-      if (err instanceof PolicyLoadError || err instanceof ProfileError || err instanceof PolicyFault) throw new UsageError(err.message);
+      if (err instanceof PolicyLoadError || err instanceof ProfileError || err instanceof PolicyFault || err instanceof PolicyHang) throw new UsageError(err.message);
+      if (err instanceof GuardedError && ['PolicyLoadError', 'ProfileError', 'PolicyFault', 'PolicyOptionError'].includes(err.errorName)) throw new UsageError(err.message);
       throw err;
     }
     console.log(values.json ? JSON.stringify(result, null, 2) : formatResult(result));

@@ -182,6 +182,21 @@ export function handleForPolicy(policy: Policy, options: { timeBudgetMs?: number
   return inProcessHandle(policy, 'in-memory', positive(options.timeBudgetMs, DEFAULT_TIME_BUDGET_MS, 'timeBudgetMs', label));
 }
 
+/**
+ * Told of every in-process decide() as it begins and ends. An in-process call cannot be stopped from its own
+ * thread; a run that must survive a hang (properties/monotonicity/guard.ts) runs on a worker thread and lets
+ * its parent watch these calls, stopping the worker when one outlasts the budget.
+ */
+export interface DecideWatch {
+  begin(observation: Observation): void;
+  end(): void;
+}
+let decideWatch: DecideWatch | null = null;
+
+export function watchInProcessDecisions(watch: DecideWatch | null): void {
+  decideWatch = watch;
+}
+
 function inProcessHandle(policy: Policy, source: string, timeBudgetMs: number): PolicyHandle {
   let closed = false;
   return makeHandle({
@@ -195,10 +210,13 @@ function inProcessHandle(policy: Policy, source: string, timeBudgetMs: number): 
       if (closed) return { ok: false, kind: 'unavailable', detail: 'the policy is not running: it was closed' };
       const started = performance.now();
       let raw: unknown;
+      decideWatch?.begin(observation);
       try {
         raw = policy.decide(observation);
       } catch (err) {
         return { ok: false, kind: 'threw', detail: `decide threw: ${firstLine(err)}` };
+      } finally {
+        decideWatch?.end();
       }
       const took = performance.now() - started;
       if (raw !== null && typeof raw === 'object' && typeof (raw as { then?: unknown }).then === 'function') {

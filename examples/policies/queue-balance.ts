@@ -13,9 +13,9 @@
 //     share is independent;
 //   - decide is synchronous, deterministic and fast (the default budget is 1 s of wall clock).
 //
-// Copying this file elsewhere: change the import below to wherever pdspec's engine/policy-api.ts lives
-// (only types are imported, so nothing is loaded at run time).
-import type { Decision, Observation, Policy } from '../../engine/policy-api.ts';
+// Copying this file elsewhere: the import below resolves wherever pdspec is installed (a dependency of your
+// project, or this repository); only types are imported, so nothing is loaded at run time.
+import type { Decision, Observation, Policy } from 'pdspec/policy-api';
 
 export interface QueueBalanceOptions {
   /** Smallest share either phase gets, so neither starves (percent). */

@@ -2,7 +2,7 @@
 // is the default for user modules). A binary search for the smallest prefill share whose predicted prefill
 // time meets the TTFT SLO, with the classic bug: `lo = mid` instead of `lo = mid + 1`. Once hi = lo + 1 and
 // lo does not meet the SLO, mid = lo forever.
-import type { Decision, Observation, Policy } from '../../../engine/policy-api.ts';
+import type { Decision, Observation, Policy } from 'pdspec/policy-api';
 
 const policy: Policy = {
   name: 'broken-hangs',

@@ -2,7 +2,7 @@
 // returns is valid, so no fault is raised per decision; the monotonicity check finds it by comparing
 // observations: with more than 8 requests waiting it "sheds prefill to protect decode", so a longer prefill
 // queue — more prefill pressure — lowers the prefill share (e.g. 8 waiting → 70, 9 waiting → 30).
-import type { Decision, Observation, Policy } from '../../../engine/policy-api.ts';
+import type { Decision, Observation, Policy } from 'pdspec/policy-api';
 
 const PANIC_QUEUE_LENGTH = 8;
 

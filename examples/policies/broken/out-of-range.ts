@@ -1,6 +1,6 @@
 // Broken on purpose — fault 'out-of-range'. Adds ten points of prefill per queued request and forgets to
 // clamp: with a few requests waiting the share passes 100.
-import type { Decision, Observation, Policy } from '../../../engine/policy-api.ts';
+import type { Decision, Observation, Policy } from 'pdspec/policy-api';
 
 const policy: Policy = {
   name: 'broken-out-of-range',

@@ -1,7 +1,7 @@
 // Broken on purpose — fault 'non-finite'. Meant to grow the prefill share with the square root of the TTFT
 // deficit, but subtracts the wrong way round: whenever TTFT misses its SLO the square root is of a negative
 // number, and the share is NaN.
-import type { Decision, Observation, Policy } from '../../../engine/policy-api.ts';
+import type { Decision, Observation, Policy } from 'pdspec/policy-api';
 
 const policy: Policy = {
   name: 'broken-returns-nan',

@@ -1,6 +1,6 @@
 // Broken on purpose — fault 'threw'. A lookup table calibrated on short prompts only: any mean prompt
 // longer than 512 tokens has no row, and decide throws instead of falling back to something sensible.
-import type { Decision, Observation, Policy } from '../../../engine/policy-api.ts';
+import type { Decision, Observation, Policy } from 'pdspec/policy-api';
 
 const PREFILL_SHARE_BY_PROMPT_BUCKET = new Map([
   [128, 30],
