@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import type { Mode, PolicyHandle } from '../engine/engine.ts';
 import type { EngineFaults } from '../engine/faults.ts';
+import { PolicyFault } from '../engine/policies/index.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 import { asFastCheckCommand, finish, LockstepFailure, start } from './lockstep.ts';
 import { abortCommand, modes as allModes, resizeCommand, runCommand, scenario, type Scenario } from './scenario.ts';
@@ -76,6 +77,8 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
   const [sc, cmds] = details.counterexample as unknown as [Scenario, Iterable<unknown>];
   const commands = [...cmds].map((c) => String(c));
   const replayPath = /replayPath="([^"]*)"/.exec(String(cmds))?.[1] ?? '';
+  // A policy that throws, returns nonsense or hangs is bad input for the caller, not a finding of the campaign.
+  if (err instanceof PolicyFault) throw err;
   if (!(err instanceof LockstepFailure)) {
     // An engine crash or a bug in the campaign itself: report it as such, with the replay.
     return {

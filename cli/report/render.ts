@@ -173,15 +173,16 @@ function eventTable(cx: Counterexample, offending: number | null): string {
 }
 
 function headerFacts(cx: Counterexample): string {
-  const h = cx.header;
+  // A failure before the engine wrote its header (a crash) has only the format fields: show what there is.
+  const h = cx.header as Partial<typeof cx.header>;
   const facts = [
     h.mode,
-    `${h.blocks} blocks × ${h.blockSize} tokens${h.gpus > 1 ? ` per GPU, ${h.gpus} GPUs` : ''}`,
-    `${h.sms} SMs`,
-    `split ${h.split.prefill}/${h.split.decode}`,
-    `allocator ${h.allocator}`,
-    ...h.workers.map((w) => `${w.id}: ${w.role} ${w.share} %${h.gpus > 1 ? ` on GPU ${w.gpu}` : ''}`),
-  ];
+    h.blocks !== undefined ? `${h.blocks} blocks × ${h.blockSize} tokens${(h.gpus ?? 1) > 1 ? ` per GPU, ${h.gpus} GPUs` : ''}` : undefined,
+    h.sms !== undefined ? `${h.sms} SMs` : undefined,
+    h.split ? `split ${h.split.prefill}/${h.split.decode}` : undefined,
+    h.allocator ? `allocator ${h.allocator}` : undefined,
+    ...(h.workers ?? []).map((w) => `${w.id}: ${w.role} ${w.share} %${(h.gpus ?? 1) > 1 ? ` on GPU ${w.gpu}` : ''}`),
+  ].filter((f): f is string => f !== undefined);
   return `<div class="facts">${facts.map((f) => `<span class="chip">${esc(f)}</span>`).join('')}</div>`;
 }
 

@@ -12,6 +12,17 @@ import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerLo
 const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const PICKUP_LIMIT_MS = 30_000;
 
+/** Waits while signal[0] holds `value`, at most `limitMs`; false if it still holds it then. */
+function waitWhile(signal: Int32Array, value: number, limitMs: number): boolean {
+  const deadline = performance.now() + limitMs;
+  while (Atomics.load(signal, 0) === value) {
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    Atomics.wait(signal, 0, value, left);
+  }
+  return true;
+}
+
 export type CallResult = { status: 'answered'; reply: WorkerReply } | { status: 'timeout' } | { status: 'gone'; reason: string };
 
 export interface IsolatedPolicy {
@@ -92,8 +103,9 @@ export async function startIsolatedPolicy(
       }
       // The budget counts from when decide() starts: on a loaded machine the worker thread may wait a while
       // for its turn, and that is not the policy's time. A worker that never picks the observation up is
-      // given up on after PICKUP_LIMIT_MS.
-      if (Atomics.wait(signal, 0, PENDING, PICKUP_LIMIT_MS) === 'timed-out' || Atomics.wait(signal, 0, STARTED, budgetMs) === 'timed-out') {
+      // given up on after PICKUP_LIMIT_MS. Each wait is repeated until the state really moved on: a wake-up
+      // can be the worker's earlier notification (of STARTED) arriving late.
+      if (!waitWhile(signal, PENDING, PICKUP_LIMIT_MS) || !waitWhile(signal, STARTED, budgetMs)) {
         gone = 'it was terminated after exceeding its time budget on an earlier decision';
         void terminate();
         return { status: 'timeout' };
