@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
+import { handleForPolicy, PolicyFault } from '../engine/policies/index.ts';
 import { runCampaign } from '../properties/campaign.ts';
 import { asFastCheckCommand, finish, LockstepFailure, preemptionCascade, start } from '../properties/lockstep.ts';
 import { abortCommand, modes, resizeCommand, runCommand, scenario } from '../properties/scenario.ts';
@@ -56,5 +57,20 @@ describe('NoPreemptionCascade', () => {
   it('a LockstepFailure names its property and family', () => {
     const e = new LockstepFailure('NoStall', 'Liveness', 'stuck', [], {} as never);
     expect([e.property, e.family, e.message]).toEqual(['NoStall', 'Liveness', 'NoStall: stuck']);
+  });
+});
+
+describe('a campaign with a policy that faults', () => {
+  it('stops with the PolicyFault (bad input for the caller), not an engine crash or a property failure', () => {
+    const policy = handleForPolicy({ name: 'throws-on-queue', decide: (o) => { if (o.prefillQueue.requests > 0) throw new Error('boom'); return {}; } });
+    let thrown: unknown;
+    try {
+      runCampaign({ seed: 3, runs: 50, modes: ['semi-pd'], policy });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(PolicyFault);
+    expect((thrown as PolicyFault).kind).toBe('threw');
+    expect((thrown as Error).message).toMatch(/decide threw: boom/);
   });
 });

@@ -79,6 +79,17 @@ describe('the page stands alone', () => {
   });
 });
 
+describe('a counterexample from a crash', () => {
+  it('has only the format fields in its header, and the page still draws it (what there is)', async () => {
+    const data = reportFixture();
+    const check = data.policies.flatMap((p) => p.checks).find((c) => c.counterexample)!;
+    check.counterexample = { ...check.counterexample!, header: { format: 'pdspec-trace', version: 1 } as never, events: [] };
+    const page = await renderHtml(data);
+    expect(page).toContain(check.counterexample.traceFile);
+    expect(page).not.toContain('undefined');
+  });
+});
+
 describe('the page says what happened', () => {
   it('has the verdict, the command and the seed up front', () => {
     const banner = html.slice(html.indexOf('<header'), html.indexOf('</header>'));

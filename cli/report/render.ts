@@ -215,8 +215,9 @@ async function failureCard(p: PolicyReport, c: CheckResult, anchor: string): Pro
     parts.push(`<div class="replay"><span class="label">Replay it</span>${codeBlock(`${anchor}-replay`, cx.replay)}</div>`);
     parts.push(`<p>Trace file: <a href="${esc(cx.traceFile)}">${esc(cx.traceFile)}</a> · ${plural(cx.events.length, 'event')}${cx.cycle ? ` · the last ${cx.cycle} repeat forever` : ''}</p>`);
     parts.push(headerFacts(cx));
-    const tl = blockTimeline(cx.header, cx.events);
-    if (tl.owners.length > 0 || tl.strays.length > 0) {
+    // No timeline without the header's pools and workers (a crash before the engine wrote them).
+    const tl = cx.header.workers ? blockTimeline(cx.header, cx.events) : null;
+    if (tl && (tl.owners.length > 0 || tl.strays.length > 0)) {
       const subtitle = `which request owns which KV block at each line of the trace${offending ? `; ✗ marks line ${offending}, where the spec refuses the trace` : ''}`;
       const svg = await renderSvg(
         timelineSpec(tl, { title: 'Counterexample timeline: steps in flight and KV block ownership', subtitle, offending, why: finding?.message, cycle: cx.cycle }),
