@@ -82,6 +82,16 @@ describe('pdspec conform', () => {
   });
 });
 
+describe('pdspec explore', () => {
+  it('a --max-states beyond what this process can hold is refused before the search: exit 2, one line', () => {
+    const r = pdspec('explore', '--max-states', '999999999');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--max-states 999999999 would need about \d+ MiB; this process holds at most \d+ states/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stdout).toBe('');
+  });
+});
+
 describe('pdspec diagram', () => {
   it('prints the machines as Mermaid state diagrams', () => {
     const out = execFileSync(process.execPath, [join(root, 'bin', 'pdspec.js'), 'diagram'], { cwd: root, encoding: 'utf8' });

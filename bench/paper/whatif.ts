@@ -15,7 +15,7 @@ import { CostModelExecutor } from '../../engine/executors/cost-model.ts';
 import type { StepExecutor, StepResult, StepSpec } from '../../engine/executors/step-executor.ts';
 import { BUILTIN_POLICIES, handleForPolicy } from '../../engine/policies/index.ts';
 import type { Observation } from '../../engine/policy-api.ts';
-import { calibrate, decodeSlowdown, decodeWork, prefillSlowdown, prefillWork, type Calibration, type Profile } from '../../engine/profile.ts';
+import { calibrate, type Calibration, type Profile } from '../../engine/profile.ts';
 import { NEXUS, type System } from './systems.ts';
 
 export interface WhatIf {
@@ -46,18 +46,8 @@ export class WhatIfExecutor implements StepExecutor {
       const decodeAttention = step.contextTokens * Math.max(c.kvSecondsPerToken, c.secondsPerAttentionPair);
       return p.stepOverhead.unified + dense + step.attentionPairs * c.secondsPerAttentionPair + decodeAttention;
     }
-    if (!this.whatIf.caps) return this.base.stepTime(step);
-    // The worker's own share, not the share scaled down by an oversubscribed sum.
-    const s = step.share / 100;
-    let time: number;
-    if (step.role === 'prefill') {
-      time = p.stepOverhead.prefill + prefillSlowdown(c, s) * prefillWork(c, step.prefillTokens, step.attentionPairs);
-      if (step.coRunning) time *= 1 + p.contention.prefill;
-    } else {
-      time = p.stepOverhead.decode + decodeSlowdown(c, s) * decodeWork(c, step.decodeItems, step.contextTokens);
-      if (step.coRunning) time *= 1 + p.contention.decode;
-    }
-    return time;
+    // caps: the worker's own share, not the share scaled down by an oversubscribed sum.
+    return this.base.stepTime(step, this.whatIf.caps ? step.share : step.effectiveShare);
   }
 
   execute(step: StepSpec): StepResult {

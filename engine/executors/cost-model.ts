@@ -20,11 +20,14 @@ export class CostModelExecutor implements StepExecutor {
     this.vocab = profile.model.vocabSize;
   }
 
-  /** Seconds of a step as the simulator prices it (the same formulas latencyModel uses, plus contention). */
-  stepTime(step: StepSpec): number {
+  /**
+   * Seconds of a step as the simulator prices it (the same formulas latencyModel uses, plus contention), at
+   * the step's effective share unless another is given (a what-if pricing, bench/paper/whatif.ts).
+   */
+  stepTime(step: StepSpec, share = step.effectiveShare): number {
     const c = this.c;
     const p = this.profile;
-    const s = step.effectiveShare / 100;
+    const s = share / 100;
     let time: number;
     if (step.role === 'unified') {
       time = p.stepOverhead.unified + mixedWork(c, step.prefillTokens, step.attentionPairs, step.decodeItems, step.contextTokens);

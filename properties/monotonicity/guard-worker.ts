@@ -2,9 +2,7 @@
 // shared watch, runs the check, and posts the result or the error.
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeObservation, summarizeObservation, watchInProcessDecisions } from '../../engine/policies/index.ts';
-import { WATCH_TEXT_AT, type GuardedProperty } from './guard.ts';
-import { checkPolicy } from './pressure.ts';
-import { checkSystem } from './system.ts';
+import { runCheck, WATCH_TEXT_AT, type GuardedProperty } from './guard.ts';
 
 const { property, policy, options, cwd, shared } = workerData as { property: GuardedProperty; policy: string; options: Record<string, unknown>; cwd: string; shared: SharedArrayBuffer };
 const state = new Int32Array(shared, 0, 2);
@@ -25,8 +23,7 @@ watchInProcessDecisions({
 });
 
 try {
-  const withCwd = { cwd, ...options };
-  const result = property === 'M2' ? await checkPolicy(policy, withCwd) : await checkSystem(policy, withCwd);
+  const result = await runCheck(property, policy, { cwd, ...options });
   parentPort!.postMessage({ result });
 } catch (err) {
   parentPort!.postMessage({ error: { name: (err as Error).name ?? 'Error', message: (err as Error).message ?? String(err) } });

@@ -36,9 +36,14 @@ export class GuardedError extends Error {
 
 export type GuardedProperty = 'M2' | 'M3';
 
-/** M2 (checkPolicy) or M3 (checkSystem) by policy name or path, stopped and reported if the policy hangs. */
+/** M2 (checkPolicy) or M3 (checkSystem), in this thread. */
+export function runCheck(property: GuardedProperty, policy: string, options: Record<string, unknown>): Promise<CheckResult> {
+  return property === 'M2' ? checkPolicy(policy, options) : checkSystem(policy, options);
+}
+
+/** M2 or M3 by policy name or path, stopped and reported if the policy hangs. */
 export async function guardedCheck(property: GuardedProperty, policy: string, options: Record<string, unknown> = {}, budgetMs = DEFAULT_TIME_BUDGET_MS): Promise<CheckResult> {
-  if (isBuiltinPolicyName(policy) && BUILTIN_POLICIES[policy].trusted) return property === 'M2' ? checkPolicy(policy, options) : checkSystem(policy, options);
+  if (isBuiltinPolicyName(policy) && BUILTIN_POLICIES[policy].trusted) return runCheck(property, policy, options);
   const shared = new SharedArrayBuffer(WATCH_BYTES);
   const state = new Int32Array(shared, 0, 2);
   const started = new Float64Array(shared, 8, 1);

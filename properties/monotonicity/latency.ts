@@ -247,7 +247,7 @@ export function latencyClauses(model: LatencyModel, tolerance: number): Clause<u
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
-function runM1(model: LatencyModel, options: LatencyCheckOptions, subject: string, replayCall: (o: string) => string): CheckResult {
+function runM1(model: LatencyModel, options: LatencyCheckOptions, subject: string, replayCall: (o: object) => string): CheckResult {
   const seed = options.seed ?? DEFAULT_SEED;
   const numRuns = options.numRuns ?? 300;
   const selected = options.clauses ?? M1_CLAUSES;
@@ -255,7 +255,7 @@ function runM1(model: LatencyModel, options: LatencyCheckOptions, subject: strin
   const run = { seed, numRuns, ...(options.path !== undefined ? { path: options.path } : {}) };
   const clauses = runClauses(latencyClauses(model, tolerance), selected, run);
   const extra = options.tolerance !== undefined ? { tolerance } : {};
-  return assemble('M1', subject, clauses, run, extra, (o) => replayCall(literal(o)), [
+  return assemble('M1', subject, clauses, run, extra, replayCall, [
     `shares are integers 1..100 (the policy API's domain); comparisons allow a relative slack of ${tolerance}`,
   ]);
 }
@@ -264,13 +264,13 @@ function runM1(model: LatencyModel, options: LatencyCheckOptions, subject: strin
 export function checkLatencyModel(model: LatencyModel, options: LatencyCheckOptions = {}): CheckResult {
   const name = options.name ?? 'latency model';
   // A model built in code cannot be named in a shell command: the replay is the call to make with it.
-  return runM1(model, options, name, (o) => `checkLatencyModel(<the model>, ${o})`);
+  return runM1(model, options, name, (o) => `checkLatencyModel(<the model>, ${literal(o)})`);
 }
 
 /** M1 over a profile's latency model (engine/profile.ts): a shipped name or a path to a profile JSON. */
 export function checkProfile(nameOrPath: string, options: Omit<LatencyCheckOptions, 'name'> = {}): CheckResult {
   const model = latencyModel(loadProfile(nameOrPath));
-  return runM1(model, options, `profile '${nameOrPath}'`, (o) => replayCommand('M1', nameOrPath, JSON.parse(o)));
+  return runM1(model, options, `profile '${nameOrPath}'`, (o) => replayCommand('M1', nameOrPath, o));
 }
 
 /** M1 for every shipped profile (data/profiles/). */

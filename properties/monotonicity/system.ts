@@ -65,6 +65,7 @@ const looserSlo: fc.Arbitrary<Looser> = fc.record({ ttftMs: fc.integer({ min: 0,
 const moreSmsPercent = fc.integer({ min: 0, max: 100 });
 
 const sloOf = (s: SystemSpec): Slo => ({ ttft: s.sloTtftMs / 1000, tpot: s.sloTpotMs / 1000 });
+const looserSloOf = (s: SystemSpec, d: Looser): Slo => ({ ttft: (s.sloTtftMs + d.ttftMs) / 1000, tpot: (s.sloTpotMs + d.tpotMs) / 1000 });
 
 /** The profile's GPU with `sms` SMs, each as fast as before: dense FLOP/s scale with the count. */
 export function withSms(profile: Profile, sms: number): Profile {
@@ -191,7 +192,7 @@ function systemClauses(setting: Setting, maxRequests: number): Clause<unknown>[]
       guarded(() => {
         const workload = workloadOf(specs);
         const tight = sloOf(s);
-        const loose = { ttft: (s.sloTtftMs + d.ttftMs) / 1000, tpot: (s.sloTpotMs + d.tpotMs) / 1000 };
+        const loose = looserSloOf(s, d);
         const a = outcomeOf('tight SLOs', run(setting, workload, s.blocks, tight), tight);
         const b = outcomeOf(`looser SLOs (+${d.ttftMs} ms TTFT, +${d.tpotMs} ms TPOT)`, run(setting, workload, s.blocks, loose), loose);
         const sms = setting.profile.gpu.sms;
@@ -209,7 +210,7 @@ function systemClauses(setting: Setting, maxRequests: number): Clause<unknown>[]
       guarded(() => {
         const workload = workloadOf(specs);
         const tight = sloOf(s);
-        const loose = { ttft: (s.sloTtftMs + d.ttftMs) / 1000, tpot: (s.sloTpotMs + d.tpotMs) / 1000 };
+        const loose = looserSloOf(s, d);
         const once = run(setting, workload, s.blocks, tight);
         const sms = setting.profile.gpu.sms;
         return compareOutcomes('judging against looser SLOs', context(setting, s, 'one run, judged twice'), workload, outcomeOf('tight SLOs', once, tight), outcomeOf('looser SLOs', once, loose), [
