@@ -4,7 +4,7 @@
 // replay it exactly, and with its trace, written as trace v1.
 import fc from 'fast-check';
 import type { Mode, PolicyHandle } from '../engine/engine.ts';
-import type { EngineFaults } from '../engine/faults.ts';
+import type { EngineFaults } from '../engine/faults/index.ts';
 import { PolicyFault } from '../engine/policies/index.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 import { asFastCheckCommand, finish, LockstepFailure, start } from './lockstep.ts';
@@ -116,6 +116,18 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
       replayPath,
     },
   };
+}
+
+/**
+ * The one command that replays a campaign failure exactly: its seed, fast-check's path and the commands'
+ * replay path, with the modes when not all of them and the fault switch when one was on.
+ */
+export function replayOf(seed: number, path: string, replayPath: string, modes: readonly Mode[], fault: string | undefined): string {
+  const parts = ['npx pdspec campaign', `--seed ${seed}`, `--path ${path}`];
+  if (replayPath) parts.push(`--replay-path '${replayPath}'`);
+  if (modes.length !== allModes.length) parts.push(`--modes ${modes.join(',')}`);
+  if (fault) parts.push(`--fault ${fault}`);
+  return parts.join(' ');
 }
 
 /** The trace v1 lines of a failure (header with the replay command in its note). */

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import type { Allocator, Mode } from '../engine/engine.ts';
-import type { EngineFaults } from '../engine/faults.ts';
+import { MODES, type Allocator, type Mode } from '../engine/engine.ts';
+import type { EngineFaults } from '../engine/faults/index.ts';
 import type { WorkloadRequest } from '../engine/workloads/types.ts';
 
 /** The engine configuration of one run, as plain data. */
@@ -99,7 +99,7 @@ export function workload(maxRequests: number): fc.Arbitrary<WorkloadRequest[]> {
 // ---------------------------------------------------------------------------------------------
 // Engine configurations
 
-export const modes: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
+export const modes: readonly Mode[] = MODES;
 
 /** The shape of an engine configuration, independent of the workload (so that both shrink on their own). */
 export interface SetupShape {

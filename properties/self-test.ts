@@ -1,15 +1,14 @@
 // The bug-zoo self-test: the kit earns its keep by catching the real bugs it was built for. For every engine
-// fault switch (engine/faults.ts: Z1–Z13, Z15), the property campaign runs with the switch on, in the modes
+// fault switch (engine/faults/: Z1–Z13, Z15), the property campaign runs with the switch on, in the modes
 // and with the options where the fault can show, until it fails; the failure must be shrunk and name the
 // property the bug breaks. Z14 lives in a policy: semi-PD's SLO loop without its step counter must be caught
 // as a policy that does not terminate.
-import { FAULTS, type FaultInfo } from '../engine/faults.ts';
+import { FAULTS, type FaultInfo } from '../engine/faults/index.ts';
 import { loadPolicy, PolicyFault } from '../engine/policies/index.ts';
 import { latencyModel, loadProfile } from '../engine/profile.ts';
 import type { Observation } from '../engine/policy-api.ts';
-import type { ZooRow } from '../cli/report-data.ts';
-import { runCampaign, type CampaignFailure } from './campaign.ts';
-import { replayOf } from '../cli/commands/campaign.ts';
+import type { ZooRow } from './report-data.ts';
+import { replayOf, runCampaign, type CampaignFailure } from './campaign.ts';
 
 export interface SelfTestOptions {
   seed: number;

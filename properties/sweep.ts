@@ -1,13 +1,13 @@
 // SLO sweeps: a policy's attainment, goodput and latencies against request rate, on the Azure traces and on
 // Poisson load, in the cost-model simulator; and one run in detail (latency distributions, the split over
 // time with its resizes, KV occupancy).
-import { Engine, type Mode, type PolicyHandle, type RunResult } from '../engine/engine.ts';
+import { Engine, MODE_INFO, type Mode, type PolicyHandle, type RunResult } from '../engine/engine.ts';
 import type { Distribution } from '../engine/metrics.ts';
 import { ttftOf, tpotOf } from '../engine/metrics.ts';
 import { defaultBlocks, type Profile } from '../engine/profile.ts';
 import type { TraceSink } from '../engine/trace-sink.ts';
 import { buildWorkload } from '../engine/workloads/index.ts';
-import type { RunDetail, Sweep, SweepPoint } from '../cli/report-data.ts';
+import type { RunDetail, Sweep, SweepPoint } from './report-data.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 
 /** The serving mode a built-in policy runs in; user policies run in semi-PD. */
@@ -55,7 +55,7 @@ export class ResizeSink implements TraceSink {
  * compared with one GPU fairly: it is offered twice the rate.
  */
 export function gpusOf(mode: Mode): number {
-  return mode === 'disaggregated' ? 2 : 1;
+  return MODE_INFO[mode].gpus;
 }
 
 async function runOnce(o: SweepOptions, rate: number, detail: boolean) {

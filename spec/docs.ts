@@ -39,17 +39,20 @@ export function applySections(text: string, sections: Record<string, string>, fi
   return out;
 }
 
-/** Files of docs/ whose generated parts differ from the definitions (after writing them, when `write`). */
-export function syncDocs(root: string, write: boolean): string[] {
+/**
+ * Files of docs/ whose generated parts differ from the definitions (after writing them, when `write`).
+ * `sections` defaults to the spec's own; the docs command adds the engine's (spec/ cannot import them).
+ */
+export function syncDocs(root: string, write: boolean, sections = generatedSections()): string[] {
   const stale: string[] = [];
   const update = (file: string, next: string, current: string) => {
     if (next === current) return;
     stale.push(file);
     if (write) writeFileSync(join(root, file), next);
   };
-  for (const [file, sections] of Object.entries(generatedSections())) {
+  for (const [file, parts] of Object.entries(sections)) {
     const current = readFileSync(join(root, file), 'utf8');
-    update(file, applySections(current, sections, file), current);
+    update(file, applySections(current, parts, file), current);
   }
   for (const [file, body] of Object.entries(generatedFiles())) {
     let current = '';

@@ -288,11 +288,16 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
 };
 
-const MODE_DEFAULTS: Record<TraceHeader['mode'], { split: [number, number]; shareRule: TraceHeader['shareRule'] }> = {
-  'semi-pd': { split: [80, 100], shareRule: 'oversubscribe' },
-  nexus: { split: [50, 50], shareRule: 'exact' },
-  disaggregated: { split: [100, 100], shareRule: 'oversubscribe' },
-  unified: { split: [100, 100], shareRule: 'oversubscribe' },
+/**
+ * What each mode implies when the header does not say: its epoch-0 split, share rule, GPUs (each with its
+ * own pool) and epoch-0 workers. The one list of modes and their defaults: the engine's mode objects and
+ * the tools derive theirs from it.
+ */
+export const MODE_DEFAULTS: Readonly<Record<TraceHeader['mode'], { split: readonly [number, number]; shareRule: TraceHeader['shareRule']; gpus: number }>> = {
+  'semi-pd': { split: [80, 100], shareRule: 'oversubscribe', gpus: 1 },
+  nexus: { split: [50, 50], shareRule: 'exact', gpus: 1 },
+  disaggregated: { split: [100, 100], shareRule: 'oversubscribe', gpus: 2 },
+  unified: { split: [100, 100], shareRule: 'oversubscribe', gpus: 1 },
 };
 
 /** The epoch-0 workers a mode implies when the header does not list them. */
@@ -487,7 +492,7 @@ export function readHeader(raw: unknown): TraceHeader {
     split,
     shareRule: obj.shareRule === undefined ? defaults.shareRule : (readField({ enum: SHARE_RULES }, obj.shareRule, 'shareRule') as TraceHeader['shareRule']),
     allocator: obj.allocator === undefined ? 'lock' : (readField({ enum: ALLOCATORS }, obj.allocator, 'allocator') as TraceHeader['allocator']),
-    gpus: obj.gpus === undefined ? (mode === 'disaggregated' ? 2 : 1) : readInt(obj.gpus, 'gpus', 1),
+    gpus: obj.gpus === undefined ? defaults.gpus : readInt(obj.gpus, 'gpus', 1),
     workers: [],
   };
   if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;

@@ -3,7 +3,7 @@
 // campaign runs, the self-test's fault rows and the explorer's state counts; the Azure hour is in
 // behaviour-record-azure.test.ts, so that the two halves run in parallel.
 import { describe, expect, it } from 'vitest';
-import { FAULTS } from '../engine/faults.ts';
+import { FAULTS } from '../engine/faults/index.ts';
 import { modes } from '../properties/scenario.ts';
 import { campaignGroups, campaignRecord, exploreRecord, faultRecord, readFixture } from './behaviour/record.ts';
 
@@ -36,4 +36,14 @@ describe('behaviour record: explorer state counts at the default bound', () => {
       expect(exploreRecord(mode)).toEqual(fixture.explore.find((r) => r.mode === mode));
     });
   }
+});
+
+describe('behaviour record: it sees a change of behaviour', () => {
+  it('the no-fault campaign with one release path changed (Z12 on) differs from the record', async () => {
+    const group = campaignGroups()[0];
+    const want = fixture.campaign.find((g) => g.label === group.label)!;
+    const got = await campaignRecord({ ...group, runs: 200, faults: { duplicateRelease: true } });
+    const differing = got.runs.filter((r, i) => r !== want.runs[i]).length;
+    expect(differing).toBeGreaterThan(0);
+  });
 });

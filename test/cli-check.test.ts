@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumUnavailable, launchChromium } from '../cli/report/chromium.ts';
-import type { ReportData } from '../cli/report-data.ts';
+import type { ReportData } from '../properties/report-data.ts';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'pdspec.js');

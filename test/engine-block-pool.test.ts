@@ -1,7 +1,7 @@
 // The unified block pool: the free list is a stack (O(1) take and release, no scan), allocation follows
 // query → take → update utilisation under the lock, and block ids follow the trace format's numbering.
 import { describe, expect, it } from 'vitest';
-import { BlockPool, EngineBugError, NO_OWNER } from '../engine/block-pool.ts';
+import { BlockPool, EngineBugError, NO_OWNER } from '../engine/kv/block-pool.ts';
 
 describe('BlockPool', () => {
   it('hands out the lowest ids first and reuses the most recently freed block first (a stack)', () => {

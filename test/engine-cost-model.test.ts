@@ -67,7 +67,7 @@ describe.each(profileNames())('profile %s', (name) => {
     expect(exec.stepTime(prefill(true))).toBeGreaterThan(exec.stepTime(prefill(false)));
     expect(exec.stepTime(decode(true))).toBeGreaterThan(exec.stepTime(decode(false)));
     expect(exec.transferTime(2000)).toBeGreaterThan(exec.transferTime(1000));
-    expect(exec.workerInitTime('nexus')).toBeLessThan(exec.workerInitTime('semi-pd'));
+    expect(exec.workerInitTime('context-switch')).toBeLessThan(exec.workerInitTime('worker-start'));
   });
 
   it('a default pool is sized from the GPU memory left after the weights', () => {

@@ -4,8 +4,8 @@
 // the fault-off engine keeps on every run. The engine options the newer switches need (asynchronous
 // scheduling, prefix caching, parallel samples, decode-side rejection) conform on their own.
 import { describe, expect, it } from 'vitest';
-import { Engine, type Mode } from '../engine/engine.ts';
-import { FAULT_NAMES, FAULTS, type EngineFaults, type FaultName } from '../engine/faults.ts';
+import { Engine, MODES } from '../engine/engine.ts';
+import { FAULT_NAMES, FAULTS, type EngineFaults, type FaultName } from '../engine/faults/index.ts';
 import { loadAzure } from '../engine/workloads/azure.ts';
 import type { WorkloadRequest } from '../engine/workloads/types.ts';
 import { TraceChecker } from '../spec/checker.ts';
@@ -223,7 +223,7 @@ describe('engine fault switches are caught by the spec', () => {
 });
 
 describe('the options behind the newer switches, faults off', () => {
-  const modes: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
+  const modes = MODES;
 
   it('NoPreemptionCascade holds on every fault-off run: every mode, synchronous and asynchronous, aborts, resizes', () => {
     let preemptions = 0;

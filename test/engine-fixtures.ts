@@ -1,6 +1,6 @@
 // Shared pieces of the engine tests: the profile, small workloads, a tiny local policy that resizes often,
 // and running an engine into a checked trace.
-import { Engine, type EngineOptions, type Mode, type PolicyHandle, type RunResult } from '../engine/engine.ts';
+import { Engine, MODES as ENGINE_MODES, type EngineOptions, type Mode, type PolicyHandle, type RunResult } from '../engine/engine.ts';
 import { loadProfile, type Profile } from '../engine/profile.ts';
 import { MemorySink } from '../engine/trace-sink.ts';
 import { parseLength, synthetic } from '../engine/workloads/synthetic.ts';
@@ -8,7 +8,7 @@ import type { WorkloadRequest } from '../engine/workloads/types.ts';
 import { checkText, formatVerdict, type Verdict } from '../spec/checker.ts';
 
 export const PROFILE: Profile = loadProfile('llama3-8b-h100');
-export const MODES: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
+export const MODES: readonly Mode[] = ENGINE_MODES;
 
 /** A static split policy: keeps whatever split the engine starts with. */
 export const keepSplit: PolicyHandle = { name: 'keep', interval: 1, decide: () => ({}) };

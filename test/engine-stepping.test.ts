@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, type Mode } from '../engine/engine.ts';
 import { CostModelExecutor } from '../engine/executors/cost-model.ts';
-import { ExecutorError, type StepExecutor, type StepSpec } from '../engine/executors/step-executor.ts';
+import { ExecutorError, type ResizeMechanism, type StepExecutor, type StepSpec } from '../engine/executors/step-executor.ts';
 import { MemorySink } from '../engine/trace-sink.ts';
 import { TraceChecker } from '../spec/checker.ts';
 import { cyclingPolicy, MODES, PROFILE, smallWorkload } from './engine-fixtures.ts';
@@ -117,8 +117,8 @@ describe('asynchronous executors', () => {
     transferTime(tokens: number) {
       return this.inner.transferTime(tokens);
     }
-    workerInitTime(mode: 'semi-pd' | 'nexus') {
-      return this.inner.workerInitTime(mode);
+    workerInitTime(mechanism: ResizeMechanism) {
+      return this.inner.workerInitTime(mechanism);
     }
   }
 

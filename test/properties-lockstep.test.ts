@@ -5,12 +5,10 @@ import fc from 'fast-check';
 import { test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { handleForPolicy, PolicyFault } from '../engine/policies/index.ts';
-import { runCampaign } from '../properties/campaign.ts';
+import { failureTrace, replayOf, runCampaign } from '../properties/campaign.ts';
 import { asFastCheckCommand, finish, LockstepFailure, preemptionCascade, start } from '../properties/lockstep.ts';
 import { abortCommand, modes, resizeCommand, runCommand, scenario } from '../properties/scenario.ts';
 import { checkText } from '../spec/checker.ts';
-import { replayOf } from '../cli/commands/campaign.ts';
-import { failureTrace } from '../properties/campaign.ts';
 
 const RUNS = Number(process.env.PDSPEC_RUNS ?? 150);
 const commands = fc.commands([runCommand, abortCommand, resizeCommand].map((a) => a.map(asFastCheckCommand)), { maxCommands: 12 });

@@ -1,7 +1,7 @@
 // A realistic ReportData for the report's tests and pictures: two policies on three workloads, one failing
 // check with its counterexample, a passing one, and the bug-zoo self-test. The numbers are generated from
 // smooth curves and a seeded generator, so the fixture is the same on every run.
-import type { CheckResult, Counterexample, PolicyReport, ReportData, RunDetail, Sweep, SweepPoint, ZooRow } from '../cli/report-data.ts';
+import type { CheckResult, Counterexample, PolicyReport, ReportData, RunDetail, Sweep, SweepPoint, ZooRow } from '../properties/report-data.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 
 /** mulberry32: a small seeded generator, so that samples are identical on every run. */

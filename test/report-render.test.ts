@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReportData } from '../cli/report-data.ts';
+import type { ReportData } from '../properties/report-data.ts';
 import { chartWarnings } from '../cli/report/charts.ts';
 import { eventFields, protects, renderHtml, specFinding, writeReport } from '../cli/report/render.ts';
 import { blockTimeline } from '../cli/report/timeline.ts';

@@ -2,7 +2,7 @@
 // the bug breaks, with a shrunk counterexample of at most 12 input events; Z14 is caught as a policy that
 // does not terminate; all of it within 120 s. And with every switch off, the campaign finds nothing.
 import { describe, expect, it } from 'vitest';
-import { FAULT_NAMES, FAULTS } from '../engine/faults.ts';
+import { FAULT_NAMES, FAULTS } from '../engine/faults/index.ts';
 import { runCampaign } from '../properties/campaign.ts';
 import { modes } from '../properties/scenario.ts';
 import { selfTest } from '../properties/self-test.ts';

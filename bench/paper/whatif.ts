@@ -12,7 +12,7 @@
 //            bound most favourable to spatial sharing; semi-PD's own prefill fit (close to 1/x) says otherwise.
 //   floor  — a policy what-if: Nexus with a floor under its decode share (nexusWithDecodeFloor).
 import { CostModelExecutor } from '../../engine/executors/cost-model.ts';
-import type { StepExecutor, StepResult, StepSpec } from '../../engine/executors/step-executor.ts';
+import type { ResizeMechanism, StepExecutor, StepResult, StepSpec } from '../../engine/executors/step-executor.ts';
 import { BUILTIN_POLICIES, handleForPolicy } from '../../engine/policies/index.ts';
 import type { Observation } from '../../engine/policy-api.ts';
 import { calibrate, type Calibration, type Profile } from '../../engine/profile.ts';
@@ -59,8 +59,8 @@ export class WhatIfExecutor implements StepExecutor {
     return this.base.transferTime(tokens);
   }
 
-  workerInitTime(mode: 'semi-pd' | 'nexus'): number {
-    return this.base.workerInitTime(mode);
+  workerInitTime(mechanism: ResizeMechanism): number {
+    return this.base.workerInitTime(mechanism);
   }
 }
 

@@ -3,20 +3,12 @@
 // written as a trace v1 file.
 import { writeFileSync } from 'node:fs';
 import type { Mode } from '../../engine/engine.ts';
-import { FAULT_NAMES, type EngineFaults } from '../../engine/faults.ts';
-import { failureTrace, runCampaign, type CampaignResult } from '../../properties/campaign.ts';
+import { FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
+import { failureTrace, replayOf, runCampaign, type CampaignResult } from '../../properties/campaign.ts';
 import { modes as allModes } from '../../properties/scenario.ts';
 import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
 
 const usage = 'pdspec campaign [--runs N] [--seed N] [--modes semi-pd,nexus,disaggregated,unified] [--fault NAME] [--path PATH --replay-path R] [--out cex.jsonl] [--json]';
-
-export function replayOf(seed: number, path: string, replayPath: string, modes: readonly Mode[], fault: string | undefined): string {
-  const parts = ['npx pdspec campaign', `--seed ${seed}`, `--path ${path}`];
-  if (replayPath) parts.push(`--replay-path '${replayPath}'`);
-  if (modes.length !== allModes.length) parts.push(`--modes ${modes.join(',')}`);
-  if (fault) parts.push(`--fault ${fault}`);
-  return parts.join(' ');
-}
 
 export function describeFailure(result: CampaignResult, replay: string, out: string | undefined): string {
   const f = result.failure!;

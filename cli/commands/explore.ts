@@ -10,7 +10,7 @@ import { latencyModel, loadProfile } from '../../engine/profile.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { VARIANTS } from '../../properties/explore/variants.ts';
 import { MODES, ALLOCATORS } from '../../spec/trace-format.ts';
-import type { ReportData } from '../report-data.ts';
+import type { ReportData } from '../../properties/report-data.ts';
 import { EXIT, intOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 
 const usage = [

@@ -2,25 +2,24 @@
 // latency, SLO attainment and goodput; optionally writes the run's trace (format v1) for `pdspec conform`.
 // With --executor cpu|webgpu every step also runs on a llama2.c model (engine/executors/model-adapter.ts),
 // so the requests get real tokens; time stays virtual (the cost model's).
-import { Engine, EngineConfigError, InvalidDecisionError, type Mode, type PolicyHandle, type RunResult } from '../../engine/engine.ts';
+import { Engine, EngineConfigError, InvalidDecisionError, MODES, type Mode, type PolicyHandle, type RunResult } from '../../engine/engine.ts';
 import { CheckpointError, loadCheckpoint, type ModelWeights } from '../../engine/model/checkpoint.ts';
 import { STORIES260K_PATH } from '../../engine/model/shipped.ts';
 import { DISAGGREGATED_UNSUPPORTED, modelFitError, ModelStepExecutor } from '../../engine/executors/model-adapter.ts';
 import { ExecutorInputError, type ModelExecutor } from '../../engine/executors/model-executor.ts';
 import { ExecutorError } from '../../engine/executors/step-executor.ts';
 import type { Distribution } from '../../engine/metrics.ts';
-import { FAULT_NAMES, type EngineFaults } from '../../engine/faults.ts';
+import { FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
 import { defaultBlocks, DEFAULT_PROFILE, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
 import { JsonlFileSink } from '../../engine/trace-sink.ts';
 import { buildWorkload, WORKLOAD_NAMES, WorkloadError, type WorkloadRequest } from '../../engine/workloads/index.ts';
 import type { PolicyHandle as LoadedPolicy } from '../../engine/policies/index.ts';
 import { detailOf, ResizeSink } from '../../properties/sweep.ts';
-import type { CheckResult, ReportData, RunDetail } from '../report-data.ts';
+import type { CheckResult, ReportData, RunDetail } from '../../properties/report-data.ts';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EXIT, intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 
-const MODES: readonly Mode[] = ['semi-pd', 'nexus', 'disaggregated', 'unified'];
 const EXECUTORS = ['cost-model', 'cpu', 'webgpu'] as const;
 type ExecutorKind = (typeof EXECUTORS)[number];
 /** Model runs by default: this many synthetic requests, lengths up to this (well within stories260K's 512). */
@@ -87,7 +86,7 @@ function parseSplit(text: string | undefined): { prefill: number; decode: number
   return { prefill: Number(m[1]), decode: Number(m[2]) };
 }
 
-/** Bug-zoo fault switches by name (engine/faults.ts), for showing that `conform` catches them. */
+/** Bug-zoo fault switches by name (engine/faults/), for showing that `conform` catches them. */
 function parseFaults(list: string[] | undefined): EngineFaults {
   const faults: EngineFaults = {};
   for (const name of list ?? []) {

@@ -6,7 +6,7 @@ import { loadPolicy, PolicyFault, PolicyLoadError } from '../../engine/policies/
 import { DEFAULT_PROFILE, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
 import { DEFAULT_SLO, modeForPolicy, policySweeps, SWEEP_WORKLOADS, type SweepWorkload } from '../../properties/sweep.ts';
 import { EXIT, intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
-import type { CheckResult, PolicyReport, ReportData, Sweep } from '../report-data.ts';
+import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
 import { writeReport } from '../report/render.ts';
 import { reportSources, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
 

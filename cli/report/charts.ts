@@ -3,7 +3,7 @@
 // light page, a dark page and paper alike.
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { RunDetail, Sweep } from '../report-data.ts';
+import type { RunDetail, Sweep } from '../../properties/report-data.ts';
 import type { BlockTimeline } from './timeline.ts';
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { checkText, type Finding } from '../../spec/checker.ts';
 import { RULES } from '../../spec/invariants.ts';
 import { EVENTS, type TraceEvent } from '../../spec/trace-format.ts';
-import type { CheckResult, Counterexample, PolicyReport, ReportData, Status, Sweep, ZooRow } from '../report-data.ts';
+import type { CheckResult, Counterexample, PolicyReport, ReportData, Status, Sweep, ZooRow } from '../../properties/report-data.ts';
 import {
   attainmentSpec,
   compareAttainmentSpec,

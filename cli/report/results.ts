@@ -8,7 +8,7 @@ import { counterexampleLines } from '../../properties/explore/counterexample.ts'
 import type { ExploreResult } from '../../properties/explore/explorer.ts';
 import { RULES } from '../../spec/invariants.ts';
 import { EXIT } from '../common.ts';
-import type { CheckResult, ReportData } from '../report-data.ts';
+import type { CheckResult, ReportData } from '../../properties/report-data.ts';
 
 export function slug(name: string): string {
   return name.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/^-|-$/g, '');

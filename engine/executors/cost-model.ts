@@ -3,7 +3,7 @@
 // the output of every request is the same whatever the schedule, batch, split, preemption or resize.
 import { hash2 } from '../random.ts';
 import { calibrate, decodeSlowdown, decodeWork, mixedWork, prefillSlowdown, prefillWork, type Calibration, type Profile } from '../profile.ts';
-import type { StepExecutor, StepResult, StepSpec } from './step-executor.ts';
+import type { ResizeMechanism, StepExecutor, StepResult, StepSpec } from './step-executor.ts';
 
 /** The pseudo-token at sequence position `pos` (the position the token will occupy) of a request. */
 export function pseudoToken(seed: number, pos: number, vocabSize: number): number {
@@ -55,7 +55,7 @@ export class CostModelExecutor implements StepExecutor {
     return this.profile.transfer.latency + (tokens * this.c.kvBytesPerToken) / this.profile.transfer.bytesPerSecond;
   }
 
-  workerInitTime(mode: 'semi-pd' | 'nexus'): number {
-    return mode === 'nexus' ? this.profile.resize.contextSwitchTime : this.profile.resize.workerInitTime;
+  workerInitTime(mechanism: ResizeMechanism): number {
+    return mechanism === 'context-switch' ? this.profile.resize.contextSwitchTime : this.profile.resize.workerInitTime;
   }
 }

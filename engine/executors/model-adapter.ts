@@ -6,7 +6,7 @@ import type { Profile } from '../profile.ts';
 import { hash2 } from '../random.ts';
 import { CostModelExecutor } from './cost-model.ts';
 import type { DecodeWork, ModelExecutor, PrefillWork, StepInput } from './model-executor.ts';
-import { ExecutorError, type StepExecutor, type StepResult, type StepSpec } from './step-executor.ts';
+import { ExecutorError, type ResizeMechanism, type StepExecutor, type StepResult, type StepSpec } from './step-executor.ts';
 
 /** llama2.c's BOS id: every synthetic prompt starts with it, as run.c's prompts do. */
 export const BOS = 1;
@@ -146,7 +146,7 @@ export class ModelStepExecutor implements StepExecutor {
     return this.cost.transferTime(tokens);
   }
 
-  workerInitTime(mode: 'semi-pd' | 'nexus'): number {
-    return this.cost.workerInitTime(mode);
+  workerInitTime(mechanism: ResizeMechanism): number {
+    return this.cost.workerInitTime(mechanism);
   }
 }

@@ -67,9 +67,12 @@ export interface StepExecutor {
   execute(step: StepSpec): StepResult | Promise<StepResult>;
   /** The duration of a KV transfer of `tokens` cached tokens between GPUs (disaggregated mode), seconds. */
   transferTime(tokens: number): number;
-  /** Seconds a new worker needs before it can serve (semi-PD: process start and mapping; Nexus: context switch). */
-  workerInitTime(mode: 'semi-pd' | 'nexus'): number;
+  /** Seconds a new worker needs before it can serve, by how the mode starts it (semi-PD: process start and mapping; Nexus: context switch). */
+  workerInitTime(mechanism: ResizeMechanism): number;
 }
+
+/** How a resize brings up the new workers: semi-PD starts worker processes; Nexus switches green contexts. */
+export type ResizeMechanism = 'worker-start' | 'context-switch';
 
 /** The executor returned something the engine cannot use: one line naming the step. */
 export class ExecutorError extends Error {

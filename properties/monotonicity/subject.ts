@@ -8,7 +8,7 @@
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Policy } from '../../engine/policy-api.ts';
-import type { Mode } from '../../engine/engine.ts';
+import { MODE_INFO, type Mode } from '../../engine/engine.ts';
 import { BUILTIN_POLICIES, handleForPolicy, isBuiltinPolicyName, loadPolicy, type PolicyHandle } from '../../engine/policies/index.ts';
 import { importPolicyModule, policyFromModule } from '../../engine/policies/module-shape.ts';
 import type { Profile } from '../../engine/profile.ts';
@@ -53,7 +53,7 @@ const BUILTIN_MODE: Record<string, Mode> = {
 
 /** The share rule of an engine mode: Nexus's green contexts sum to 100, the others oversubscribe. */
 export function shareRuleOf(mode: Mode): ShareRule {
-  return mode === 'nexus' ? 'exact' : 'oversubscribe';
+  return MODE_INFO[mode].shareRule;
 }
 
 export interface SubjectOptions {

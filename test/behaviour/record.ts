@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Engine, type EngineOptions, type Mode, type PolicyHandle } from '../../engine/engine.ts';
-import { FAULTS } from '../../engine/faults.ts';
+import { FAULTS } from '../../engine/faults/index.ts';
 import { loadPolicy } from '../../engine/policies/index.ts';
 import type { Observation } from '../../engine/policy-api.ts';
 import { defaultBlocks, loadProfile } from '../../engine/profile.ts';

@@ -1,5 +1,6 @@
 // What `pdspec check` found, as data: the content of report/report.json, and what report/index.html draws.
-// Every number in the report comes from here.
+// Every number in the report comes from here. The properties (sweeps, self-test) produce it and cli/ renders it,
+// so it lives here: properties/ never imports cli/ (test/architecture.test.ts).
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 
 /**

@@ -1,0 +1,231 @@
+// The engine's options, their defaults and their validation: EngineOptions in, a resolved EngineConfig
+// out (or an EngineConfigError of one line). Mode-specific rules come from the mode table (modes/info.ts),
+// fault-specific settings from the fault patches (faults/index.ts).
+import { CostModelExecutor } from './executors/cost-model.ts';
+import type { StepExecutor } from './executors/step-executor.ts';
+import { enabledFaults, type EngineFaults, type FaultPatch } from './faults/index.ts';
+import { MODE_INFO, MODES, isMode, type Allocator, type Mode, type ModeInfo, type ShareRule } from './modes/info.ts';
+import type { Decision, LatencyModel, Policy, Slo, Split } from './policy-api.ts';
+import { latencyModel, type Profile } from './profile.ts';
+import type { TraceSink } from './trace-sink.ts';
+import { normalise, type WorkloadRequest } from './workloads/types.ts';
+
+export type { Allocator, Mode, ShareRule };
+export type PrefillOrder = NonNullable<Decision['prefillOrder']>;
+
+/** What the engine needs of a policy: engine/policy-api.ts's Policy, or a loaded policy handle. */
+export type PolicyHandle = Pick<Policy, 'name' | 'decide'> & { interval?: number };
+
+export interface EngineOptions {
+  mode: Mode;
+  /** The requests to serve (sorted by arrival here; ids must be unique). */
+  workload: readonly WorkloadRequest[];
+  /** Profile data (engine/profile.ts's loadProfile); prices steps when no executor is given, and feeds the policy's model. */
+  profile: Profile;
+  /** KV blocks per pool (one pool per GPU). */
+  blocks: number;
+  /** Tokens per block. */
+  blockSize: number;
+  /** Epoch-0 split in percent; default by mode (semi-PD 80/100, Nexus 50/50, others 100/100). */
+  split?: Split;
+  /** Default: `decode-owned` for semi-PD (its code), `lock` otherwise. */
+  allocator?: Allocator;
+  /** `atomic` (default): one `alloc` event per allocation; `steps`: alloc_query, alloc_take, alloc_commit. */
+  allocEvents?: 'atomic' | 'steps';
+  /** Most prompt positions one prefill step computes (semi-PD, Nexus, disaggregated); default 8192. */
+  prefillChunk?: number;
+  /** Unified mode: token budget of one step, decode tokens first (SplitFuse, default 1024); 0 = no chunking (vLLM-D). */
+  unifiedChunk?: number;
+  /** Most requests in one decode batch; default 256. */
+  maxBatch?: number;
+  /**
+   * Asynchronous scheduling (vLLM's async scheduling, SGLang's overlap scheduler) of decode and unified
+   * workers: when step N ends its tokens are appended, step N + 1 is launched, and only then are step N's
+   * stop conditions processed (a request that reached its limit is in step N + 1, and its free is deferred
+   * until that step ends). A decode worker also schedules step N + 1 (its batch and blocks, preempting if
+   * short) while step N runs, so that its victims may still be in step N. Default false.
+   */
+  asyncScheduling?: boolean;
+  /**
+   * Prefix caching: the full blocks of a request's `prefix` stay mapped (prefix → block) while they sit on
+   * the free list after the request frees them; a later request with the same prefix is allocated exactly
+   * those blocks if they are still mapped (a hit; its prefill still computes those positions). A block taken
+   * from the free list for anything else leaves the map. Default false.
+   */
+  prefixCaching?: boolean;
+  /**
+   * Disaggregated mode: seconds a prefilled request may wait for decode-side blocks before the decode side
+   * rejects it (an `abort`, after which the prefill side frees its blocks). Default: never.
+   */
+  decodeAdmitTimeout?: number;
+  /** Fraction of a pool kept free when admitting new prefill work (vLLM's watermark); default 0.01. */
+  watermark?: number;
+  /** Executor of steps; default the cost model of `profile`. */
+  executor?: StepExecutor;
+  /** Called every `interval` of virtual time; none = the epoch-0 split for the whole run. */
+  policy?: PolicyHandle | null;
+  slo?: Slo;
+  /** Mixed into every request's pseudo-token seed. */
+  seed?: number;
+  trace?: TraceSink | null;
+  faults?: EngineFaults;
+  /** Keep each request's output tokens (output-invariance checks); default false. */
+  recordOutputs?: boolean;
+  /** Seconds of history behind the policy's percentiles and arrival rate; default the policy's interval. */
+  observationWindow?: number;
+  /** Seconds between KV occupancy samples; default 1. */
+  sampleInterval?: number;
+  /** Written into the trace header's `source`. */
+  source?: string;
+}
+
+/** Options that cannot run (bad mode, split, pool): one line. */
+export class EngineConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineConfigError';
+  }
+}
+
+/** A policy decision the engine cannot apply (engine/policies/ reports these as PolicyFaults first). */
+export class InvalidDecisionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidDecisionError';
+  }
+}
+
+export const DEFAULT_SLO: Slo = { ttft: 2, tpot: 0.1 };
+
+/** The options resolved: every default filled in, every value checked. */
+export interface EngineConfig {
+  readonly mode: ModeInfo;
+  readonly workload: readonly WorkloadRequest[];
+  readonly profile: Profile;
+  readonly model: LatencyModel;
+  readonly executor: StepExecutor;
+  /** Whether the executor feeds generated tokens back (a model), so that each request's output is passed to it. */
+  readonly wantsHistory: boolean;
+  readonly blocks: number;
+  readonly blockSize: number;
+  readonly allocator: Allocator;
+  /** Allocations written as alloc_query, alloc_take, alloc_commit. */
+  readonly stepAllocEvents: boolean;
+  /** Whether allocation takes the pool lock (off only under a fault that removes it). */
+  readonly poolLocking: boolean;
+  /** Whether the pools check owners on every take and release (off under faults that break ownership on purpose). */
+  readonly blockOwnerChecks: boolean;
+  readonly prefillChunk: number;
+  readonly unifiedChunk: number;
+  readonly maxBatch: number;
+  readonly watermarkBlocks: number;
+  readonly keepOutputs: boolean;
+  readonly slo: Slo;
+  readonly seed: number;
+  readonly observationWindow: number;
+  readonly sampleInterval: number;
+  readonly asyncScheduling: boolean;
+  readonly prefixCaching: boolean;
+  readonly decodeAdmitTimeout: number;
+  /** The epoch-0 split. */
+  readonly split: Split;
+  readonly faults: readonly FaultPatch[];
+}
+
+/** Checks a split against the share rule; `error` builds the exception (a config or a decision error). */
+export function checkSplit(split: Split, mode: ModeInfo, error: (m: string) => Error): void {
+  const ok = (s: unknown) => typeof s === 'number' && Number.isInteger(s) && s >= 1 && s <= 100;
+  if (split === null || typeof split !== 'object' || !ok(split.prefill) || !ok(split.decode)) {
+    throw error(`split must have integer shares in 1..100, got ${JSON.stringify(split)}`);
+  }
+  if (mode.shareRule === 'exact' && split.prefill + split.decode !== 100) {
+    throw error(`split ${split.prefill}/${split.decode} breaks the exact share rule of ${mode.name} (prefill + decode = 100)`);
+  }
+}
+
+function integerOption(value: number, min: number, what: string): number {
+  if (!Number.isInteger(value) || value < min) throw new EngineConfigError(`${what} must be an integer ≥ ${min}, got ${value}`);
+  return value;
+}
+
+function resolveWorkload(workload: readonly WorkloadRequest[]): WorkloadRequest[] {
+  try {
+    return normalise(workload);
+  } catch (err) {
+    throw new EngineConfigError((err as Error).message);
+  }
+}
+
+/** Forks of a request with n parallel samples are named <id>#1 .. <id>#(n−1): no other request may have those ids. */
+function checkForkIds(workload: readonly WorkloadRequest[]): void {
+  const ids = new Set(workload.map((r) => r.id));
+  for (const r of workload) {
+    for (let k = 1; k < (r.n ?? 1); k++) if (ids.has(`${r.id}#${k}`)) throw new EngineConfigError(`request '${r.id}' has n = ${r.n}, and its fork id '${r.id}#${k}' is taken by another request`);
+  }
+}
+
+export function resolveConfig(o: EngineOptions): EngineConfig {
+  if (!isMode(o.mode)) throw new EngineConfigError(`unknown mode '${o.mode}' (${MODES.join(', ')})`);
+  const mode = MODE_INFO[o.mode];
+  integerOption(o.blocks, 1, 'blocks');
+  integerOption(o.blockSize, 1, 'block size');
+  const model = latencyModel(o.profile);
+  const executor: StepExecutor = o.executor ?? new CostModelExecutor(o.profile);
+  const wantsHistory = executor.wantsTokenHistory === true;
+  const faults = enabledFaults({ ...(o.faults ?? {}) });
+  const allocator = o.allocator ?? mode.defaultAllocator;
+  if (allocator !== 'lock' && allocator !== 'decode-owned') throw new EngineConfigError(`allocator must be lock or decode-owned, got '${allocator}'`);
+  const refusal = mode.refusedAllocators[allocator];
+  if (refusal) throw new EngineConfigError(refusal);
+  const prefillChunk = o.prefillChunk ?? 8192;
+  const unifiedChunk = o.unifiedChunk ?? 1024;
+  const maxBatch = o.maxBatch ?? 256;
+  integerOption(prefillChunk, 1, 'prefill chunk');
+  if (!Number.isInteger(unifiedChunk) || unifiedChunk < 0) throw new EngineConfigError(`unified chunk must be an integer ≥ 0 (0: no chunking), got ${unifiedChunk}`);
+  integerOption(maxBatch, 1, 'max batch');
+  const watermark = o.watermark ?? 0.01;
+  if (!(watermark >= 0 && watermark < 1)) throw new EngineConfigError(`watermark must be a fraction in [0, 1), got ${watermark}`);
+  const observationWindow = o.observationWindow ?? o.policy?.interval ?? 1;
+  if (!(observationWindow > 0)) throw new EngineConfigError(`observation window must be > 0 seconds, got ${observationWindow}`);
+  const sampleInterval = o.sampleInterval ?? 1;
+  if (!(sampleInterval > 0)) throw new EngineConfigError(`sample interval must be > 0, got ${sampleInterval}`);
+  if (!mode.resizable && o.split && (o.split.prefill !== 100 || o.split.decode !== 100)) {
+    throw new EngineConfigError(`the ${mode.name} mode has no split to choose (each phase has its whole GPU): got ${o.split.prefill}/${o.split.decode}`);
+  }
+  const split = mode.resizable ? (o.split ?? mode.defaultSplit) : mode.defaultSplit;
+  checkSplit(split, mode, (m) => new EngineConfigError(m));
+  const workload = resolveWorkload(o.workload);
+  const decodeAdmitTimeout = o.decodeAdmitTimeout ?? Number.POSITIVE_INFINITY;
+  if (!(decodeAdmitTimeout >= 0)) throw new EngineConfigError(`decode admission timeout must be ≥ 0 seconds, got ${o.decodeAdmitTimeout}`);
+  if (o.decodeAdmitTimeout !== undefined && !mode.decodeAdmission) throw new EngineConfigError(`a decode admission timeout applies to the disaggregated mode only`);
+  checkForkIds(workload);
+  return {
+    mode,
+    workload,
+    profile: o.profile,
+    model,
+    executor,
+    wantsHistory,
+    blocks: o.blocks,
+    blockSize: o.blockSize,
+    allocator,
+    stepAllocEvents: o.allocEvents === 'steps' || faults.some((f) => f.settings?.allocEvents === 'steps'),
+    poolLocking: !faults.some((f) => f.settings?.poolLocking === false),
+    blockOwnerChecks: !faults.some((f) => f.relaxes.includes('blockOwners')),
+    prefillChunk,
+    unifiedChunk,
+    maxBatch,
+    watermarkBlocks: Math.floor(watermark * o.blocks),
+    // An executor that feeds generated tokens back (a model) needs them kept, recordOutputs or not.
+    keepOutputs: o.recordOutputs === true || wantsHistory,
+    slo: o.slo ?? DEFAULT_SLO,
+    seed: o.seed ?? 0,
+    observationWindow,
+    sampleInterval,
+    asyncScheduling: o.asyncScheduling === true,
+    prefixCaching: o.prefixCaching === true,
+    decodeAdmitTimeout,
+    split: { prefill: split.prefill, decode: split.decode },
+    faults,
+  };
+}

@@ -1,0 +1,138 @@
+// The engine seen from outside, in the spec's vocabulary: the observable state lockstep tests compare with
+// the spec's machines, the per-request records behind the metrics, and the engine's own books checked
+// against each other.
+import type { Role } from './executors/step-executor.ts';
+import { NO_OWNER } from './kv/block-pool.ts';
+import type { RequestRecord } from './metrics.ts';
+import type { Split } from './policy-api.ts';
+import type { Rooms } from './rooms.ts';
+import { SimKind } from './sim/clock.ts';
+import type { Req, RequestState, Transfer, Worker, WorkerState } from './state.ts';
+
+export interface RequestView {
+  state: RequestState;
+  server: string | null;
+  generated: number;
+  computed: number;
+  /** Blocks owned, all pools. */
+  blocks: number[];
+}
+
+export interface WorkerView {
+  role: Role;
+  epoch: number;
+  share: number;
+  gpu: number;
+  state: WorkerState;
+  /** Requests handed to it and not yet joined, in the order it will pop them. */
+  fifo: string[];
+  /** Requests it serves (its FIFO included). */
+  load: number;
+}
+
+export interface EngineView {
+  time: number;
+  epoch: number;
+  split: Split;
+  resize: null | { epoch: number; phase: 'initialising' | 'switching'; split: Split };
+  /** Per block (global id, pool p holding p·B .. p·B + B − 1): the owning request's id, or null when free. */
+  blocks: (string | null)[];
+  requests: Record<string, RequestView>;
+  workers: Record<string, WorkerView>;
+  /** The waiting queue in pop order. */
+  waiting: string[];
+  inFlight: { steps: { worker: string; step: string; reqs: string[] }[]; transfers: { xfer: string; req: string }[] };
+}
+
+/** The observable state. O(blocks + requests + workers). */
+export function observe(rooms: Rooms): EngineView {
+  const { kv, lifecycle, workers, clock, resize, waiting, mode } = rooms;
+  const reqs = lifecycle.reqs;
+  const blocks: (string | null)[] = [];
+  for (const p of kv.pools) for (let i = 0; i < p.size; i++) blocks.push(p.owner[i] === NO_OWNER ? null : reqs[p.owner[i]].id);
+  const requests: Record<string, RequestView> = {};
+  for (const r of reqs) requests[r.id] = { state: r.state, server: r.server?.id ?? null, generated: r.generated, computed: r.computed, blocks: r.blocks.flat() };
+  const views: Record<string, WorkerView> = {};
+  for (const w of workers.all) {
+    const fifo = mode.fifoIsProtocol ? w.fifo.filter((r) => r.state === 'handedOff' && r.server === w).map((r) => r.id) : [];
+    views[w.id] = { role: w.role, epoch: w.epoch, share: w.share, gpu: w.gpu, state: w.state, fifo, load: w.load };
+  }
+  const steps: EngineView['inFlight']['steps'] = [];
+  for (const w of workers.all) if (w.step) steps.push({ worker: w.id, step: w.step.id, reqs: w.step.reqs.map((r) => r.id) });
+  const transfers: EngineView['inFlight']['transfers'] = [];
+  for (const ev of clock.pending()) {
+    if (ev.kind !== SimKind.TransferEnd) continue;
+    const x = ev.ref as Transfer;
+    transfers.push({ xfer: x.id, req: x.req.id });
+  }
+  transfers.sort((a, b) => Number(a.xfer) - Number(b.xfer));
+  const rs = resize.current;
+  return {
+    time: clock.now,
+    epoch: resize.epoch,
+    split: { ...resize.split },
+    resize: rs ? { epoch: rs.epoch, phase: rs.phase, split: { ...rs.split } } : null,
+    blocks,
+    requests,
+    workers: views,
+    waiting: waiting.inOrder().map((r) => r.id),
+    inFlight: { steps, transfers },
+  };
+}
+
+export function records(reqs: readonly Req[]): RequestRecord[] {
+  return reqs.map((r) => ({
+    id: r.id,
+    arrival: r.arrival,
+    prompt: r.prompt,
+    maxTokens: r.maxTokens,
+    generated: r.generated,
+    firstTokenAt: r.firstTokenAt,
+    lastTokenAt: r.lastTokenAt,
+    endAt: r.endAt,
+    outcome: r.outcome,
+    preemptions: r.preemptions,
+  }));
+}
+
+export interface BookkeepingProblem {
+  rule: string;
+  message: string;
+}
+
+/**
+ * The engine's books against each other, each problem named by the safety rule (the trace vocabulary) it
+ * breaks in the engine's own state: a block in no table and not free is lost (BlocksAccounted), a block in
+ * two tables has two owners (SingleOwner), a request served by a stopped worker is dropped
+ * (ServedByLiveWorker); counts that disagree are the engine's own inconsistency (Bookkeeping).
+ */
+export function bookkeepingProblems(rooms: Rooms): BookkeepingProblem[] {
+  const { kv, lifecycle, workers } = rooms;
+  const reqs = lifecycle.reqs;
+  const problems: BookkeepingProblem[] = [];
+  for (const pool of kv.pools) {
+    let owned = 0;
+    for (const r of reqs) {
+      for (const b of r.blocks[pool.gpu]) {
+        owned++;
+        if (pool.owner[b - pool.base] !== r.idx) problems.push({ rule: 'SingleOwner', message: `block ${b} is in ${r.id}'s table but owned by #${pool.owner[b - pool.base]}` });
+      }
+    }
+    if (owned + pool.free !== pool.size)
+      problems.push({ rule: owned + pool.free < pool.size ? 'BlocksAccounted' : 'FreeListUnique', message: `pool ${pool.gpu}: ${owned} owned + ${pool.free} free ≠ ${pool.size}` });
+    for (let i = 0; i < pool.size; i++) {
+      const o = pool.owner[i];
+      if (o !== NO_OWNER && !reqs[o].blocks[pool.gpu].includes(pool.base + i)) problems.push({ rule: 'BlocksAccounted', message: `block ${pool.base + i} is owned by ${reqs[o].id}, not in its table` });
+    }
+  }
+  const loads = new Map<Worker, number>();
+  let live = 0;
+  for (const r of reqs) {
+    if (!r.ended) live++;
+    if (r.server) loads.set(r.server, (loads.get(r.server) ?? 0) + 1);
+    if (r.server && r.server.state === 'stopped') problems.push({ rule: 'ServedByLiveWorker', message: `${r.id} is served by ${r.server.id}, which has stopped` });
+  }
+  for (const w of workers.all) if ((loads.get(w) ?? 0) !== w.load) problems.push({ rule: 'Bookkeeping', message: `worker ${w.id}: load ${w.load}, but it serves ${loads.get(w) ?? 0}` });
+  if (live !== lifecycle.liveCount) problems.push({ rule: 'Bookkeeping', message: `live count ${lifecycle.liveCount}, but ${live} requests are live` });
+  return problems;
+}

@@ -1,0 +1,108 @@
+// The scheduler of one worker role (vLLM's sched/scheduler.py, one per role): what an idle worker runs next,
+// and what a step's end does to the requests in it. Subclasses: prefill.ts, decode.ts, unified.ts, and the
+// asynchronous variants in async.ts, which override two hooks. The scheduling pass, at the end of every
+// simulation event, gives each idle worker its next step.
+import type { Rooms } from '../rooms.ts';
+import { compact, type Req, type Step, type Worker } from '../state.ts';
+
+export abstract class RoleScheduler {
+  /** Asynchronous scheduling: step N's stop conditions are processed after step N + 1 is launched. */
+  readonly overlaps: boolean = false;
+
+  constructor(protected readonly rooms: Rooms) {}
+
+  /** `w` is idle in a scheduling pass: start its next step, if it has work. */
+  abstract start(w: Worker): void;
+
+  /** Hook: a step of `w` ended and its results were applied; `due` are requests whose stop condition is left to this scheduler. */
+  protected afterStepEnd(_w: Worker, _due: Req[] | null): void {}
+
+  /** Asynchronous scheduling: step N's requests that reached their limit finish (those still decoding: an abort may have come first). */
+  protected finishDue(due: Req[] | null): void {
+    if (due === null) return;
+    for (const r of due) if (r.state === 'decoding') this.rooms.lifecycle.finish(r);
+  }
+
+  /** Admits the waiting head `r` to `w`: its blocks (all of its prompt, prefix cache hits first), then the schedule. */
+  protected admit(r: Req, w: Worker): void {
+    const { waiting, config, kv, workers } = this.rooms;
+    waiting.admitHead(r);
+    const count = Math.ceil(r.length / config.blockSize);
+    kv.allocate(workers.allocatorFor(w), r, w.gpu, count, kv.prefix.enabled ? kv.prefix.lookup(r, w.gpu, count) : undefined);
+    this.rooms.lifecycle.schedule(r, w);
+  }
+
+  /** A step of this role ended: apply its tokens and positions, hand on completed prefills, then the hooks. */
+  onStepEnd(step: Step): void {
+    const { tracer, clock, lifecycle } = this.rooms;
+    const w = step.worker;
+    const tokens = step.result!.tokens;
+    w.step = null;
+    w.state = 'idle';
+    if (tracer.on) tracer.emit({ t: clock.now, ev: 'step_end', worker: w.id, step: step.id });
+    const { reqs, tokens: counts, decode } = step;
+    let due: Req[] | null = null;
+    let prefillDone = false;
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i];
+      r.inFlight--;
+      if (r.state !== 'decoding' && r.state !== 'prefilling') {
+        // Aborted, finished (asynchronous scheduling) or retracted while the step ran: its result is
+        // discarded; the deferred free happens now.
+        lifecycle.settle(r);
+        continue;
+      }
+      if (decode[i] === 1) {
+        r.computed++;
+        lifecycle.appendToken(r, tokens[i]);
+        if (r.generated >= r.maxTokens) {
+          if (this.overlaps) (due ??= []).push(r);
+          else lifecycle.finish(r);
+        }
+      } else if (this.prefilled(r, w, counts[i], tokens[i])) {
+        prefillDone = true;
+        if (this.rooms.mode.afterPrefill(r, w, this.overlaps)) (due ??= []).push(r);
+      }
+    }
+    this.afterStepEnd(w, due);
+    if (prefillDone) ownPrefilling(w);
+    if (w.retiring) this.rooms.resize.retire(w);
+  }
+
+  /** `n` more prompt positions of `r` computed; true when its whole sequence is (the token is owed, forks made). */
+  private prefilled(r: Req, w: Worker, n: number, token: number): boolean {
+    r.computed += n;
+    if (r.prefixBlocks > 0) r.prefixReady = Math.min(r.prefixBlocks, Math.floor(r.computed / this.rooms.config.blockSize));
+    if (r.computed !== r.length) return false;
+    r.state = 'prefilled';
+    r.tokenOwed = true;
+    r.pendingToken = token;
+    if (r.forksLeft > 0 && r.generated === 0) this.rooms.forks.fork(r, w);
+    return true;
+  }
+}
+
+/** Requests in `w`'s prefill that are still its own, in order. */
+export function ownPrefilling(w: Worker): void {
+  compact(w.prefilling, (r) => r.state === 'prefilling' && r.server === w);
+}
+
+/**
+ * The scheduling pass: every idle worker gets its next batch. A later worker of the pass can free blocks (a
+ * decode worker finishing requests as it pops its FIFO) that an earlier idle worker was waiting for: go round
+ * again until a round frees nothing, or an idle prefill worker would wait for blocks that are already free,
+ * with no event left to wake it.
+ */
+export function schedulingPass(rooms: Rooms): void {
+  const { seams, kv, workers } = rooms;
+  seams.beginPass();
+  for (let rounds = 0; rounds < 8; rounds++) {
+    const freeBefore = kv.totalFree();
+    for (let i = 0; i < workers.live.length; i++) {
+      const w = workers.live[i];
+      if (w.state === 'idle') w.scheduler.start(w);
+    }
+    if (kv.totalFree() <= freeBefore) break;
+  }
+  seams.endPass();
+}

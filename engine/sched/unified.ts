@@ -1,0 +1,97 @@
+// The unified worker's scheduler (one worker runs both phases): SplitFuse chunked prefill (decode tokens
+// first, then prompt chunks up to the step's token budget `unifiedChunk`), or, with `unifiedChunk` 0, vLLM
+// without chunked prefill (a step is whole prompts, or all decode).
+import type { Rooms } from '../rooms.ts';
+import { compact, type Req, type Worker } from '../state.ts';
+import { addDecodeItems } from './decode.ts';
+import { ownPrefilling, RoleScheduler } from './scheduler.ts';
+
+/** A step being built: per item its request, positions and phase (1 decode, 0 prefill). */
+interface Batch {
+  reqs: Req[];
+  toks: number[];
+  flags: number[];
+}
+
+export class UnifiedScheduler extends RoleScheduler {
+  start(w: Worker): void {
+    compact(w.running, (r) => r.state === 'decoding' && r.server === w);
+    ownPrefilling(w);
+    const batch: Batch = { reqs: [], toks: [], flags: [] };
+    if (this.rooms.config.unifiedChunk === 0) this.wholePromptsOrDecode(w, batch);
+    else this.splitFuse(w, batch);
+    if (batch.reqs.length > 0) this.rooms.steps.begin(w, batch.reqs, batch.toks, batch.flags);
+  }
+
+  /** vLLM without chunked prefill: a step is all prefill (whole prompts, prefill first) or all decode. */
+  private wholePromptsOrDecode(w: Worker, batch: Batch): void {
+    const { lifecycle } = this.rooms;
+    const preemptionsBefore = lifecycle.preemptions;
+    this.addWholePrompts(w, batch);
+    if (batch.reqs.length > 0) return;
+    addDecode(this.rooms, w, batch);
+    // Retracting the whole batch may have made room for a prompt.
+    if (batch.reqs.length === 0 && lifecycle.preemptions !== preemptionsBefore) this.addWholePrompts(w, batch);
+  }
+
+  /** SplitFuse: decode tokens first, then prompt chunks up to the step's token budget. */
+  private splitFuse(w: Worker, batch: Batch): void {
+    const { config, waiting, kv } = this.rooms;
+    const { reqs, toks, flags } = batch;
+    addDecode(this.rooms, w, batch);
+    let left = Math.max(0, config.unifiedChunk - reqs.length);
+    for (const r of w.prefilling) {
+      if (left === 0) break;
+      const n = Math.min(r.length - r.computed, left);
+      reqs.push(r);
+      toks.push(n);
+      flags.push(0);
+      left -= n;
+    }
+    for (let head = waiting.head(); head && left > 0 && kv.canAdmit(head, w.gpu) && this.hasBatchRoom(w); head = waiting.head()) {
+      this.admit(head, w);
+      const n = Math.min(head.length, left);
+      reqs.push(head);
+      toks.push(n);
+      flags.push(0);
+      left -= n;
+    }
+  }
+
+  /** Whole prompts: the first whatever its length, then more while they fit the prefill budget. */
+  private addWholePrompts(w: Worker, batch: Batch): void {
+    const { config, waiting, kv } = this.rooms;
+    const { reqs, toks, flags } = batch;
+    let left = config.prefillChunk;
+    // Requests already given to this worker (a fork's copy) go first, whole.
+    for (const r of w.prefilling) {
+      if (r.state !== 'prefilling' || r.server !== w) continue;
+      reqs.push(r);
+      toks.push(r.length - r.computed);
+      flags.push(0);
+      left -= r.length - r.computed;
+    }
+    for (let head = waiting.head(); head && kv.canAdmit(head, w.gpu) && this.hasBatchRoom(w); head = waiting.head()) {
+      if (reqs.length > 0 && head.length > left) break;
+      this.admit(head, w);
+      reqs.push(head);
+      toks.push(head.length);
+      flags.push(0);
+      left -= head.length;
+    }
+  }
+
+  /** Room for one more request among decoding and prefilling ones. */
+  private hasBatchRoom(w: Worker): boolean {
+    return w.running.length + w.prefilling.length < this.rooms.config.maxBatch;
+  }
+}
+
+/** The decode items of `w`'s running batch, first in the step, one position each. */
+function addDecode(rooms: Rooms, w: Worker, batch: Batch): void {
+  addDecodeItems(rooms, w, batch.reqs);
+  for (let i = batch.toks.length; i < batch.reqs.length; i++) {
+    batch.toks.push(1);
+    batch.flags.push(1);
+  }
+}
