@@ -19,6 +19,7 @@ import {
   type ModelExecutor,
   type StepInput,
   type StepOutput,
+  type StepPlan,
 } from './model-executor.ts';
 
 /** out[t*d + r] = sum_j w[wOff + r*n + j] * x[t*n + j] for rows t < R; accumulate adds into out instead. */
@@ -57,6 +58,26 @@ function rope(vec: Float32Array, base: number, width: number, headSize: number, 
   }
 }
 
+/** Per row of a step: its item, its position, and the residual stream. */
+interface Rows {
+  rowItem: Int32Array;
+  rowPos: Int32Array;
+  x: Float32Array;
+}
+
+/** Scratch buffers of one step. */
+interface Scratch {
+  xb: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  att: Float32Array;
+  hb: Float32Array;
+  hb2: Float32Array;
+  scores: Float64Array;
+  acc: Float64Array;
+}
+
 export class CpuReferenceExecutor implements ModelExecutor {
   readonly name = 'cpu' as const;
   readonly model: ModelConfig;
@@ -81,10 +102,16 @@ export class CpuReferenceExecutor implements ModelExecutor {
     const w = this.weights;
     if (!w) throw new Error('cpu executor used after destroy()');
     const plan = planStep(input, this.model, this.pool);
-    const { dim, kvDim, hiddenDim, headSize, nHeads, kvMul, nLayers, vocabSize } = this.model;
-    const T = this.pool.blockSize;
+    const rows = this.embed(plan, w);
+    const s = this.scratch(plan.rows);
+    for (let l = 0; l < this.model.nLayers; l++) this.layer(l, plan, rows, s, w);
+    return this.classify(plan, rows.x, w);
+  }
+
+  /** Per row of the step: its item, its position, and its token's embedding. */
+  private embed(plan: StepPlan, w: ModelWeights): Rows {
+    const dim = this.model.dim;
     const R = plan.rows;
-    // Per-row bookkeeping: which item, which position.
     const rowItem = new Int32Array(R);
     const rowPos = new Int32Array(R);
     const x = new Float32Array(R * dim);
@@ -97,75 +124,102 @@ export class CpuReferenceExecutor implements ModelExecutor {
         x.set(w.tokenEmbedding.subarray(item.tokens[k] * dim, (item.tokens[k] + 1) * dim), row * dim);
       }
     }
-    const xb = new Float32Array(R * dim);
-    const q = new Float32Array(R * dim);
-    const k = new Float32Array(R * kvDim);
-    const v = new Float32Array(R * kvDim);
-    const att = new Float32Array(R * dim);
-    const hb = new Float32Array(R * hiddenDim);
-    const hb2 = new Float32Array(R * hiddenDim);
-    const scores = new Float64Array(this.model.seqLen);
-    const acc = new Float64Array(headSize);
+    return { rowItem, rowPos, x };
+  }
+
+  private scratch(R: number): Scratch {
+    const { dim, kvDim, hiddenDim, headSize, seqLen } = this.model;
+    return {
+      xb: new Float32Array(R * dim),
+      q: new Float32Array(R * dim),
+      k: new Float32Array(R * kvDim),
+      v: new Float32Array(R * kvDim),
+      att: new Float32Array(R * dim),
+      hb: new Float32Array(R * hiddenDim),
+      hb2: new Float32Array(R * hiddenDim),
+      scores: new Float64Array(seqLen),
+      acc: new Float64Array(headSize),
+    };
+  }
+
+  /** One transformer layer over every row: attention (K/V written to the blocks first), then the FFN. */
+  private layer(l: number, plan: StepPlan, rows: Rows, s: Scratch, w: ModelWeights): void {
+    const { dim, kvDim, hiddenDim } = this.model;
+    const R = plan.rows;
+    const { x } = rows;
+    const { xb, q, k, v, att, hb, hb2 } = s;
+    for (let r = 0; r < R; r++) rmsnorm(xb, r, x, r, w.rmsAtt, l * dim, dim);
+    matmul(q, xb, w.wq, l * dim * dim, dim, dim, R);
+    matmul(k, xb, w.wk, l * kvDim * dim, dim, kvDim, R);
+    matmul(v, xb, w.wv, l * kvDim * dim, dim, kvDim, R);
+    this.writeKv(l, plan, rows, s);
+    for (let r = 0; r < R; r++) this.attend(l, r, plan, rows, s);
+    matmul(x, att, w.wo, l * dim * dim, dim, dim, R, true);
+    for (let r = 0; r < R; r++) rmsnorm(xb, r, x, r, w.rmsFfn, l * dim, dim);
+    matmul(hb, xb, w.w1, l * hiddenDim * dim, dim, hiddenDim, R);
+    matmul(hb2, xb, w.w3, l * hiddenDim * dim, dim, hiddenDim, R);
+    for (let i = 0; i < R * hiddenDim; i++) {
+      const g = hb[i];
+      hb[i] = g * (1 / (1 + Math.exp(-g))) * hb2[i];
+    }
+    matmul(x, hb, w.w2, l * dim * hiddenDim, hiddenDim, dim, R, true);
+  }
+
+  /** RoPE, then K/V of every row into its request's block (all rows first: a prefill row attends to the rows before it in the same chunk). */
+  private writeKv(l: number, plan: StepPlan, rows: Rows, s: Scratch): void {
+    const { dim, kvDim, headSize } = this.model;
+    const T = this.pool.blockSize;
+    const { q, k, v } = s;
+    for (let r = 0; r < plan.rows; r++) {
+      const pos = rows.rowPos[r];
+      rope(q, r * dim, dim, headSize, pos);
+      rope(k, r * kvDim, kvDim, headSize, pos);
+      const table = plan.items[rows.rowItem[r]].blockTable;
+      const block = table[Math.floor(pos / T)];
+      this.kv.set(k.subarray(r * kvDim, (r + 1) * kvDim), kvOffset(this.model, this.pool, block, l, 0, pos % T));
+      this.kv.set(v.subarray(r * kvDim, (r + 1) * kvDim), kvOffset(this.model, this.pool, block, l, 1, pos % T));
+    }
+  }
+
+  /** Row `r`'s attention, every head, over positions 0..pos read from its request's blocks, into `att`. */
+  private attend(l: number, r: number, plan: StepPlan, rows: Rows, s: Scratch): void {
+    const { dim, headSize, nHeads, kvMul } = this.model;
+    const T = this.pool.blockSize;
+    const { q, att, scores, acc } = s;
     const kv = this.kv;
     const invSqrtHead = 1 / Math.sqrt(headSize);
-
-    for (let l = 0; l < nLayers; l++) {
-      for (let r = 0; r < R; r++) rmsnorm(xb, r, x, r, w.rmsAtt, l * dim, dim);
-      matmul(q, xb, w.wq, l * dim * dim, dim, dim, R);
-      matmul(k, xb, w.wk, l * kvDim * dim, dim, kvDim, R);
-      matmul(v, xb, w.wv, l * kvDim * dim, dim, kvDim, R);
-      // RoPE, then K/V of every row into its request's block (all rows first: a prefill row attends to
-      // the rows before it in the same chunk).
-      for (let r = 0; r < R; r++) {
-        const pos = rowPos[r];
-        rope(q, r * dim, dim, headSize, pos);
-        rope(k, r * kvDim, kvDim, headSize, pos);
-        const table = plan.items[rowItem[r]].blockTable;
-        const block = table[Math.floor(pos / T)];
-        kv.set(k.subarray(r * kvDim, (r + 1) * kvDim), kvOffset(this.model, this.pool, block, l, 0, pos % T));
-        kv.set(v.subarray(r * kvDim, (r + 1) * kvDim), kvOffset(this.model, this.pool, block, l, 1, pos % T));
+    const pos = rows.rowPos[r];
+    const table = plan.items[rows.rowItem[r]].blockTable;
+    for (let h = 0; h < nHeads; h++) {
+      const qBase = r * dim + h * headSize;
+      const headOff = Math.floor(h / kvMul) * headSize;
+      let max = -Infinity;
+      for (let t = 0; t <= pos; t++) {
+        const kBase = kvOffset(this.model, this.pool, table[Math.floor(t / T)], l, 0, t % T) + headOff;
+        let dot = 0;
+        for (let i = 0; i < headSize; i++) dot += q[qBase + i] * kv[kBase + i];
+        const score = dot * invSqrtHead;
+        scores[t] = score;
+        if (score > max) max = score;
       }
-      for (let r = 0; r < R; r++) {
-        const pos = rowPos[r];
-        const table = plan.items[rowItem[r]].blockTable;
-        for (let h = 0; h < nHeads; h++) {
-          const qBase = r * dim + h * headSize;
-          const headOff = Math.floor(h / kvMul) * headSize;
-          let max = -Infinity;
-          for (let t = 0; t <= pos; t++) {
-            const kBase = kvOffset(this.model, this.pool, table[Math.floor(t / T)], l, 0, t % T) + headOff;
-            let dot = 0;
-            for (let i = 0; i < headSize; i++) dot += q[qBase + i] * kv[kBase + i];
-            const score = dot * invSqrtHead;
-            scores[t] = score;
-            if (score > max) max = score;
-          }
-          let sum = 0;
-          for (let t = 0; t <= pos; t++) {
-            scores[t] = Math.exp(scores[t] - max);
-            sum += scores[t];
-          }
-          acc.fill(0);
-          for (let t = 0; t <= pos; t++) {
-            const a = scores[t] / sum;
-            const vBase = kvOffset(this.model, this.pool, table[Math.floor(t / T)], l, 1, t % T) + headOff;
-            for (let i = 0; i < headSize; i++) acc[i] += a * kv[vBase + i];
-          }
-          att.set(acc, qBase);
-        }
+      let sum = 0;
+      for (let t = 0; t <= pos; t++) {
+        scores[t] = Math.exp(scores[t] - max);
+        sum += scores[t];
       }
-      matmul(x, att, w.wo, l * dim * dim, dim, dim, R, true);
-      for (let r = 0; r < R; r++) rmsnorm(xb, r, x, r, w.rmsFfn, l * dim, dim);
-      matmul(hb, xb, w.w1, l * hiddenDim * dim, dim, hiddenDim, R);
-      matmul(hb2, xb, w.w3, l * hiddenDim * dim, dim, hiddenDim, R);
-      for (let i = 0; i < R * hiddenDim; i++) {
-        const g = hb[i];
-        hb[i] = g * (1 / (1 + Math.exp(-g))) * hb2[i];
+      acc.fill(0);
+      for (let t = 0; t <= pos; t++) {
+        const a = scores[t] / sum;
+        const vBase = kvOffset(this.model, this.pool, table[Math.floor(t / T)], l, 1, t % T) + headOff;
+        for (let i = 0; i < headSize; i++) acc[i] += a * kv[vBase + i];
       }
-      matmul(x, hb, w.w2, l * dim * hiddenDim, hiddenDim, dim, R, true);
+      att.set(acc, qBase);
     }
+  }
 
-    // Final RMSNorm and classifier for the last row of each item only.
+  /** Final RMSNorm and classifier, for the last row of each item only: the next token (greedy) and, when asked, the logits. */
+  private classify(plan: StepPlan, x: Float32Array, w: ModelWeights): StepOutput {
+    const { dim, vocabSize } = this.model;
     const nItems = plan.items.length;
     const last = new Float32Array(nItems * dim);
     for (let i = 0; i < nItems; i++) {
