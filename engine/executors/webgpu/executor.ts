@@ -25,6 +25,9 @@ import {
   type KernelShape,
   type MatmulSpec,
 } from './shaders.ts';
+import { isSoftwareAdapter, prefillWorkgroups, type Capacity, type Pipelines, type StepBuffers } from './resources.ts';
+
+export { isSoftwareAdapter, prefillWorkgroups };
 
 export interface WebGpuExecutorOptions {
   /** Workgroups of the fused attention dispatch, divided between prefill and decode by the split. */
@@ -48,75 +51,6 @@ export interface WebGpuExecutorOptions {
 const UNIFORM_STRIDE = 256;
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>(); // ≥ every adapter's minUniformBufferOffsetAlignment
 const STEP_UNIFORM_BYTES = 32;
-
-/** Mesa llvmpipe/lavapipe, SwiftShader or another fallback adapter: compute runs on the CPU. */
-export function isSoftwareAdapter(device: GPUDevice): boolean {
-  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
-  if (!info) return false;
-  return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
-}
-
-/** The split as a workgroup count: share·G rounded, but a phase with tiles always gets ≥ 1 workgroup. */
-export function prefillWorkgroups(share: number, total: number, hasPrefill: boolean, hasDecode: boolean): number {
-  let x = Math.round(share * total);
-  if (hasPrefill) x = Math.max(x, 1);
-  if (hasDecode) x = Math.min(x, total - 1);
-  return x;
-}
-
-interface Capacity {
-  rows: number;
-  items: number;
-  tableEntries: number;
-}
-
-interface Pipelines {
-  embed: GPUComputePipeline;
-  normAttention: GPUComputePipeline;
-  normFfn: GPUComputePipeline;
-  normFinal: GPUComputePipeline;
-  qkv: GPUComputePipeline;
-  wo: GPUComputePipeline;
-  w13: GPUComputePipeline;
-  w2: GPUComputePipeline;
-  classifier: GPUComputePipeline;
-  attention: GPUComputePipeline;
-  argmax: GPUComputePipeline;
-}
-
-interface StepBuffers {
-  capacity: Capacity;
-  tokens: GPUBuffer;
-  items: GPUBuffer;
-  tiles: GPUBuffer;
-  tables: GPUBuffer;
-  x: GPUBuffer;
-  xb: GPUBuffer;
-  qkv: GPUBuffer;
-  qrot: GPUBuffer;
-  att: GPUBuffer;
-  hb: GPUBuffer;
-  last: GPUBuffer;
-  logits: GPUBuffer;
-  next: GPUBuffer;
-  readback: GPUBuffer;
-  timestamps: GPUBuffer | null;
-  groups: {
-    embed: GPUBindGroup;
-    normFinal: GPUBindGroup;
-    classifier: GPUBindGroup;
-    argmax: GPUBindGroup;
-    perLayer: {
-      normAttention: GPUBindGroup;
-      qkv: GPUBindGroup;
-      attention: GPUBindGroup;
-      wo: GPUBindGroup;
-      normFfn: GPUBindGroup;
-      w13: GPUBindGroup;
-      w2: GPUBindGroup;
-    }[];
-  };
-}
 
 export class WebGpuExecutor implements ModelExecutor {
   readonly name = 'webgpu' as const;
