@@ -93,56 +93,69 @@ export class WebGpuExecutor implements ModelExecutor {
       this.lostReason = info.message || info.reason;
     });
 
-    const m = this.model;
-    const limit = device.limits.maxStorageBufferBindingSize;
-    const storage = (label: string, floats: number, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC) => {
-      const bytes = Math.max(4 * floats, 16);
-      if (bytes > limit) throw new ExecutorInputError(`${label} needs ${bytes} bytes, more than this device's storage binding limit of ${limit}`);
-      return device.createBuffer({ label, size: bytes, usage });
-    };
-    const upload = (label: string, parts: Float32Array[]) => {
-      const floats = parts.reduce((a, p) => a + p.length, 0);
-      const buffer = storage(label, floats);
-      let offset = 0;
-      for (const p of parts) {
-        device.queue.writeBuffer(buffer, offset, p.buffer, p.byteOffset, p.byteLength);
-        offset += p.byteLength;
-      }
-      this.stats.weightUploads++;
-      return buffer;
-    };
-    // Per layer [q rows | k rows | v rows] so one matmul produces q, k and v; w1 and w3 likewise.
-    const L = m.nLayers;
-    const perLayer = (tensors: [Float32Array, number][]) => {
-      const parts: Float32Array[] = [];
-      for (let l = 0; l < L; l++) for (const [t, size] of tensors) parts.push(t.subarray(l * size, (l + 1) * size));
-      return parts;
-    };
-    this.weights = {
-      emb: upload('token embedding', [weights.tokenEmbedding]),
-      norms: upload('rmsnorm weights', [weights.rmsAtt, weights.rmsFfn, weights.rmsFinal]),
-      wqkv: upload('wq|wk|wv', perLayer([[weights.wq, m.dim * m.dim], [weights.wk, m.kvDim * m.dim], [weights.wv, m.kvDim * m.dim]])),
-      wo: upload('wo', [weights.wo]),
-      w13: upload('w1|w3', perLayer([[weights.w1, m.hiddenDim * m.dim], [weights.w3, m.hiddenDim * m.dim]])),
-      w2: upload('w2', [weights.w2]),
-      wcls: m.sharedClassifier ? (null as unknown as GPUBuffer) : upload('classifier', [weights.wcls]),
-    };
-    if (m.sharedClassifier) this.weights.wcls = this.weights.emb;
-    this.kv = storage('kv pool', kvPoolFloats(m, this.pool), GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-
+    this.weights = this.uploadWeights(weights);
+    this.kv = this.storage('kv pool', kvPoolFloats(this.model, this.pool), GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     if (options.profile) {
       if (!device.features.has('timestamp-query')) throw new ExecutorInputError("profile needs a device with the 'timestamp-query' feature");
       this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * this.dispatchesPerStep() });
     }
+    const L = this.model.nLayers;
     this.stepUniform = device.createBuffer({ label: 'step', size: STEP_UNIFORM_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.layerUniform = device.createBuffer({ label: 'layers', size: UNIFORM_STRIDE * L, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     const layerIds = new Uint32Array((UNIFORM_STRIDE / 4) * L);
     for (let l = 0; l < L; l++) layerIds[(UNIFORM_STRIDE / 4) * l] = l;
     device.queue.writeBuffer(this.layerUniform, 0, layerIds);
+    this.pipelines = this.buildPipelines();
+  }
 
+  /** A storage buffer of `floats` 32-bit words, within the device's binding limit. */
+  private storage(label: string, floats: number, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC): GPUBuffer {
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    const bytes = Math.max(4 * floats, 16);
+    if (bytes > limit) throw new ExecutorInputError(`${label} needs ${bytes} bytes, more than this device's storage binding limit of ${limit}`);
+    return this.device.createBuffer({ label, size: bytes, usage });
+  }
+
+  private upload(label: string, parts: Float32Array[]): GPUBuffer {
+    const floats = parts.reduce((a, p) => a + p.length, 0);
+    const buffer = this.storage(label, floats);
+    let offset = 0;
+    for (const p of parts) {
+      this.device.queue.writeBuffer(buffer, offset, p.buffer, p.byteOffset, p.byteLength);
+      offset += p.byteLength;
+    }
+    this.stats.weightUploads++;
+    return buffer;
+  }
+
+  /** The weights, uploaded once: per layer [q rows | k rows | v rows] so one matmul produces q, k and v; w1 and w3 likewise. */
+  private uploadWeights(weights: ModelWeights): WebGpuExecutor['weights'] {
+    const m = this.model;
+    const perLayer = (tensors: [Float32Array, number][]) => {
+      const parts: Float32Array[] = [];
+      for (let l = 0; l < m.nLayers; l++) for (const [t, size] of tensors) parts.push(t.subarray(l * size, (l + 1) * size));
+      return parts;
+    };
+    const emb = this.upload('token embedding', [weights.tokenEmbedding]);
+    return {
+      emb,
+      norms: this.upload('rmsnorm weights', [weights.rmsAtt, weights.rmsFfn, weights.rmsFinal]),
+      wqkv: this.upload('wq|wk|wv', perLayer([[weights.wq, m.dim * m.dim], [weights.wk, m.kvDim * m.dim], [weights.wv, m.kvDim * m.dim]])),
+      wo: this.upload('wo', [weights.wo]),
+      w13: this.upload('w1|w3', perLayer([[weights.w1, m.hiddenDim * m.dim], [weights.w3, m.hiddenDim * m.dim]])),
+      w2: this.upload('w2', [weights.w2]),
+      wcls: m.sharedClassifier ? emb : this.upload('classifier', [weights.wcls]),
+    };
+  }
+
+  /**
+   * The pipelines. They are immutable, so executors on one device share them by WGSL text: a second
+   * executor of the same shape compiles nothing (llvmpipe's JIT takes seconds per kernel set).
+   */
+  private buildPipelines(): Pipelines {
+    const device = this.device;
+    const m = this.model;
     const s = this.shape;
-    // Pipelines are immutable, so executors on one device share them by WGSL text: a second executor of
-    // the same shape compiles nothing (llvmpipe's JIT takes seconds per kernel set).
     let cache = pipelineCache.get(device);
     if (!cache) pipelineCache.set(device, (cache = new Map()));
     const pipeline = (label: string, code: string) => {
@@ -156,7 +169,7 @@ export class WebGpuExecutor implements ModelExecutor {
       return built;
     };
     const mm = (label: string, spec: MatmulSpec) => pipeline(label, matmulShader(s, spec));
-    this.pipelines = {
+    return {
       embed: pipeline('embed', embedShader(s)),
       normAttention: pipeline('rmsnorm attention', rmsnormShader(s, 'attention')),
       normFfn: pipeline('rmsnorm ffn', rmsnormShader(s, 'ffn')),
@@ -263,6 +276,14 @@ export class WebGpuExecutor implements ModelExecutor {
         ? d.createBuffer({ label: 'timestamps', size: 16 * this.dispatchesPerStep(), usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
         : null,
     };
+    this.buffers = { capacity, ...b, groups: this.bindGroups(b) };
+    return this.buffers;
+  }
+
+  /** The bind groups of every dispatch of a step, over the step buffers `b`. */
+  private bindGroups(b: Omit<StepBuffers, 'capacity' | 'groups'>): StepBuffers['groups'] {
+    const d = this.device;
+    const m = this.model;
     const P = this.pipelines;
     const W = this.weights;
     const group = (p: GPUComputePipeline, resources: (GPUBuffer | GPUBufferBinding)[]) =>
@@ -290,18 +311,13 @@ export class WebGpuExecutor implements ModelExecutor {
         { binding: 4, resource: { buffer: b.items } },
       ],
     });
-    this.buffers = {
-      capacity,
-      ...b,
-      groups: {
-        embed: group(P.embed, [W.emb, b.tokens, b.x]),
-        normFinal: finalGroup,
-        classifier: group(P.classifier, [step, layerSlice(0), W.wcls, b.last, b.logits]),
-        argmax: group(P.argmax, [b.logits, b.next]),
-        perLayer,
-      },
+    return {
+      embed: group(P.embed, [W.emb, b.tokens, b.x]),
+      normFinal: finalGroup,
+      classifier: group(P.classifier, [step, layerSlice(0), W.wcls, b.last, b.logits]),
+      argmax: group(P.argmax, [b.logits, b.next]),
+      perLayer,
     };
-    return this.buffers;
   }
 
   private releaseStepBuffers(): void {
@@ -329,14 +345,49 @@ export class WebGpuExecutor implements ModelExecutor {
   }
 
   private async run(plan: StepPlan): Promise<StepOutput> {
-    const m = this.model;
     const nItems = plan.items.length;
     const tableEntries = plan.items.reduce((a, it) => a + it.blockTable.length, 0);
     const b = this.ensureCapacity({ rows: plan.rows, items: nItems, tableEntries });
     const d = this.device;
+    this.writeTables(plan, b, tableEntries);
+    d.pushErrorScope('validation');
+    const enc = d.createCommandEncoder({ label: 'step' });
+    const kernels = this.encodeForward(enc, plan, b);
+    const nextBytes = 4 * nItems;
+    const logitsBytes = plan.wantLogits ? 4 * nItems * this.model.vocabSize : 0;
+    const stampBytes = this.querySet ? 16 * kernels.length : 0;
+    enc.copyBufferToBuffer(b.next, 0, b.readback, 0, nextBytes);
+    if (logitsBytes > 0) enc.copyBufferToBuffer(b.logits, 0, b.readback, nextBytes, logitsBytes);
+    if (this.querySet) {
+      enc.resolveQuerySet(this.querySet, 0, 2 * kernels.length, b.timestamps!, 0);
+      enc.copyBufferToBuffer(b.timestamps!, 0, b.readback, nextBytes + logitsBytes, stampBytes);
+    }
+    d.queue.submit([enc.finish()]);
+    const invalid = await d.popErrorScope();
+    if (invalid) throw new Error(`webgpu step rejected by validation: ${invalid.message.split('\n')[0]}`);
 
-    // The step's tables: token ids per row; per item (rowBase, nRows, startPos, tableOffset); tiles
-    // (item, kvHead), prefill items' tiles first; block tables concatenated.
+    this.stats.steps++;
+    this.stats.readbacks++;
+    await b.readback.mapAsync(GPUMapMode.READ, 0, nextBytes + logitsBytes + stampBytes);
+    const data = b.readback.getMappedRange(0, nextBytes + logitsBytes + stampBytes).slice(0);
+    b.readback.unmap();
+    if (this.querySet) {
+      const stamps = new BigUint64Array(data, nextBytes + logitsBytes, 2 * kernels.length);
+      const profile = new Map<string, number>();
+      kernels.forEach((k, i) => profile.set(k, (profile.get(k) ?? 0) + Number(stamps[2 * i + 1] - stamps[2 * i])));
+      this.lastProfile = profile;
+    }
+    return this.results(plan, data, nextBytes);
+  }
+
+  /**
+   * The step's tables: token ids per row; per item (rowBase, nRows, startPos, tableOffset); tiles (item,
+   * kvHead), prefill items' tiles first; block tables concatenated; and the step uniform with the split.
+   */
+  private writeTables(plan: StepPlan, b: StepBuffers, tableEntries: number): void {
+    const m = this.model;
+    const d = this.device;
+    const nItems = plan.items.length;
     const tokens = new Uint32Array(plan.rows);
     const items = new Uint32Array(4 * nItems);
     const tiles = new Uint32Array(2 * nItems * m.nKvHeads);
@@ -358,13 +409,15 @@ export class WebGpuExecutor implements ModelExecutor {
     d.queue.writeBuffer(b.items, 0, items);
     d.queue.writeBuffer(b.tiles, 0, tiles);
     d.queue.writeBuffer(b.tables, 0, tables);
+  }
 
+  /** The forward pass's dispatches; one compute pass for the whole step, or, when profiling, one per dispatch with timestamps. Returns the kernels profiled. */
+  private encodeForward(enc: GPUCommandEncoder, plan: StepPlan, b: StepBuffers): string[] {
+    const m = this.model;
     const P = this.pipelines;
     const G2 = b.groups;
-    d.pushErrorScope('validation');
-    const enc = d.createCommandEncoder({ label: 'step' });
-    // One compute pass for the whole step; when profiling, one pass per dispatch with timestamps.
     const querySet = this.querySet;
+    const nItems = plan.items.length;
     const kernels: string[] = [];
     let pass = querySet ? null : enc.beginComputePass({ label: 'forward' });
     const dispatch = (p: GPUComputePipeline, g: GPUBindGroup, x: number, y = 1) => {
@@ -387,7 +440,7 @@ export class WebGpuExecutor implements ModelExecutor {
       const g = G2.perLayer[l];
       dispatch(P.normAttention, g.normAttention, plan.rows);
       dispatch(P.qkv, g.qkv, ...mmGroups(m.dim + 2 * m.kvDim, plan.rows));
-      dispatch(P.attention, g.attention, G);
+      dispatch(P.attention, g.attention, this.attentionWorkgroups);
       dispatch(P.wo, g.wo, ...mmGroups(m.dim, plan.rows));
       dispatch(P.normFfn, g.normFfn, plan.rows);
       dispatch(P.w13, g.w13, ...mmGroups(m.hiddenDim, plan.rows));
@@ -397,32 +450,14 @@ export class WebGpuExecutor implements ModelExecutor {
     dispatch(P.classifier, G2.classifier, ...mmGroups(m.vocabSize, nItems));
     dispatch(P.argmax, G2.argmax, nItems);
     if (!querySet) pass!.end();
-    const nextBytes = 4 * nItems;
-    const logitsBytes = plan.wantLogits ? 4 * nItems * m.vocabSize : 0;
-    const stampBytes = querySet ? 16 * kernels.length : 0;
-    enc.copyBufferToBuffer(b.next, 0, b.readback, 0, nextBytes);
-    if (logitsBytes > 0) enc.copyBufferToBuffer(b.logits, 0, b.readback, nextBytes, logitsBytes);
-    if (querySet) {
-      enc.resolveQuerySet(querySet, 0, 2 * kernels.length, b.timestamps!, 0);
-      enc.copyBufferToBuffer(b.timestamps!, 0, b.readback, nextBytes + logitsBytes, stampBytes);
-    }
-    d.queue.submit([enc.finish()]);
-    const invalid = await d.popErrorScope();
-    if (invalid) throw new Error(`webgpu step rejected by validation: ${invalid.message.split('\n')[0]}`);
+    return kernels;
+  }
 
-    this.stats.steps++;
-    this.stats.readbacks++;
-    await b.readback.mapAsync(GPUMapMode.READ, 0, nextBytes + logitsBytes + stampBytes);
-    const data = b.readback.getMappedRange(0, nextBytes + logitsBytes + stampBytes).slice(0);
-    b.readback.unmap();
-    if (querySet) {
-      const stamps = new BigUint64Array(data, nextBytes + logitsBytes, 2 * kernels.length);
-      const profile = new Map<string, number>();
-      kernels.forEach((k, i) => profile.set(k, (profile.get(k) ?? 0) + Number(stamps[2 * i + 1] - stamps[2 * i])));
-      this.lastProfile = profile;
-    }
+  /** Each item's next token, and its logits when asked, from the read-back bytes. */
+  private results(plan: StepPlan, data: ArrayBuffer, nextBytes: number): StepOutput {
+    const m = this.model;
     const next = new Map<string, number>();
-    const ids = new Uint32Array(data, 0, nItems);
+    const ids = new Uint32Array(data, 0, plan.items.length);
     plan.items.forEach((it, i) => next.set(it.req, ids[i]));
     if (!plan.wantLogits) return { next };
     const logits = new Map<string, Float32Array>();
