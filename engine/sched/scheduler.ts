@@ -34,7 +34,10 @@ export abstract class RoleScheduler {
 
   /** A step of this role ended: apply its tokens and positions, hand on completed prefills, then the hooks. */
   onStepEnd(step: Step): void {
-    const { tracer, clock, lifecycle } = this.rooms;
+    // Read once: every role's scheduler runs this method, so loads from `this` are polymorphic.
+    const rooms = this.rooms;
+    const overlaps = this.overlaps;
+    const { tracer, clock, lifecycle } = rooms;
     const w = step.worker;
     const tokens = step.result!.tokens;
     w.step = null;
@@ -56,30 +59,30 @@ export abstract class RoleScheduler {
         r.computed++;
         lifecycle.appendToken(r, tokens[i]);
         if (r.generated >= r.maxTokens) {
-          if (this.overlaps) (due ??= []).push(r);
+          if (overlaps) (due ??= []).push(r);
           else lifecycle.finish(r);
         }
-      } else if (this.prefilled(r, w, counts[i], tokens[i])) {
+      } else if (prefilled(rooms, r, w, counts[i], tokens[i])) {
         prefillDone = true;
-        if (this.rooms.mode.afterPrefill(r, w, this.overlaps)) (due ??= []).push(r);
+        if (rooms.mode.afterPrefill(r, w, overlaps)) (due ??= []).push(r);
       }
     }
     this.afterStepEnd(w, due);
     if (prefillDone) ownPrefilling(w);
-    if (w.retiring) this.rooms.resize.retire(w);
+    if (w.retiring) rooms.resize.retire(w);
   }
+}
 
-  /** `n` more prompt positions of `r` computed; true when its whole sequence is (the token is owed, forks made). */
-  private prefilled(r: Req, w: Worker, n: number, token: number): boolean {
-    r.computed += n;
-    if (r.prefixBlocks > 0) r.prefixReady = Math.min(r.prefixBlocks, Math.floor(r.computed / this.rooms.config.blockSize));
-    if (r.computed !== r.length) return false;
-    r.state = 'prefilled';
-    r.tokenOwed = true;
-    r.pendingToken = token;
-    if (r.forksLeft > 0 && r.generated === 0) this.rooms.forks.fork(r, w);
-    return true;
-  }
+/** `n` more prompt positions of `r` computed on `w`; true when its whole sequence is (the token is owed, forks made). */
+function prefilled(rooms: Rooms, r: Req, w: Worker, n: number, token: number): boolean {
+  r.computed += n;
+  if (r.prefixBlocks > 0) r.prefixReady = Math.min(r.prefixBlocks, Math.floor(r.computed / rooms.config.blockSize));
+  if (r.computed !== r.length) return false;
+  r.state = 'prefilled';
+  r.tokenOwed = true;
+  r.pendingToken = token;
+  if (r.forksLeft > 0 && r.generated === 0) rooms.forks.fork(r, w);
+  return true;
 }
 
 /** Requests in `w`'s prefill that are still its own, in order. */
