@@ -97,6 +97,9 @@ export class InvalidDecisionError extends Error {
 
 export const DEFAULT_SLO: Slo = { ttft: 2, tpot: 0.1 };
 
+/** The most KV blocks a pool may have (2²⁴: the pools keep two 32-bit words per block). */
+export const MAX_BLOCKS = 1 << 24;
+
 /** The options resolved: every default filled in, every value checked. */
 export interface EngineConfig {
   readonly mode: ModeInfo;
@@ -168,6 +171,7 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
   if (!isMode(o.mode)) throw new EngineConfigError(`unknown mode '${o.mode}' (${MODES.join(', ')})`);
   const mode = MODE_INFO[o.mode];
   integerOption(o.blocks, 1, 'blocks');
+  if (o.blocks > MAX_BLOCKS) throw new EngineConfigError(`blocks must be at most ${MAX_BLOCKS.toLocaleString('en')} per pool, got ${o.blocks}`);
   integerOption(o.blockSize, 1, 'block size');
   const model = latencyModel(o.profile);
   const executor: StepExecutor = o.executor ?? new CostModelExecutor(o.profile);

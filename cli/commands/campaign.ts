@@ -1,12 +1,11 @@
 // `pdspec campaign`: the property campaign — random workloads, aborts and resizes run through the engine in
 // lockstep with the spec. A failure is shrunk, printed with the one command that replays it exactly, and
 // written as a trace v1 file.
-import { writeFileSync } from 'node:fs';
 import type { Mode } from '../../engine/engine.ts';
 import { FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
 import { failureTrace, replayOf, runCampaign, type CampaignResult } from '../../properties/campaign.ts';
 import { modes as allModes } from '../../properties/scenario.ts';
-import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
+import { checkOutputFile, EXIT, intOption, parseOptions, UsageError, writeOutputFile, type Command } from '../common.ts';
 
 const usage = 'pdspec campaign [--runs N] [--seed N] [--modes semi-pd,nexus,disaggregated,unified] [--fault NAME] [--path PATH --replay-path R] [--out cex.jsonl] [--json]';
 
@@ -25,6 +24,9 @@ export function describeFailure(result: CampaignResult, replay: string, out: str
   lines.push(`replay: ${replay}`);
   return lines.join('\n');
 }
+
+/** A replay's run index is below this: a campaign of 10⁷ runs takes days, and skipping to a run costs time too. */
+const MAX_PATH_RUN = 10_000_000;
 
 export const campaign: Command = {
   name: 'campaign',
@@ -58,6 +60,9 @@ export const campaign: Command = {
     const fault = values.fault;
     if (fault !== undefined && !(FAULT_NAMES as readonly string[]).includes(fault)) throw new UsageError(`unknown fault '${fault}' (faults: ${FAULT_NAMES.join(', ')})`);
     if (values.path !== undefined && !/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must be fast-check's path, e.g. 12:3:1, got '${values.path}'`);
+    if (values.path !== undefined && Number(values.path.split(':')[0]) >= MAX_PATH_RUN) throw new UsageError(`--path ${values.path}: the run index ${values.path.split(':')[0]} is beyond ${MAX_PATH_RUN - 1}, more runs than a campaign makes`);
+    if (values['replay-path'] !== undefined && values.path === undefined) throw new UsageError(`--replay-path goes with the --path of the same replay command`);
+    if (values.out !== undefined) checkOutputFile(values.out, '--out');
     const result = runCampaign({
       seed,
       runs,
@@ -66,8 +71,12 @@ export const campaign: Command = {
       ...(values.path ? { path: values.path } : {}),
       ...(values['replay-path'] ? { replayPath: values['replay-path'] } : {}),
     });
+    if (values.path !== undefined && result.ok) {
+      // A replay names one failing run: if it does not fail, it is not a replay of this campaign.
+      throw new UsageError(`the replay --seed ${seed} --path ${values.path}${values['replay-path'] ? ` --replay-path '${values['replay-path']}'` : ''} runs no failing case: use a replay command exactly as a failure printed it (same modes and fault), with this version of pdspec`);
+    }
     const replay = result.failure ? replayOf(result.failure.seed, result.failure.path, result.failure.replayPath, modes, fault) : `npx pdspec campaign --seed ${seed} --runs ${runs}`;
-    if (result.failure && values.out) writeFileSync(values.out, `${failureTrace(result.failure, replay).join('\n')}\n`);
+    if (result.failure && values.out) writeOutputFile(values.out, `${failureTrace(result.failure, replay).join('\n')}\n`, '--out');
     if (values.json) console.log(JSON.stringify({ ...result, replay }));
     else if (result.ok) console.log(`${result.runs} run(s) in ${result.seconds.toFixed(1)} s, seed ${seed}: every property held${fault ? ` (with ${fault} on!)` : ''}`);
     else console.log(describeFailure(result, replay, values.out));

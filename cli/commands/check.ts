@@ -1,8 +1,8 @@
 // `pdspec check`: verifies a policy end to end — exhaustive exploration of the spec with the policy's
 // splits, the property campaign of the engine against the spec, the monotonicity properties, SLO sweeps on
 // the Azure traces and on Poisson load — and writes a report people would rather look at than read.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Mode } from '../../engine/engine.ts';
 import { loadPolicy, PolicyFault, PolicyLoadError, type PolicyHandle } from '../../engine/policies/index.ts';
 import { latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
@@ -13,9 +13,9 @@ import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
 import { guardedCheck, PolicyHang } from '../../properties/monotonicity/guard.ts';
 import { checkProfile, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
-import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
+import { intOption, parseOptions, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
-import { writeReport } from '../report/render.ts';
+import { ReportDir } from '../report/report-dir.ts';
 import { exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
 import { selfTest } from '../../properties/self-test.ts';
 
@@ -193,12 +193,12 @@ export const check: Command = {
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${usage}`);
     const seed = intOption(values.seed, 'seed', 1, 0);
     const budget = intOption(values.budget, 'budget', 180, 10);
-    const reportDir = resolve(values.report ?? 'report');
-    mkdirSync(reportDir, { recursive: true });
+    const report = ReportDir.open(values.report ?? 'report');
+    const reportDir = report.final;
     const policies = values.policy ?? BUILT_INS;
     const progress = new Progress(values.json === true);
     const profile = loadProfile();
-    const ctx: Context = { seed, budget, reportDir, profile, progress, command: ['pdspec check', ...args].join(' ') };
+    const ctx: Context = { seed, budget, reportDir: report.staging, profile, progress, command: ['pdspec check', ...args].join(' ') };
     const started = performance.now();
     const startedAt = new Date().toISOString();
     const reports: PolicyReport[] = [];
@@ -283,7 +283,7 @@ export const check: Command = {
       ...(zoo ? { selfTest: zoo } : {}),
       sources: reportSources(profile),
     };
-    await writeReport(data, reportDir);
+    await report.commit(data);
     if (values.json) console.log(JSON.stringify(data));
     else {
       console.log(`\n${summaryTable(data, reportDir)}\n`);

@@ -11,7 +11,8 @@ import { policySplit } from '../../properties/explore/policy-split.ts';
 import { VARIANTS } from '../../properties/explore/variants.ts';
 import { MODES, ALLOCATORS } from '../../spec/trace-format.ts';
 import type { ReportData } from '../../properties/report-data.ts';
-import { EXIT, intOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
+import { ReportDir } from '../report/report-dir.ts';
+import { checkOutputFile, EXIT, intOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 
 const usage = [
   'pdspec explore [--requests N] [--prompt N] [--output N] [--blocks N] [--block-size N] [--chunk N]',
@@ -97,9 +98,13 @@ function describeBound(c: ExploreConfig): string {
   ].join(', ');
 }
 
+/** The most worker threads of a swarm in one process. */
+const MAX_WORKERS = 64;
+
 /** The command that finds the same counterexample again (a swarm member's: its shard and seed are kept). */
 export function replayCommand(args: string[]): string {
-  const drop = new Set(['--json', '--out', '--workers', '--report']);
+  // --workers stays: the swarm's members and the merge depend on it.
+  const drop = new Set(['--json', '--out', '--report']);
   return ['npx pdspec explore', ...args.filter((a, i) => !drop.has(a) && !(drop.has(args[i - 1]) && args[i - 1] !== '--json'))].join(' ');
 }
 
@@ -153,14 +158,20 @@ export const exploreCommand: Command = {
     let config: ExploreConfig;
     let policySource: string | null = null;
     const seed = intOption(values.seed as string | undefined, 'seed', 1, 0);
+    if (values.out !== undefined) checkOutputFile(values.out as string, '--out');
+    if (values.report !== undefined) ReportDir.check(values.report as string);
     if (values.merge) {
       if (positionals.length === 0) throw new UsageError(`--merge needs the JSON outputs of the shards\nusage: ${usage}`);
       const results = positionals.map((file) => {
+        let shard: unknown;
         try {
-          return JSON.parse(readFileSync(file, 'utf8')) as ExploreResult & { replay: string };
+          shard = JSON.parse(readFileSync(file, 'utf8'));
         } catch (err) {
           throw new UsageError(`${file}: not the --json output of a shard (${(err as Error).message.split('\n')[0]})`);
         }
+        const problem = shardProblem(shard);
+        if (problem) throw new UsageError(`${file}: not the --json output of a shard (${problem})`);
+        return shard as ExploreResult & { replay: string };
       });
       const keys = new Set(results.map((r) => JSON.stringify({ ...r.config })));
       if (keys.size > 1) throw new UsageError('the shards were run with different bounds; they are not parts of one search');
@@ -174,6 +185,7 @@ export const exploreCommand: Command = {
       const problems = configProblems(config);
       if (problems.length) throw new UsageError(problems.join('\n'));
       const workers = intOption(values.workers as string | undefined, 'workers', 1, 1);
+      if (workers > MAX_WORKERS) throw new UsageError(`--workers must be at most ${MAX_WORKERS} (each holds a search's memory), got ${workers}`);
       let member: SwarmMember | undefined;
       if (values.shard !== undefined) {
         const m = /^(\d+)\/(\d+)$/.exec(values.shard as string);
@@ -245,14 +257,10 @@ export const exploreCommand: Command = {
 
 /** The exploration as a report (cli/report/): one check, and a violation's counterexample as a timeline. */
 async function writeExploreReport(dir: string, r: ExploreResult, config: ExploreConfig, replay: string, swarm: boolean, args: string[], seed: number, policySource: string | null): Promise<string> {
-  const { mkdirSync } = await import('node:fs');
-  const { resolve } = await import('node:path');
-  const { writeReport } = await import('../report/render.ts');
   const { exploreCheckResult } = await import('../report/results.ts');
-  const dirPath = resolve(dir);
-  mkdirSync(dirPath, { recursive: true });
+  const report = ReportDir.open(dir);
   const name = config.policy?.name ?? (config.variant ? `spec + ${config.variant}` : 'spec');
-  const check = exploreCheckResult(r, config, replay, dirPath, name);
+  const check = exploreCheckResult(r, config, replay, report.staging, name);
   if (swarm && r.verdict === 'verified') Object.assign(check, { property: 'safety rules, deadlock', detail: `every state of the bound (${r.states.toLocaleString('en')}) visited by one member of a swarm: the safety rules hold and nothing deadlocks; starvation is searched by the exhaustive search only` });
   if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
   const data: ReportData = {
@@ -269,5 +277,33 @@ async function writeExploreReport(dir: string, r: ExploreResult, config: Explore
       notes: [`Bound: ${config.mode}, ${config.requests} requests (prompt ${config.prompt}, output ${config.output}), ${config.blocks} blocks of ${config.blockSize}, ${config.resizes} resize(s), ${config.aborts} abort(s), ${config.preemptions} preemption(s); symmetry ${config.symmetry ? 'on' : 'off'}.`],
     },
   };
-  return (await writeReport(data, dirPath)).html;
+  return (await report.commit(data)).html;
 }
+
+const isCount = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+const isStrings = (x: unknown) => Array.isArray(x) && x.every((e) => typeof e === 'string');
+
+/** What makes `x` something other than a shard's --json output (the fields the merge reads), or null. */
+export function shardProblem(x: unknown): string | null {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return 'not a JSON object';
+  const r = x as Record<string, unknown>;
+  if (r.verdict !== 'verified' && r.verdict !== 'violated' && r.verdict !== 'incomplete') return `verdict must be verified, violated or incomplete, got ${JSON.stringify(r.verdict)}`;
+  if (r.config === null || typeof r.config !== 'object' || Array.isArray(r.config)) return 'no config';
+  const config = r.config as Record<string, unknown>;
+  for (const [k, v] of Object.entries(DEFAULT_CONFIG)) {
+    const same = v === null ? config[k] === null || typeof config[k] === 'string' : Array.isArray(v) ? Array.isArray(config[k]) : typeof config[k] === typeof v;
+    if (!same) return `its config has no ${k} like an exploration's bound`;
+  }
+  const problems = configProblems(r.config as ExploreConfig);
+  if (problems.length) return `its config: ${problems[0]}`;
+  for (const k of ['states', 'transitions', 'depth', 'seconds', 'statesPerSecond', 'peakMemoryMiB']) if (!isCount(r[k])) return `${k} must be a number ≥ 0`;
+  if (r.events === null || typeof r.events !== 'object' || Array.isArray(r.events) || !Object.values(r.events).every(isCount)) return 'events must map event names to counts';
+  if (!isStrings(r.neverEnabled) || !isStrings(r.neverTaken)) return 'neverEnabled and neverTaken must be lists of names';
+  if (typeof r.replay !== 'string') return 'no replay command';
+  if (r.verdict === 'violated') {
+    const f = r.finding as Record<string, unknown> | undefined;
+    if (!f || typeof f !== 'object' || typeof f.rule !== 'string' || typeof f.message !== 'string' || !Array.isArray(f.trace)) return 'a violation without its finding (rule, message, trace)';
+  }
+  return null;
+}
+

@@ -16,9 +16,8 @@ import { buildWorkload, WORKLOAD_NAMES, WorkloadError, type WorkloadRequest } fr
 import type { PolicyHandle as LoadedPolicy } from '../../engine/policies/index.ts';
 import { detailOf, ResizeSink } from '../../properties/sweep.ts';
 import type { CheckResult, ReportData, RunDetail } from '../../properties/report-data.ts';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { EXIT, intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
+import { ReportDir } from '../report/report-dir.ts';
+import { checkOutputFile, EXIT, intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 
 const EXECUTORS = ['cost-model', 'cpu', 'webgpu'] as const;
 type ExecutorKind = (typeof EXECUTORS)[number];
@@ -258,6 +257,8 @@ export const run: Command = {
         if (misfit) throw new UsageError(`${misfit}; ${synthetic ? 'use shorter --prompt-len/--output-len' : 'shorten it in the workload'}`);
       }
     }
+    if (v['trace-out'] !== undefined && v['trace-out'] !== '-') checkOutputFile(v['trace-out'], '--trace-out');
+    if (v.report !== undefined) ReportDir.check(v.report);
     const policyName = v.policy ?? 'static';
     const policy = await openPolicy(policyName, parsePolicyOptions(v['policy-option']), profile);
     let model: ModelExecutor | null = null;
@@ -428,7 +429,6 @@ function rateOf(requests: WorkloadRequest[], rate: string | undefined): number {
 
 /** Writes the run as a report (cli/report/): one policy, the run's check and, when it ran, its detail. */
 async function writeRunReport(dir: string, o: RunReportInput, check: CheckResult, detail: RunDetail | null): Promise<string> {
-  const { writeReport } = await import('../report/render.ts');
   const { reportSources } = await import('../report/results.ts');
   const data: ReportData = {
     version: 1,
@@ -449,9 +449,7 @@ async function writeRunReport(dir: string, o: RunReportInput, check: CheckResult
     ],
     sources: reportSources(o.profile),
   };
-  const dirPath = resolve(dir);
-  mkdirSync(dirPath, { recursive: true });
-  return (await writeReport(data, dirPath)).html;
+  return (await ReportDir.open(dir).commit(data)).html;
 }
 
 function sumGenerated(r: RunResult): number {

@@ -1,13 +1,13 @@
 // `pdspec sweep`: the SLO curves alone — attainment, goodput and latencies against request rate for each
 // policy on the Azure traces and Poisson load — written into the same report as `pdspec check`.
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { loadPolicy, PolicyFault, PolicyLoadError } from '../../engine/policies/index.ts';
 import { DEFAULT_PROFILE, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
+import { MAX_SYNTHETIC_REQUESTS } from '../../engine/workloads/synthetic.ts';
 import { DEFAULT_SLO, modeForPolicy, policySweeps, SWEEP_WORKLOADS, type SweepWorkload } from '../../properties/sweep.ts';
-import { EXIT, intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
+import { intOption, numberOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
-import { writeReport } from '../report/render.ts';
+import { ReportDir } from '../report/report-dir.ts';
 import { reportSources, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
 
 const BUILT_INS = ['static', 'semi-pd', 'nexus', 'unified', 'disaggregated'];
@@ -16,10 +16,17 @@ const usage = [
   '             [--duration S] [--slo TTFT,TPOT] [--profile NAME|FILE] [--seed N] [--report DIR] [--json]',
 ].join('\n');
 
+/** The highest rate a sweep offers: a minute of arrivals at it is 600,000 requests, held in memory. */
+const MAX_RATE = 10_000;
+
+/** The longest arrivals a sweep point may have: at a high rate, an hour is millions of requests. */
+const MAX_DURATION = 3_600;
+
 function parseRates(text: string | undefined): number[] | undefined {
   if (text === undefined) return undefined;
   const rates = text.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
   if (!rates.length || rates.some((r) => !(r > 0))) throw new UsageError(`--rates must be request rates > 0 separated by commas (e.g. 2,4,8), got '${text}'`);
+  if (rates.some((r) => r > MAX_RATE)) throw new UsageError(`--rates must be at most ${MAX_RATE.toLocaleString('en')} requests per second per GPU, got '${text}'`);
   return [...new Set(rates)].sort((a, b) => a - b);
 }
 
@@ -72,6 +79,8 @@ export const sweep: Command = {
     const rates = parseRates(values.rates);
     const duration = numberOption(values.duration, 'duration', 60);
     if (!(duration > 0)) throw new UsageError(`--duration must be a number of seconds > 0, got '${values.duration}'`);
+    if (duration > MAX_DURATION) throw new UsageError(`--duration must be at most ${MAX_DURATION.toLocaleString('en')} s of arrivals per point, got '${values.duration}'`);
+    if (rates && Math.max(...rates) * duration > MAX_SYNTHETIC_REQUESTS) throw new UsageError(`--rates × --duration must be at most ${MAX_SYNTHETIC_REQUESTS.toLocaleString('en')} requests per point, got ${Math.max(...rates)} × ${duration}`);
     const slo = sloOption(values.slo, DEFAULT_SLO);
     const seed = intOption(values.seed, 'seed', 1, 0);
     let profile: Profile;
@@ -82,8 +91,8 @@ export const sweep: Command = {
       throw err;
     }
     const policies = values.policy ?? BUILT_INS;
-    const reportDir = resolve(values.report ?? 'report');
-    mkdirSync(reportDir, { recursive: true });
+    const report = ReportDir.open(values.report ?? 'report');
+    const reportDir = report.final;
     const command = ['pdspec sweep', ...args].join(' ');
     const started = performance.now();
     const startedAt = new Date().toISOString();
@@ -146,7 +155,7 @@ export const sweep: Command = {
       policies: reports,
       sources: reportSources(profile),
     };
-    await writeReport(data, reportDir);
+    await report.commit(data);
     if (values.json) console.log(JSON.stringify(data));
     else console.log(`${verdict === 'holds' ? 'done' : VERDICT_WORD[verdict]} — report: ${join(reportDir, 'index.html')} (data: report.json; ${data.seconds.toFixed(0)} s)`);
     return VERDICT_EXIT[verdict];

@@ -100,6 +100,9 @@ export function sampleLength(d: LengthDistribution, rng: Random): number {
 export function synthetic(o: SyntheticOptions): WorkloadRequest[] {
   if (!(o.rate > 0) || !Number.isFinite(o.rate)) throw new WorkloadError(`rate must be a positive number of requests per second, got ${o.rate}`);
   if (o.requests === undefined && o.duration === undefined) throw new WorkloadError('a synthetic workload needs a number of requests or a duration');
+  // The requests are held in memory: refuse up front what would exhaust it.
+  const expected = Math.min(o.requests ?? Number.POSITIVE_INFINITY, (o.duration ?? Number.POSITIVE_INFINITY) * o.rate);
+  if (!(expected <= MAX_SYNTHETIC_REQUESTS)) throw new WorkloadError(`a synthetic workload holds at most ${MAX_SYNTHETIC_REQUESTS.toLocaleString('en')} requests; this one asks for about ${expected.toExponential(2)} (requests, or rate × duration)`);
   if (o.arrivals.kind === 'bursty' && !(o.arrivals.cv > 0)) throw new WorkloadError(`burstiness (cv) must be > 0, got ${o.arrivals.cv}`);
   const abortFraction = o.abortFraction ?? 0;
   if (!(abortFraction >= 0 && abortFraction <= 1)) throw new WorkloadError(`abort fraction must be in 0..1, got ${abortFraction}`);
@@ -129,6 +132,9 @@ export function synthetic(o: SyntheticOptions): WorkloadRequest[] {
   }
   return out;
 }
+
+/** The most requests a synthetic workload may hold (about 200 bytes each, all in memory). */
+export const MAX_SYNTHETIC_REQUESTS = 2_000_000;
 
 /** Rescales arrival times so that the mean rate becomes `rate` (requests per second). */
 export function scaleToRate(requests: WorkloadRequest[], rate: number): WorkloadRequest[] {

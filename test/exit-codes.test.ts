@@ -1,0 +1,166 @@
+// The exit-code contract: 0 holds, 1 a property was violated, 2 bad input or usage (one line, no stack
+// trace), 70 an internal error (one line naming a crash file that holds the stack) — never 1 for a crash.
+// Output paths and resource-hungry flags are refused before any work starts; printed replays reproduce
+// exactly; a replay that names no failing case is bad input.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { EXIT, type Command } from '../cli/common.ts';
+import { runCommand } from '../cli/main.ts';
+
+const root = join(import.meta.dirname, '..');
+const crashDir = mkdtempSync(join(tmpdir(), 'pdspec-crash-test-'));
+const pdspec = (...args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin', 'pdspec.js'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, PDSPEC_CRASH_DIR: crashDir } });
+
+/** Bad input: exit 2, one line on stderr that matches `pattern`, no stack trace. */
+function expectBadInput(r: ReturnType<typeof pdspec>, pattern: RegExp): void {
+  expect(r.status, r.stdout + r.stderr).toBe(EXIT.badInput);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('internal errors: exit 70 with a crash file, never 1', () => {
+  it('an error escaping a command is one line naming the crash file; the file holds the stack', async () => {
+    const boom: Command = { name: 'boom', summary: '', usage: 'boom', run: async () => (null as unknown as { x: number }).x };
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((m: unknown) => void lines.push(String(m)));
+    const before = process.env.PDSPEC_CRASH_DIR;
+    process.env.PDSPEC_CRASH_DIR = crashDir;
+    try {
+      expect(await runCommand(boom, ['--x'])).toBe(70);
+    } finally {
+      spy.mockRestore();
+      if (before === undefined) delete process.env.PDSPEC_CRASH_DIR;
+      else process.env.PDSPEC_CRASH_DIR = before;
+    }
+    expect(lines).toHaveLength(1);
+    const m = /^pdspec boom: internal error \(not a verdict\): .+; details in (.+)$/.exec(lines[0]);
+    expect(m, lines[0]).not.toBeNull();
+    const crash = readFileSync(m![1], 'utf8');
+    expect(crash).toContain('pdspec boom --x');
+    expect(crash).toMatch(/TypeError/);
+    expect(crash).toMatch(/\n\s+at /);
+  });
+
+  it('an error thrown outside any command (an uncaught exception in a callback) exits 70, not 1', () => {
+    const script = `import { installCrashHandlers } from './cli/crash.ts'; installCrashHandlers(() => 'late'); setTimeout(() => { throw new Error('late failure'); }, 1);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, PDSPEC_CRASH_DIR: crashDir } });
+    expect(r.status, r.stderr).toBe(70);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^pdspec late: internal error \(not a verdict\): late failure; details in /);
+  });
+});
+
+describe('output paths are checked before any work starts', () => {
+  it('an unwritable --trace-out, --out or --report is bad input naming the flag', () => {
+    expectBadInput(pdspec('run', '--workload', 'poisson', '--requests', '3', '--trace-out', '/nonexistent/dir/x.jsonl'), /--trace-out \/nonexistent\/dir\/x\.jsonl: cannot write the file \(no such directory\)/);
+    expectBadInput(pdspec('campaign', '--runs', '5', '--out', '/nonexistent/x.jsonl'), /--out \/nonexistent\/x\.jsonl: cannot write the file/);
+    expectBadInput(pdspec('explore', '--requests', '2', '--out', tmpdir()), /--out .*: cannot write the file \(it is a directory\)/);
+    expectBadInput(pdspec('check', '--report', '/dev/null/report'), /--report \/dev\/null\/report: cannot write into the directory/);
+    expectBadInput(pdspec('sweep', '--report', '/proc/pdspec-report'), /--report \/proc\/pdspec-report: cannot write/);
+    expectBadInput(pdspec('run', '--workload', 'poisson', '--requests', '3', '--report', '/proc/pdspec-report'), /--report \/proc\/pdspec-report: cannot write/);
+  });
+});
+
+describe('resource-hungry flags are refused up front, with the limit', () => {
+  it('pools, workloads, swarms and sweep rates beyond the documented limits', () => {
+    expectBadInput(pdspec('run', '--workload', 'poisson', '--requests', '3', '--blocks', '10000000000'), /blocks must be at most 16,777,216 per pool/);
+    expectBadInput(pdspec('run', '--workload', 'poisson', '--requests', '1000000000'), /at most 2,000,000 requests/);
+    expectBadInput(pdspec('run', '--workload', 'poisson', '--duration', '1e12'), /at most 2,000,000 requests/);
+    expectBadInput(pdspec('explore', '--workers', '1000', '--requests', '2'), /--workers must be at most 64/);
+    expectBadInput(pdspec('sweep', '--rates', '1e308'), /--rates must be at most 10,000/);
+    expectBadInput(pdspec('sweep', '--duration', '1e9'), /--duration must be at most 3,600/);
+    expectBadInput(pdspec('sweep', '--rates', '10000', '--duration', '3600'), /--rates × --duration must be at most 2,000,000/);
+  });
+});
+
+describe('explore --merge reads shards, not any JSON', () => {
+  it('an object that is not a shard output is bad input', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pdspec-merge-'));
+    for (const [name, body, pattern] of [
+      ['empty.json', '{}', /verdict must be verified, violated or incomplete/],
+      ['list.json', '[]', /not a JSON object/],
+      ['noevents.json', JSON.stringify({ verdict: 'verified', config: {}, states: 1 }), /config/],
+    ] as const) {
+      writeFileSync(join(dir, name), body);
+      expectBadInput(pdspec('explore', '--merge', join(dir, name)), new RegExp(`${name}: not the --json output of a shard \\(.*${pattern.source}`));
+    }
+  });
+});
+
+describe('replays', () => {
+  it('a campaign replay that names no failing case is bad input, not "every property held"', () => {
+    expectBadInput(pdspec('campaign', '--path', '99999999'), /run index 99999999 is beyond/);
+    expectBadInput(pdspec('campaign', '--runs', '10', '--replay-path', 'zzzz'), /--replay-path goes with the --path/);
+    expectBadInput(pdspec('campaign', '--seed', '3', '--path', '5'), /the replay --seed 3 --path 5 runs no failing case/);
+  });
+
+  it('a printed campaign replay reproduces the counterexample byte for byte', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pdspec-replay-'));
+    const first = pdspec('campaign', '--fault', 'duplicateRelease', '--runs', '300', '--seed', '1', '--out', join(dir, 'first.jsonl'), '--json');
+    expect(first.status, first.stderr).toBe(EXIT.violated);
+    const replay = JSON.parse(first.stdout).replay as string;
+    const args = replay.replace(/^npx pdspec /, '').match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'(.*)'$/, '$1'));
+    const again = pdspec(...args, '--out', join(dir, 'again.jsonl'));
+    expect(again.status, again.stderr).toBe(EXIT.violated);
+    expect(readFileSync(join(dir, 'again.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'first.jsonl'), 'utf8'));
+  });
+
+  it('the replay of a swarm keeps --workers and finds the same counterexample', () => {
+    const first = pdspec('explore', '--requests', '2', '--variant', 'lockless-allocator', '--workers', '2', '--json');
+    expect(first.status, first.stderr).toBe(EXIT.violated);
+    const a = JSON.parse(first.stdout);
+    expect(a.replay).toContain('--workers 2');
+    const again = pdspec(...(a.replay as string).replace(/^npx pdspec /, '').split(' '), '--json');
+    expect(again.status).toBe(EXIT.violated);
+    expect(JSON.parse(again.stdout).finding).toEqual(a.finding);
+  });
+});
+
+describe('reports are written atomically, one run per directory', () => {
+  const base = mkdtempSync(join(tmpdir(), 'pdspec-report-'));
+
+  it('a second run replaces the first whole: no file of the first is left beside it', () => {
+    const dir = join(base, 'replace');
+    expect(pdspec('explore', '--requests', '2', '--variant', 'lockless-allocator', '--report', dir).status).toBe(EXIT.violated);
+    expect(readdirSync(dir).some((f) => f.startsWith('cex-'))).toBe(true);
+    expect(pdspec('explore', '--requests', '2', '--report', dir).status).toBe(EXIT.holds);
+    expect(readdirSync(dir).sort()).toEqual(['index.html', 'report.json']);
+    expect(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')).verdict).toBe('holds');
+    expect(readdirSync(base).filter((f) => f.startsWith('replace.'))).toEqual([]);
+  });
+
+  it('a directory another live run is writing is refused; a lock left by a dead run is taken over', () => {
+    const dir = join(base, 'locked');
+    writeFileSync(`${dir}.lock`, `${process.pid}\n`);
+    expectBadInput(pdspec('explore', '--requests', '2', '--report', dir), new RegExp(`another pdspec run \\(pid ${process.pid}\\) is writing this report`));
+    writeFileSync(`${dir}.lock`, '2147483646\n');
+    expect(pdspec('explore', '--requests', '2', '--report', dir).status).toBe(EXIT.holds);
+    expect(existsSync(`${dir}.lock`)).toBe(false);
+  });
+
+  it('a directory holding other files is not overwritten', () => {
+    const dir = join(base, 'foreign');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    expectBadInput(pdspec('explore', '--requests', '2', '--report', dir), /holds files that are not a pdspec report \(notes\.txt\)/);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+
+  it('a run killed before its verdict leaves the earlier report as it was, and no page of its own', async () => {
+    const dir = join(base, 'killed');
+    expect(pdspec('explore', '--requests', '2', '--report', dir).status).toBe(EXIT.holds);
+    const earlier = readFileSync(join(dir, 'report.json'), 'utf8');
+    // A search of several seconds, killed part-way.
+    const child = spawn(process.execPath, [join(root, 'bin', 'pdspec.js'), 'explore', '--requests', '3', '--report', dir], { cwd: root, stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 3000));
+    child.kill('SIGKILL');
+    expect(await exited).toBeNull();
+    expect(readFileSync(join(dir, 'report.json'), 'utf8')).toBe(earlier);
+    expect(readdirSync(dir).sort()).toEqual(['index.html', 'report.json']);
+  });
+});
