@@ -6,7 +6,7 @@
 // action emits the trace event of spec/trace-format.ts that names it; the engine never imports the spec's
 // machines: the spec judges its traces from the outside.
 import { makeHeader, type TraceEvent, type TraceHeader } from '../spec/trace-format.ts';
-import { resolveConfig, type Allocator, type EngineConfig, type EngineOptions, type Mode, type PolicyHandle } from './config.ts';
+import { resolveConfig, type Allocator, type EngineConfig, type EngineOptions, type Mode } from './config.ts';
 import { buildSeams } from './faults/seams.ts';
 import { KvManager } from './kv/kv-manager.ts';
 import { PrefixCache } from './kv/prefix-cache.ts';

@@ -58,7 +58,7 @@ export const monotonicity: Command = {
       result = property === 'M1' ? checkProfile(subject, options) : await guardedCheck(property, subject, options);
     } catch (err) {
       if (err instanceof PolicyLoadError || err instanceof ProfileError || err instanceof PolicyFault || err instanceof PolicyHang) throw new UsageError(err.message);
-      if (err instanceof GuardedError && ['PolicyLoadError', 'ProfileError', 'PolicyFault', 'PolicyOptionError'].includes(err.errorName)) throw new UsageError(err.message);
+      if (err instanceof GuardedError && ['PolicyLoadError', 'ProfileError', 'PolicyFault', 'PolicyOptionError', 'PolicyHang'].includes(err.errorName)) throw new UsageError(err.message);
       throw err;
     }
     console.log(values.json ? JSON.stringify(result, null, 2) : formatResult(result));

@@ -13,8 +13,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Decision, Observation, Policy } from '../policy-api.ts';
 import { BUILTIN_POLICIES, BUILTIN_POLICY_NAMES, isBuiltinPolicyName } from './builtins.ts';
-import { firstLine, PolicyFault, PolicyLoadError } from './errors.ts';
-import { startIsolatedPolicy } from './isolated.ts';
+import { firstLine, PolicyFault, PolicyLoadError, type FaultKind } from './errors.ts';
+import { startIsolatedPolicy, type IsolatedPolicy } from './isolated.ts';
 import { importPolicyModule, policyFromModule, policyShapeProblem } from './module-shape.ts';
 import { validateDecision, type Validated } from './validate.ts';
 import type { PolicySpec } from './worker-protocol.ts';
@@ -101,63 +101,13 @@ function positive(value: number | undefined, fallback: number, what: string, pol
 export async function loadPolicy(nameOrPath: string, options: LoadPolicyOptions = {}): Promise<PolicyHandle> {
   const policyOptions = options.policyOptions ?? {};
   const timeBudgetMs = positive(options.timeBudgetMs, DEFAULT_TIME_BUDGET_MS, 'timeBudgetMs', nameOrPath);
-  const loadTimeoutMs = positive(options.loadTimeoutMs, DEFAULT_LOAD_TIMEOUT_MS, 'loadTimeoutMs', nameOrPath);
-
-  let spec: PolicySpec;
-  let source: string;
-  let trusted: boolean;
-  if (isBuiltinPolicyName(nameOrPath)) {
-    spec = { kind: 'builtin', name: nameOrPath };
-    source = 'built-in';
-    trusted = BUILTIN_POLICIES[nameOrPath].trusted;
-  } else if (looksLikePath(nameOrPath)) {
-    const path = isAbsolute(nameOrPath) ? nameOrPath : resolve(options.cwd ?? process.cwd(), nameOrPath);
-    if (!existsSync(path)) throw new PolicyLoadError(nameOrPath, `file not found (${path})`);
-    if (!statSync(path).isFile()) throw new PolicyLoadError(nameOrPath, `not a file (${path})`);
-    spec = { kind: 'module', url: pathToFileURL(path).href };
-    source = path;
-    trusted = false;
-  } else {
-    throw new PolicyLoadError(
-      nameOrPath,
-      `not a built-in policy (${BUILTIN_POLICY_NAMES.join(', ')}) and not a path to a module (e.g. ./my-policy.ts)`,
-    );
-  }
-
+  positive(options.loadTimeoutMs, DEFAULT_LOAD_TIMEOUT_MS, 'loadTimeoutMs', nameOrPath);
+  const { spec, source, trusted } = resolveSpec(nameOrPath, options);
   const isolate = options.isolate === undefined || options.isolate === 'auto' ? !trusted : options.isolate;
   if (!isolate && spec.kind === 'builtin' && !trusted) {
     throw new PolicyLoadError(nameOrPath, 'this built-in is known to hang (it reproduces a bug) and runs only isolated');
   }
-  if (isolate) {
-    let isolated;
-    try {
-      isolated = await startIsolatedPolicy(spec, policyOptions, options.profile, loadTimeoutMs);
-    } catch (err) {
-      throw new PolicyLoadError(nameOrPath, firstLine(err));
-    }
-    return makeHandle({
-      name: isolated.name,
-      source,
-      claimsMonotone: isolated.claimsMonotone,
-      interval: isolated.interval,
-      isolated: true,
-      timeBudgetMs,
-      run(observation) {
-        const result = isolated.call(observation, timeBudgetMs);
-        if (result.status === 'timeout') {
-          return {
-            ok: false,
-            kind: 'timeout',
-            detail: `no decision within its time budget of ${timeBudgetMs} ms (a hang?); its worker was terminated`,
-          };
-        }
-        if (result.status === 'gone') return { ok: false, kind: 'unavailable', detail: `the policy is not running: ${result.reason}` };
-        return result.reply;
-      },
-      close: () => isolated.terminate(),
-    });
-  }
-
+  if (isolate) return (await startIsolated(nameOrPath, spec, source, options)).handle;
   let policy: Policy;
   try {
     if (spec.kind === 'builtin') {
@@ -169,6 +119,81 @@ export async function loadPolicy(nameOrPath: string, options: LoadPolicyOptions 
     throw new PolicyLoadError(nameOrPath, firstLine(err));
   }
   return inProcessHandle(policy, source, timeBudgetMs);
+}
+
+/** A policy loaded into its own worker, with fresh instances there when it has a factory. */
+export interface IsolatedInstances {
+  /** Instance 0. */
+  readonly handle: PolicyHandle;
+  /**
+   * A new instance with no history, in the same worker; null when the module exports one policy object. At
+   * most FRESH_LIVE fresh instances are kept: an older one's decisions fault as 'unavailable'.
+   */
+  readonly fresh: (() => PolicyHandle) | null;
+  close(): Promise<void>;
+}
+
+/** Fresh instances an isolated policy's worker keeps at once (the checks use one or two at a time). */
+export const FRESH_LIVE = 16;
+
+/**
+ * A policy by built-in name or module path, always in its own worker: the caller's realm never runs its code.
+ * Fresh instances (for checks that compare instances with the same history) are made in that worker.
+ */
+export async function loadIsolatedPolicy(nameOrPath: string, options: LoadPolicyOptions = {}): Promise<IsolatedInstances> {
+  const { spec, source } = resolveSpec(nameOrPath, options);
+  return startIsolated(nameOrPath, spec, source, options);
+}
+
+function resolveSpec(nameOrPath: string, options: LoadPolicyOptions): { spec: PolicySpec; source: string; trusted: boolean } {
+  if (isBuiltinPolicyName(nameOrPath)) return { spec: { kind: 'builtin', name: nameOrPath }, source: 'built-in', trusted: BUILTIN_POLICIES[nameOrPath].trusted };
+  if (!looksLikePath(nameOrPath)) {
+    throw new PolicyLoadError(nameOrPath, `not a built-in policy (${BUILTIN_POLICY_NAMES.join(', ')}) and not a path to a module (e.g. ./my-policy.ts)`);
+  }
+  const path = isAbsolute(nameOrPath) ? nameOrPath : resolve(options.cwd ?? process.cwd(), nameOrPath);
+  if (!existsSync(path)) throw new PolicyLoadError(nameOrPath, `file not found (${path})`);
+  if (!statSync(path).isFile()) throw new PolicyLoadError(nameOrPath, `not a file (${path})`);
+  return { spec: { kind: 'module', url: pathToFileURL(path).href }, source: path, trusted: false };
+}
+
+async function startIsolated(nameOrPath: string, spec: PolicySpec, source: string, options: LoadPolicyOptions): Promise<IsolatedInstances> {
+  const timeBudgetMs = positive(options.timeBudgetMs, DEFAULT_TIME_BUDGET_MS, 'timeBudgetMs', nameOrPath);
+  const loadTimeoutMs = positive(options.loadTimeoutMs, DEFAULT_LOAD_TIMEOUT_MS, 'loadTimeoutMs', nameOrPath);
+  let isolated: IsolatedPolicy;
+  try {
+    isolated = await startIsolatedPolicy(spec, options.policyOptions ?? {}, options.profile, loadTimeoutMs);
+  } catch (err) {
+    throw new PolicyLoadError(nameOrPath, firstLine(err));
+  }
+  const close = () => isolated.terminate();
+  const handleOf = (instance: number, closeIt: () => Promise<void>) =>
+    makeHandle({
+      name: isolated.name,
+      source,
+      claimsMonotone: isolated.claimsMonotone,
+      interval: isolated.interval,
+      isolated: true,
+      timeBudgetMs,
+      run(observation) {
+        const result = isolated.call(observation, timeBudgetMs, instance);
+        if (result.status === 'timeout') {
+          return { ok: false, kind: 'timeout', detail: `no decision within its time budget of ${timeBudgetMs} ms (a hang?); its worker was terminated` };
+        }
+        if (result.status === 'gone') return { ok: false, kind: 'unavailable', detail: `the policy is not running: ${result.reason}` };
+        return result.reply;
+      },
+      close: closeIt,
+    });
+  let next = 0;
+  const fresh = isolated.fresh
+    ? () => {
+        next += 1;
+        if (next > FRESH_LIVE) isolated.drop(next - FRESH_LIVE);
+        const instance = next;
+        return handleOf(instance, async () => isolated.drop(instance));
+      }
+    : null;
+  return { handle: handleOf(0, close), fresh, close };
 }
 
 /**
@@ -249,6 +274,17 @@ interface HandleParts {
   close(): Promise<void>;
 }
 
+const FAULT_KINDS: ReadonlySet<string> = new Set(['threw', 'non-finite', 'non-integer', 'out-of-range', 'share-rule', 'malformed', 'timeout', 'unavailable'] satisfies FaultKind[]);
+
+/** A worker's reply as a Validated, whatever it is: a fault report keeps a known kind and a short text, a decision is validated again by the caller. */
+function wellFormed(reply: unknown): Validated {
+  if (reply === null || typeof reply !== 'object') return { ok: false, kind: 'malformed', detail: 'malformed reply from the policy\'s worker' };
+  const r = reply as Record<string, unknown>;
+  if (r.ok === true) return { ok: true, decision: r.decision as Decision };
+  if (r.ok === false && typeof r.kind === 'string' && FAULT_KINDS.has(r.kind) && typeof r.detail === 'string') return { ok: false, kind: r.kind as FaultKind, detail: r.detail.slice(0, 2000) };
+  return { ok: false, kind: 'malformed', detail: 'malformed reply from the policy\'s worker' };
+}
+
 function makeHandle(parts: HandleParts): PolicyHandle {
   const stats: PolicyStats = { decisions: 0, totalMs: 0, maxMs: 0 };
   return {
@@ -260,7 +296,8 @@ function makeHandle(parts: HandleParts): PolicyHandle {
     timeBudgetMs: parts.timeBudgetMs,
     decide(observation: Observation): Decision {
       const started = performance.now();
-      const result = parts.run(observation);
+      // An isolated reply is untrusted data from the worker: anything but a well-formed one is malformed.
+      const result = parts.isolated ? wellFormed(parts.run(observation)) : parts.run(observation);
       const took = performance.now() - started;
       stats.decisions += 1;
       stats.totalMs += took;

@@ -5,9 +5,10 @@
 // observation, then blocks in Atomics.wait on a shared flag with the time budget as timeout; the worker
 // answers on a MessagePort and raises the flag; receiveMessageOnPort then reads the answer without an
 // event loop turn. On timeout the worker is terminated (V8 interrupts even `while (true) {}`).
+import { randomUUID } from 'node:crypto';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { Observation } from '../policy-api.ts';
-import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
+import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerAnswer, type WorkerLoaded, type WorkerReply, type WorkerRequest, type WorkerStart } from './worker-protocol.ts';
 
 const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const PICKUP_LIMIT_MS = 30_000;
@@ -23,13 +24,32 @@ function waitWhile(signal: Int32Array, value: number, limitMs: number): boolean 
   return true;
 }
 
+/** Copies a worker's output stream to standard error, each line prefixed with `mark`. */
+function forwardMarked(stream: NodeJS.ReadableStream, mark: string): void {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop()!;
+    if (lines.length) process.stderr.write(lines.map((l) => `${mark}${l}\n`).join(''));
+  });
+  stream.on('end', () => {
+    if (pending) process.stderr.write(`${mark}${pending}\n`);
+  });
+}
+
 export type CallResult = { status: 'answered'; reply: WorkerReply } | { status: 'timeout' } | { status: 'gone'; reason: string };
 
 export interface IsolatedPolicy {
   name: string;
   claimsMonotone: boolean;
   interval: number;
-  call(observation: Observation, budgetMs: number): CallResult;
+  /** Whether the worker makes fresh instances (a factory module, a built-in); else every instance is the one object. */
+  fresh: boolean;
+  /** One decision of instance `instance` (0 exists from the start; a higher number is made on first use). */
+  call(observation: Observation, budgetMs: number, instance?: number): CallResult;
+  /** The worker forgets instance `instance`. */
+  drop(instance: number): void;
   terminate(): Promise<void>;
 }
 
@@ -44,7 +64,10 @@ export async function startIsolatedPolicy(
   const signal = new Int32Array(signalBuffer);
   const { port1: mainPort, port2: workerPort } = new MessageChannel();
   const workerData: WorkerStart = { spec, policyOptions, profile, signal: signalBuffer, port: workerPort };
-  const worker = new Worker(WORKER_ENTRY, { workerData, transferList: [workerPort] });
+  // The policy's own output never mixes into pdspec's standard output (a --json verdict): both of its
+  // streams are captured and shown on standard error, each line marked as the policy's.
+  const worker = new Worker(WORKER_ENTRY, { workerData, transferList: [workerPort], stdout: true, stderr: true });
+  for (const stream of [worker.stdout, worker.stderr]) forwardMarked(stream, `[policy output] `);
   // An idle policy worker must not keep the process alive (the CLI exits when its work is done).
   worker.unref();
   mainPort.unref();
@@ -90,13 +113,20 @@ export async function startIsolatedPolicy(
     name: loaded.name,
     claimsMonotone: loaded.claimsMonotone,
     interval: loaded.interval,
+    fresh: loaded.fresh,
     terminate,
-    call(observation, budgetMs) {
+    drop(instance) {
+      if (!terminated && gone === undefined) mainPort.postMessage({ drop: instance } satisfies WorkerRequest);
+    },
+    call(observation, budgetMs, instance = 0) {
       if (terminated || gone !== undefined) return { status: 'gone', reason: gone ?? 'it was closed' };
       const { model: _model, ...plain } = observation;
+      // Whatever is still on the port (a late or forged message) is not an answer to this observation.
+      while (receiveMessageOnPort(mainPort) !== undefined);
+      const nonce = randomUUID();
       Atomics.store(signal, 0, PENDING);
       try {
-        mainPort.postMessage(plain satisfies PlainObservation);
+        mainPort.postMessage({ instance, observation: plain satisfies PlainObservation, nonce } satisfies WorkerRequest);
       } catch (err) {
         // The caller's bug, not the policy's: an observation must be plain data besides `model`.
         throw new TypeError(`the observation cannot be copied to the policy's worker: ${(err as Error).message.split('\n')[0]}`);
@@ -110,9 +140,11 @@ export async function startIsolatedPolicy(
         void terminate();
         return { status: 'timeout' };
       }
-      const received = receiveMessageOnPort(mainPort);
-      if (received === undefined) return { status: 'gone', reason: 'its worker signalled an answer but sent none' };
-      return { status: 'answered', reply: received.message as WorkerReply };
+      for (let received = receiveMessageOnPort(mainPort); received !== undefined; received = receiveMessageOnPort(mainPort)) {
+        const answer = received.message as Partial<WorkerAnswer> | null;
+        if (answer !== null && typeof answer === 'object' && answer.nonce === nonce) return { status: 'answered', reply: answer.reply as WorkerReply };
+      }
+      return { status: 'gone', reason: 'its worker signalled an answer to this observation but sent none' };
     },
   };
 }

@@ -16,9 +16,27 @@ export interface WorkerStart {
   port: MessagePort;
 }
 
+/**
+ * `fresh`: the module exports a factory (or the policy is a built-in), so the worker can make new instances
+ * with no history; otherwise every instance number is the one policy object.
+ */
 export type WorkerLoaded =
-  | { type: 'ready'; name: string; claimsMonotone: boolean; interval: number }
+  | { type: 'ready'; name: string; claimsMonotone: boolean; interval: number; fresh: boolean }
   | { type: 'load-error'; message: string };
+
+/** On the decision port: an observation for instance `instance` (made on first use; 0 exists from the start), or an instance to forget. */
+export type WorkerRequest = { instance: number; observation: PlainObservation; nonce: string } | { drop: number };
+
+/**
+ * A reply carries the nonce of the request it answers. Anything in the worker can post on the port (the
+ * policy's code included), so the main thread takes only the message with the nonce it just sent: a reply
+ * forged in advance can never be read as the answer to a later observation, and a reply made after seeing
+ * the observation is no more than the policy answering it — validated like any decision.
+ */
+export interface WorkerAnswer {
+  nonce: string;
+  reply: WorkerReply;
+}
 
 export type PlainObservation = Omit<Observation, 'model'>;
 

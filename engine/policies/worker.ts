@@ -8,27 +8,37 @@ import { firstLine } from './errors.ts';
 import { rebuildLatencyModel } from './latency-model.ts';
 import { importPolicyModule, policyFromModule } from './module-shape.ts';
 import { validateDecision } from './validate.ts';
-import { ANSWERED, STARTED, type PlainObservation, type WorkerLoaded, type WorkerReply, type WorkerStart } from './worker-protocol.ts';
+import { ANSWERED, STARTED, type PlainObservation, type WorkerLoaded, type WorkerAnswer, type WorkerReply, type WorkerRequest, type WorkerStart } from './worker-protocol.ts';
 
 const start = workerData as WorkerStart;
 const signal = new Int32Array(start.signal);
 
-async function load(): Promise<{ policy: Policy; model: LatencyModel }> {
-  let policy: Policy;
+/** The policy's maker: a new instance per call when it has one, else the one object. */
+async function load(): Promise<{ make: () => Policy; fresh: boolean; model: LatencyModel }> {
+  let make: () => Policy;
+  let fresh = true;
   if (start.spec.kind === 'builtin') {
     if (!isBuiltinPolicyName(start.spec.name)) throw new Error(`unknown built-in policy '${start.spec.name}'`);
-    policy = BUILTIN_POLICIES[start.spec.name].create(start.policyOptions);
+    const entry = BUILTIN_POLICIES[start.spec.name];
+    make = () => entry.create(start.policyOptions);
   } else {
-    policy = policyFromModule(await importPolicyModule(start.spec.url), start.policyOptions);
+    const namespace = await importPolicyModule(start.spec.url);
+    fresh = typeof namespace.default === 'function';
+    if (fresh) make = () => policyFromModule(namespace, start.policyOptions);
+    else {
+      const single = policyFromModule(namespace, start.policyOptions);
+      make = () => single;
+    }
   }
-  return { policy, model: rebuildLatencyModel(start.profile) };
+  return { make, fresh, model: rebuildLatencyModel(start.profile) };
 }
 
-function reply(message: WorkerReply): void {
+function reply(nonce: string, message: WorkerReply): void {
   try {
-    start.port.postMessage(message);
+    start.port.postMessage({ nonce, reply: message } satisfies WorkerAnswer);
   } catch (err) {
-    start.port.postMessage({ ok: false, kind: 'malformed', detail: `malformed decision: it cannot be copied (${firstLine(err)})` });
+    const malformed: WorkerReply = { ok: false, kind: 'malformed', detail: `malformed decision: it cannot be copied (${firstLine(err)})` };
+    start.port.postMessage({ nonce, reply: malformed } satisfies WorkerAnswer);
   }
   Atomics.store(signal, 0, ANSWERED);
   Atomics.notify(signal, 0);
@@ -49,18 +59,38 @@ function decide(policy: Policy, model: LatencyModel, plain: PlainObservation): W
 }
 
 try {
-  const { policy, model } = await load();
-  start.port.on('message', (plain: PlainObservation) => {
+  const { make, fresh, model } = await load();
+  const instances = new Map<number, Policy>([[0, make()]]);
+  let newest = 0;
+  start.port.on('message', (request: WorkerRequest) => {
+    if ('drop' in request) {
+      instances.delete(request.drop);
+      return;
+    }
     // The time budget runs from here: waiting for this thread to be scheduled is not the policy's time.
     Atomics.store(signal, 0, STARTED);
     Atomics.notify(signal, 0);
-    reply(decide(policy, model, plain));
+    let policy = instances.get(request.instance);
+    if (policy === undefined && request.instance > newest) {
+      try {
+        policy = make();
+      } catch (err) {
+        reply(request.nonce, { ok: false, kind: 'threw', detail: `making a fresh instance threw: ${firstLine(err)}` });
+        return;
+      }
+      instances.set(request.instance, policy);
+      newest = request.instance;
+    }
+    if (policy === undefined) reply(request.nonce, { ok: false, kind: 'unavailable', detail: `the policy is not running: instance ${request.instance} was dropped` });
+    else reply(request.nonce, decide(policy, model, request.observation));
   });
+  const first = instances.get(0)!;
   const ready: WorkerLoaded = {
     type: 'ready',
-    name: policy.name,
-    claimsMonotone: policy.claimsMonotone ?? false,
-    interval: policy.interval ?? 1,
+    name: first.name,
+    claimsMonotone: first.claimsMonotone ?? false,
+    interval: first.interval ?? 1,
+    fresh,
   };
   parentPort!.postMessage(ready);
 } catch (err) {

@@ -5,7 +5,10 @@
 // policy's fault, with the observation it was given — bad input, not a hung command.
 import { Worker } from 'node:worker_threads';
 import { BUILTIN_POLICIES, DEFAULT_TIME_BUDGET_MS, isBuiltinPolicyName } from '../../engine/policies/index.ts';
+import { PolicyHang } from './hang.ts';
 import type { CheckResult } from './result.ts';
+
+export { PolicyHang };
 import { checkPolicy } from './pressure.ts';
 import { checkSystem } from './system.ts';
 
@@ -14,14 +17,6 @@ const ENTRY = new URL('./guard-entry.mjs', import.meta.url);
 /** Layout of the shared watch: Int32 [0] in a call (0/1), [1] text length; Float64 [1] call start (ms); text from byte 16. */
 export const WATCH_TEXT_AT = 16;
 export const WATCH_BYTES = WATCH_TEXT_AT + 1024;
-
-/** A policy whose decide() did not return within its budget while a monotonicity check ran it. */
-export class PolicyHang extends Error {
-  constructor(policy: string, observation: string, budgetMs: number) {
-    super(`policy '${policy}' fault (timeout) at ${observation}: decide did not return within ${budgetMs} ms (a hang?); it was stopped`);
-    this.name = 'PolicyHang';
-  }
-}
 
 /** An error the check raised on its worker (e.g. a policy that cannot be loaded), with its name and message. */
 export class GuardedError extends Error {

@@ -15,6 +15,7 @@
 import fc from 'fast-check';
 import type { Decision, LatencyModel, Observation, Split } from '../../engine/policy-api.ts';
 import { PolicyFault, type PolicyHandle } from '../../engine/policies/index.ts';
+import { noteHang, throwNotedHang } from './hang.ts';
 import { DEFAULT_PROFILE, latencyModel, loadProfile } from '../../engine/profile.ts';
 import { DEFAULT_SEED } from './latency.ts';
 import {
@@ -121,6 +122,7 @@ function m2Clause<P>(
         }
       } catch (err) {
         if (!(err instanceof PolicyFault)) throw err;
+        noteHang(err);
         return {
           ok: false,
           summary: `the policy faulted: ${err.message}`,
@@ -185,7 +187,9 @@ export function checkPolicyPressure(policy: PolicySubject | PolicyHandle, option
     m2Clause<DecodePressure>(subject, 'decode', decodePressure(components), withLessDecodePressure, rules, historyMax, model, decodeComponents, options.shares),
   ] as Clause<unknown>[];
   const run = { seed, numRuns, ...(options.path !== undefined ? { path: options.path } : {}) };
+  throwNotedHang();
   const results = runClauses(clauses, selected, run);
+  throwNotedHang();
   const extra: Record<string, unknown> = {};
   if (options.components) extra.components = options.components;
   if (options.history !== undefined) extra.history = options.history;

@@ -6,11 +6,10 @@
 // to the same instance, one after the other, which is fair only for a policy without state. Results say
 // which of the two was used.
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { Policy } from '../../engine/policy-api.ts';
 import { MODE_INFO, type Mode } from '../../engine/engine.ts';
-import { BUILTIN_POLICIES, handleForPolicy, isBuiltinPolicyName, loadPolicy, type PolicyHandle } from '../../engine/policies/index.ts';
-import { importPolicyModule, policyFromModule } from '../../engine/policies/module-shape.ts';
+import { BUILTIN_POLICIES, handleForPolicy, isBuiltinPolicyName, loadIsolatedPolicy, loadPolicy, type PolicyHandle } from '../../engine/policies/index.ts';
 import type { Profile } from '../../engine/profile.ts';
 import type { ShareRule } from './observation.ts';
 
@@ -31,6 +30,8 @@ export interface PolicySubject {
   shareRules: readonly ShareRule[];
   /** The engine mode M3 runs it in. */
   mode: Mode;
+  /** Stops what runs the policy (its worker), when something does. */
+  close?: () => Promise<void>;
 }
 
 /** The repository root: replay commands run from there. */
@@ -90,27 +91,19 @@ export async function policySubject(nameOrPath: string, options: SubjectOptions 
     const handle = await loadPolicy(nameOrPath, { policyOptions, isolate: true, profile: options.profile, cwd: options.cwd });
     return { ...common, name: handle.name, claimsMonotone: handle.claimsMonotone, interval: handle.interval, shared: handle };
   }
-  let make: (() => Policy) | undefined;
-  let single: Policy | undefined;
-  if (builtin) {
-    const entry = BUILTIN_POLICIES[nameOrPath];
-    make = () => entry.create(policyOptions);
-  } else {
-    // loadPolicy checks the path and the module's shape and reports problems as one line; then the module
-    // is imported here once more (cached) to call its factory per instance.
-    const probe = await loadPolicy(nameOrPath, { policyOptions, isolate: false, cwd: options.cwd });
-    await probe.close();
-    const namespace = await importPolicyModule(pathToFileURL(path).href);
-    if (typeof namespace.default === 'function') make = () => policyFromModule(namespace, policyOptions);
-    else single = policyFromModule(namespace, policyOptions);
+  if (!builtin) {
+    // A user's module never runs in the checker's realm: it runs in its own worker, which makes the fresh
+    // instances (a factory module) or holds the one policy object.
+    const loaded = await loadIsolatedPolicy(nameOrPath, { policyOptions, profile: options.profile, cwd: options.cwd });
+    const h = loaded.handle;
+    const base = { ...common, name: h.name, claimsMonotone: h.claimsMonotone, interval: h.interval, close: loaded.close };
+    return loaded.fresh ? { ...base, fresh: loaded.fresh } : { ...base, shared: h };
   }
-  if (make) {
-    const first = make();
-    const fresh = () => handleForPolicy(make());
-    return { ...common, name: first.name, claimsMonotone: first.claimsMonotone ?? false, interval: first.interval ?? 1, fresh };
-  }
-  const handle = handleForPolicy(single!);
-  return { ...common, name: handle.name, claimsMonotone: handle.claimsMonotone, interval: handle.interval, shared: handle };
+  const entry = BUILTIN_POLICIES[nameOrPath];
+  const make = () => entry.create(policyOptions);
+  const first = make();
+  const fresh = () => handleForPolicy(make());
+  return { ...common, name: first.name, claimsMonotone: first.claimsMonotone ?? false, interval: first.interval ?? 1, fresh };
 }
 
 /** A subject for a Policy built in code: fresh instances from `make`. */
@@ -142,4 +135,5 @@ export function subjectOfHandle(handle: PolicyHandle, options: { shareRules?: re
 /** Closes a subject's shared handle (an isolated policy's worker). */
 export async function closeSubject(subject: PolicySubject): Promise<void> {
   await subject.shared?.close();
+  await subject.close?.();
 }

@@ -15,6 +15,7 @@ import { simulate, type RunResult } from '../../engine/engine.ts';
 import { meetsSlo, tpotOf, ttftOf, type RequestRecord } from '../../engine/metrics.ts';
 import type { Slo } from '../../engine/policy-api.ts';
 import { PolicyFault } from '../../engine/policies/index.ts';
+import { noteHang, throwNotedHang } from './hang.ts';
 import { DEFAULT_PROFILE, loadProfile, validateProfile, type Profile } from '../../engine/profile.ts';
 import type { WorkloadRequest } from '../../engine/workloads/types.ts';
 import { DEFAULT_SEED } from './latency.ts';
@@ -178,6 +179,7 @@ function guarded(verdict: () => Verdict): Verdict {
     return verdict();
   } catch (err) {
     if (!(err instanceof PolicyFault)) throw err;
+    noteHang(err);
     return { ok: false, summary: `the policy faulted during the run: ${err.message}`, lines: [err.message], data: { fault: { kind: err.kind, detail: err.detail } } };
   }
 }
@@ -268,7 +270,9 @@ export async function checkSystem(policy: string | PolicySubject, options: Syste
     const setting: Setting = { subject, profile, blockSize: options.blockSize ?? 16, engineSeed: options.engineSeed ?? 0 };
     const maxRequests = options.maxRequests ?? 16;
     const runOptions = { seed, numRuns, ...(options.path !== undefined ? { path: options.path } : {}) };
+    throwNotedHang();
     const results = runClauses(systemClauses(setting, maxRequests), selected, runOptions);
+    throwNotedHang();
     const extra: Record<string, unknown> = {};
     for (const key of ['profile', 'maxRequests', 'blockSize', 'engineSeed', 'policyOptions', 'mode'] as const) if (options[key] !== undefined) extra[key] = options[key];
     if (subject.shared?.isolated) extra.isolate = true;
