@@ -20,6 +20,14 @@ function nonMonotoneWith(name: string, prelude: string): string {
   return file;
 }
 
+/** The non-monotone policy with `prelude` still fails M2 on its prefill clause: exit 1, never a pass. */
+function expectStillFails(name: string, prelude: string): void {
+  const r = pdspec('monotonicity', 'M2', nonMonotoneWith(name, prelude));
+  expect(r.status, r.stdout + r.stderr).toBe(1);
+  expect(r.stdout).toMatch(/FAIL prefill/);
+  expect(r.stdout).not.toMatch(/^holds/m);
+}
+
 function policyFile(name: string, body: string): string {
   const file = join(dir, `${name}.ts`);
   writeFileSync(file, body);
@@ -28,8 +36,7 @@ function policyFile(name: string, body: string): string {
 
 describe('a policy cannot turn a violation into a pass', () => {
   it('the untouched module fails M2 (exit 1)', () => {
-    const r = pdspec('monotonicity', 'M2', nonMonotoneWith('plain', ''));
-    expect(r.status, r.stderr).toBe(1);
+    expectStillFails('plain', '');
   });
 
   it('tampering with built-in prototypes and globals at import changes nothing', () => {
@@ -42,10 +49,7 @@ describe('a policy cannot turn a violation into a pass', () => {
       'Number.isFinite = () => true;',
       'Math.max = () => 0;',
     ].join('\n');
-    const r = pdspec('monotonicity', 'M2', nonMonotoneWith('tampered', prelude));
-    expect(r.status, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(/FAIL/);
-    expect(r.stdout).not.toMatch(/^holds/m);
+    expectStillFails('tampered', prelude);
   });
 
   it('forged messages to its worker parent and on its decision port change nothing', () => {
@@ -55,9 +59,7 @@ describe('a policy cannot turn a violation into a pass', () => {
       "parentPort?.postMessage({ verdict: 'holds', status: 'pass', results: [] });",
       "try { workerData?.port?.postMessage({ ok: true, decision: {} }); } catch {}",
     ].join('\n');
-    const r = pdspec('monotonicity', 'M2', nonMonotoneWith('forged', prelude));
-    expect(r.status, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(/FAIL prefill/);
+    expectStillFails('forged', prelude);
   });
 
   it('replies queued in advance on the decision port are never read as answers', () => {
@@ -69,9 +71,7 @@ describe('a policy cannot turn a violation into a pass', () => {
       "  workerData.port.postMessage({ nonce: String(i), reply: { ok: true, decision: {} } });",
       '}',
     ].join('\n');
-    const r = pdspec('monotonicity', 'M2', nonMonotoneWith('queued', prelude));
-    expect(r.status, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(/FAIL prefill/);
+    expectStillFails('queued', prelude);
   });
 
   it('process.exit(0) inside decide is a policy fault (exit 2), not a pass', () => {
