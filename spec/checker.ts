@@ -4,8 +4,13 @@
 import { createReadStream } from 'node:fs';
 import { checkAtRest, checkBlock, checkQuiescent, checkRequest, checkWorker, RULES, type InvariantName, type Violation } from './invariants.ts';
 import type { Refusal } from './machine-kit.ts';
+import { strictJsonProblem } from './strict-json.ts';
 import { System, type SystemOptions } from './system.ts';
 import { FormatError, readEvent, readHeader, type TraceEvent, type TraceHeader } from './trace-format.ts';
+
+
+/** The longest trace line read (16 MiB of text: a step of tens of thousands of requests fits). */
+export const MAX_LINE_CHARS = 1 << 24;
 
 export interface Finding {
   /** 1-based line of the offending event; for an at-rest finding, the line after the last. */
@@ -67,6 +72,10 @@ export class TraceChecker {
       if (this.sys === null) throw new BadInput(line, `the first line must be the header, got an empty line`);
       return;
     }
+    if (text.length > MAX_LINE_CHARS) throw new BadInput(line, `a line of ${text.length.toLocaleString('en')} characters, more than the ${MAX_LINE_CHARS.toLocaleString('en')} a trace line may have`);
+    if (text.indexOf('\uFFFD') !== -1) throw new BadInput(line, 'invalid UTF-8 (or a U+FFFD replacement character): ids and text must be valid UTF-8');
+    const strict = strictJsonProblem(text);
+    if (strict) throw new BadInput(line, strict);
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -187,6 +196,7 @@ export async function checkFile(path: string, options: CheckOptions = {}): Promi
         let start = 0;
         let nl = chunk.indexOf('\n');
         if (nl === -1) {
+          if (carry.length + chunk.length > MAX_LINE_CHARS) throw new BadInput(checker.lines + 1, `a line longer than the ${MAX_LINE_CHARS.toLocaleString('en')} characters a trace line may have`);
           carry += chunk;
           continue;
         }

@@ -288,6 +288,13 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
 };
 
+/** The most blocks a pool of a trace may have: the checker keeps a state for every block (2²⁴: about 200 MB). */
+export const MAX_TRACE_BLOCKS = 1 << 24;
+/** The most GPUs (pools) a trace may declare. */
+export const MAX_TRACE_GPUS = 64;
+/** The most blocks of all pools together. */
+export const MAX_TRACE_TOTAL_BLOCKS = 1 << 25;
+
 /**
  * What each mode implies when the header does not say: its epoch-0 split, share rule, GPUs (each with its
  * own pool) and epoch-0 workers. The one list of modes and their defaults: the engine's mode objects and
@@ -335,7 +342,7 @@ function describe(value: unknown): string {
 
 function readId(value: unknown, name: string): string {
   if (typeof value === 'string' && value.length > 0) return value;
-  if (typeof value === 'number' && Number.isInteger(value)) return String(value);
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   throw new FormatError(`field '${name}' must be a non-empty string or an integer, got ${describe(value)}`);
 }
 
@@ -486,15 +493,18 @@ export function readHeader(raw: unknown): TraceHeader {
     format: TRACE_FORMAT,
     version: TRACE_VERSION,
     mode,
-    blocks: readInt(obj.blocks, 'blocks', 1),
+    blocks: readInt(obj.blocks, 'blocks', 1, MAX_TRACE_BLOCKS),
     blockSize: readInt(obj.blockSize, 'blockSize', 1),
     sms: readInt(obj.sms, 'sms', 1),
     split,
     shareRule: obj.shareRule === undefined ? defaults.shareRule : (readField({ enum: SHARE_RULES }, obj.shareRule, 'shareRule') as TraceHeader['shareRule']),
     allocator: obj.allocator === undefined ? 'lock' : (readField({ enum: ALLOCATORS }, obj.allocator, 'allocator') as TraceHeader['allocator']),
-    gpus: obj.gpus === undefined ? defaults.gpus : readInt(obj.gpus, 'gpus', 1),
+    gpus: obj.gpus === undefined ? defaults.gpus : readInt(obj.gpus, 'gpus', 1, MAX_TRACE_GPUS),
     workers: [],
   };
+  if (header.blocks * header.gpus > MAX_TRACE_TOTAL_BLOCKS) {
+    throw new FormatError(`blocks × gpus must be at most ${MAX_TRACE_TOTAL_BLOCKS.toLocaleString('en')} (the checker keeps every block), got ${header.blocks} × ${header.gpus}`);
+  }
   if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;
   if (obj.source !== undefined) header.source = readField('text', obj.source, 'source') as string;
   if (obj.workers === undefined) {
