@@ -122,11 +122,12 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
  * The one command that replays a campaign failure exactly: its seed, fast-check's path and the commands'
  * replay path, with the modes when not all of them and the fault switch when one was on.
  */
-export function replayOf(seed: number, path: string, replayPath: string, modes: readonly Mode[], fault: string | undefined): string {
+export function replayOf(seed: number, path: string, replayPath: string, modes: readonly Mode[], fault: string | undefined, policy?: string): string {
   const parts = ['npx pdspec campaign', `--seed ${seed}`, `--path ${path}`];
   if (replayPath) parts.push(`--replay-path '${replayPath}'`);
   if (modes.length !== allModes.length) parts.push(`--modes ${modes.join(',')}`);
   if (fault) parts.push(`--fault ${fault}`);
+  if (policy) parts.push(`--policy ${policy}`);
   return parts.join(' ');
 }
 

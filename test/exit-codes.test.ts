@@ -109,6 +109,15 @@ describe('replays', () => {
     expect(readFileSync(join(dir, 'again.jsonl'), 'utf8')).toBe(readFileSync(join(dir, 'first.jsonl'), 'utf8'));
   });
 
+  it('the campaign takes the --policy that check prints in its replays; a policy that faults is bad input', () => {
+    expect(pdspec('campaign', '--runs', '20', '--seed', '1', '--modes', 'semi-pd', '--policy', 'static').status).toBe(EXIT.holds);
+    expectBadInput(pdspec('campaign', '--seed', '1', '--path', '0', '--modes', 'semi-pd', '--policy', 'static'), /runs no failing case/);
+    const throws = join(mkdtempSync(join(tmpdir(), 'pdspec-policy-')), 'always-throws.ts');
+    writeFileSync(throws, "export default { name: 'always-throws', interval: 0.001, decide() { throw new Error('boom'); } };\n");
+    expectBadInput(pdspec('campaign', '--runs', '50', '--seed', '1', '--modes', 'semi-pd', '--policy', throws), /policy 'always-throws' fault \(threw\) at t=.*: decide threw: boom/);
+    expectBadInput(pdspec('campaign', '--runs', '5', '--policy', 'no-such-policy'), /cannot load policy 'no-such-policy'/);
+  });
+
   it('the replay of a swarm keeps --workers and finds the same counterexample', () => {
     const first = pdspec('explore', '--requests', '2', '--variant', 'lockless-allocator', '--workers', '2', '--json');
     expect(first.status, first.stderr).toBe(EXIT.violated);

@@ -2,12 +2,14 @@
 // lockstep with the spec. A failure is shrunk, printed with the one command that replays it exactly, and
 // written as a trace v1 file.
 import type { Mode } from '../../engine/engine.ts';
+import { loadPolicy, PolicyFault, PolicyLoadError, type PolicyHandle } from '../../engine/policies/index.ts';
+import { loadProfile } from '../../engine/profile.ts';
 import { FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
 import { failureTrace, replayOf, runCampaign, type CampaignResult } from '../../properties/campaign.ts';
 import { modes as allModes } from '../../properties/scenario.ts';
 import { checkOutputFile, EXIT, intOption, parseOptions, UsageError, writeOutputFile, type Command } from '../common.ts';
 
-const usage = 'pdspec campaign [--runs N] [--seed N] [--modes semi-pd,nexus,disaggregated,unified] [--fault NAME] [--path PATH --replay-path R] [--out cex.jsonl] [--json]';
+const usage = 'pdspec campaign [--runs N] [--seed N] [--modes semi-pd,nexus,disaggregated,unified] [--fault NAME] [--policy NAME|FILE] [--path PATH --replay-path R] [--out cex.jsonl] [--json]';
 
 export function describeFailure(result: CampaignResult, replay: string, out: string | undefined): string {
   const f = result.failure!;
@@ -28,6 +30,16 @@ export function describeFailure(result: CampaignResult, replay: string, out: str
 /** A replay's run index is below this: a campaign of 10⁷ runs takes days, and skipping to a run costs time too. */
 const MAX_PATH_RUN = 10_000_000;
 
+/** The policy deciding splits during the runs, loaded as `check` loads it (a user's module isolated). */
+async function openPolicy(name: string): Promise<PolicyHandle> {
+  try {
+    return await loadPolicy(name, { profile: loadProfile(), isolate: 'auto' });
+  } catch (err) {
+    if (err instanceof PolicyLoadError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 export const campaign: Command = {
   name: 'campaign',
   summary: [
@@ -47,6 +59,7 @@ export const campaign: Command = {
         fault: { type: 'string' },
         path: { type: 'string' },
         'replay-path': { type: 'string' },
+        policy: { type: 'string' },
         out: { type: 'string' },
         json: { type: 'boolean' },
       },
@@ -63,19 +76,32 @@ export const campaign: Command = {
     if (values.path !== undefined && Number(values.path.split(':')[0]) >= MAX_PATH_RUN) throw new UsageError(`--path ${values.path}: the run index ${values.path.split(':')[0]} is beyond ${MAX_PATH_RUN - 1}, more runs than a campaign makes`);
     if (values['replay-path'] !== undefined && values.path === undefined) throw new UsageError(`--replay-path goes with the --path of the same replay command`);
     if (values.out !== undefined) checkOutputFile(values.out, '--out');
-    const result = runCampaign({
-      seed,
-      runs,
-      modes,
-      faults: fault ? { [fault]: true } : {},
-      ...(values.path ? { path: values.path } : {}),
-      ...(values['replay-path'] ? { replayPath: values['replay-path'] } : {}),
-    });
+    const policy = values.policy === undefined ? null : await openPolicy(values.policy);
+    let result: CampaignResult;
+    try {
+      result = runCampaign({
+        seed,
+        runs,
+        modes,
+        faults: fault ? { [fault]: true } : {},
+        ...(values.path ? { path: values.path } : {}),
+        ...(values['replay-path'] ? { replayPath: values['replay-path'] } : {}),
+        ...(policy ? { policy } : {}),
+      });
+    } catch (err) {
+      // A policy that faults is bad input, named with its observation.
+      if (err instanceof PolicyFault) throw new UsageError(err.message);
+      throw err;
+    } finally {
+      await policy?.close();
+    }
     if (values.path !== undefined && result.ok) {
       // A replay names one failing run: if it does not fail, it is not a replay of this campaign.
       throw new UsageError(`the replay --seed ${seed} --path ${values.path}${values['replay-path'] ? ` --replay-path '${values['replay-path']}'` : ''} runs no failing case: use a replay command exactly as a failure printed it (same modes and fault), with this version of pdspec`);
     }
-    const replay = result.failure ? replayOf(result.failure.seed, result.failure.path, result.failure.replayPath, modes, fault) : `npx pdspec campaign --seed ${seed} --runs ${runs}`;
+    const replay = result.failure
+      ? replayOf(result.failure.seed, result.failure.path, result.failure.replayPath, modes, fault, values.policy)
+      : `npx pdspec campaign --seed ${seed} --runs ${runs}${values.policy ? ` --policy ${values.policy}` : ''}`;
     if (result.failure && values.out) writeOutputFile(values.out, `${failureTrace(result.failure, replay).join('\n')}\n`, '--out');
     if (values.json) console.log(JSON.stringify({ ...result, replay }));
     else if (result.ok) console.log(`${result.runs} run(s) in ${result.seconds.toFixed(1)} s, seed ${seed}: every property held${fault ? ` (with ${fault} on!)` : ''}`);

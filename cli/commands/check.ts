@@ -83,7 +83,7 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
       detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode: every event allowed, every invariant held, the observable state agreed; quiescence, no stall, no preemption cascade, output invariance`,
     };
   const f = result.failure!;
-  const replay = `${replayOf(f.seed, f.path, f.replayPath, [mode], undefined)} --policy ${policyName}`;
+  const replay = replayOf(f.seed, f.path, f.replayPath, [mode], undefined, policyName);
   const file = `cex-${slug(policyName)}-campaign.jsonl`;
   const lines = failureTrace(f, replay);
   writeFileSync(join(ctx.reportDir, file), `${lines.join('\n')}\n`);
