@@ -6,7 +6,7 @@
 // answers on a MessagePort and raises the flag; receiveMessageOnPort then reads the answer without an
 // event loop turn. On timeout the worker is terminated (V8 interrupts even `while (true) {}`).
 import { randomUUID } from 'node:crypto';
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { Observation } from '../policy-api.ts';
 import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerAnswer, type WorkerLoaded, type WorkerReply, type WorkerRequest, type WorkerStart } from './worker-protocol.ts';
 
@@ -80,20 +80,7 @@ export async function startIsolatedPolicy(
     gone ??= `its worker exited (code ${code})`;
   });
 
-  const loaded = await new Promise<WorkerLoaded>((resolve) => {
-    const timer = setTimeout(
-      () => resolve({ type: 'load-error', message: `loading took longer than ${loadTimeoutMs} ms` }),
-      loadTimeoutMs,
-    );
-    worker.once('message', (message: WorkerLoaded) => {
-      clearTimeout(timer);
-      resolve(message);
-    });
-    worker.once('error', (err) => {
-      clearTimeout(timer);
-      resolve({ type: 'load-error', message: err.message.split('\n')[0] ?? String(err) });
-    });
-  });
+  const loaded = await loadedMessage(worker, loadTimeoutMs);
   if (loaded.type === 'load-error') {
     await worker.terminate();
     mainPort.close();
@@ -120,31 +107,52 @@ export async function startIsolatedPolicy(
     },
     call(observation, budgetMs, instance = 0) {
       if (terminated || gone !== undefined) return { status: 'gone', reason: gone ?? 'it was closed' };
-      const { model: _model, ...plain } = observation;
-      // Whatever is still on the port (a late or forged message) is not an answer to this observation.
-      while (receiveMessageOnPort(mainPort) !== undefined);
-      const nonce = randomUUID();
-      Atomics.store(signal, 0, PENDING);
-      try {
-        mainPort.postMessage({ instance, observation: plain satisfies PlainObservation, nonce } satisfies WorkerRequest);
-      } catch (err) {
-        // The caller's bug, not the policy's: an observation must be plain data besides `model`.
-        throw new TypeError(`the observation cannot be copied to the policy's worker: ${(err as Error).message.split('\n')[0]}`);
-      }
-      // The budget counts from when decide() starts: on a loaded machine the worker thread may wait a while
-      // for its turn, and that is not the policy's time. A worker that never picks the observation up is
-      // given up on after PICKUP_LIMIT_MS. Each wait is repeated until the state really moved on: a wake-up
-      // can be the worker's earlier notification (of STARTED) arriving late.
-      if (!waitWhile(signal, PENDING, PICKUP_LIMIT_MS) || !waitWhile(signal, STARTED, budgetMs)) {
+      const result = ask(mainPort, signal, observation, budgetMs, instance);
+      if (result.status === 'timeout') {
         gone = 'it was terminated after exceeding its time budget on an earlier decision';
         void terminate();
-        return { status: 'timeout' };
       }
-      for (let received = receiveMessageOnPort(mainPort); received !== undefined; received = receiveMessageOnPort(mainPort)) {
-        const answer = received.message as Partial<WorkerAnswer> | null;
-        if (answer !== null && typeof answer === 'object' && answer.nonce === nonce) return { status: 'answered', reply: answer.reply as WorkerReply };
-      }
-      return { status: 'gone', reason: 'its worker signalled an answer to this observation but sent none' };
+      return result;
     },
   };
+}
+
+/** The worker's first message on its parent port: the policy loaded, or why not (also on an error or after the time limit). */
+function loadedMessage(worker: Worker, loadTimeoutMs: number): Promise<WorkerLoaded> {
+  return new Promise<WorkerLoaded>((resolve) => {
+    const timer = setTimeout(() => resolve({ type: 'load-error', message: `loading took longer than ${loadTimeoutMs} ms` }), loadTimeoutMs);
+    worker.once('message', (message: WorkerLoaded) => {
+      clearTimeout(timer);
+      resolve(message);
+    });
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      resolve({ type: 'load-error', message: err.message.split('\n')[0] ?? String(err) });
+    });
+  });
+}
+
+/** One decision, synchronously: post the observation with a fresh nonce, wait for the worker, take the reply with that nonce. */
+function ask(mainPort: MessagePort, signal: Int32Array, observation: Observation, budgetMs: number, instance: number): CallResult {
+  const { model: _model, ...plain } = observation;
+  // Whatever is still on the port (a late or forged message) is not an answer to this observation.
+  while (receiveMessageOnPort(mainPort) !== undefined);
+  const nonce = randomUUID();
+  Atomics.store(signal, 0, PENDING);
+  try {
+    mainPort.postMessage({ instance, observation: plain satisfies PlainObservation, nonce } satisfies WorkerRequest);
+  } catch (err) {
+    // The caller's bug, not the policy's: an observation must be plain data besides `model`.
+    throw new TypeError(`the observation cannot be copied to the policy's worker: ${(err as Error).message.split('\n')[0]}`);
+  }
+  // The budget counts from when decide() starts: on a loaded machine the worker thread may wait a while for
+  // its turn, and that is not the policy's time. A worker that never picks the observation up is given up on
+  // after PICKUP_LIMIT_MS. Each wait is repeated until the state really moved on: a wake-up can be the
+  // worker's earlier notification (of STARTED) arriving late.
+  if (!waitWhile(signal, PENDING, PICKUP_LIMIT_MS) || !waitWhile(signal, STARTED, budgetMs)) return { status: 'timeout' };
+  for (let received = receiveMessageOnPort(mainPort); received !== undefined; received = receiveMessageOnPort(mainPort)) {
+    const answer = received.message as Partial<WorkerAnswer> | null;
+    if (answer !== null && typeof answer === 'object' && answer.nonce === nonce) return { status: 'answered', reply: answer.reply as WorkerReply };
+  }
+  return { status: 'gone', reason: 'its worker signalled an answer to this observation but sent none' };
 }
