@@ -56,8 +56,9 @@ describe('internal errors: exit 70 with a crash file, never 1', () => {
 
 describe('output paths are checked before any work starts', () => {
   it('an unwritable --trace-out, --out or --report is bad input naming the flag', () => {
-    expectBadInput(pdspec('run', '--workload', 'poisson', '--requests', '3', '--trace-out', '/nonexistent/dir/x.jsonl'), /--trace-out \/nonexistent\/dir\/x\.jsonl: cannot write the file \(no such directory\)/);
-    expectBadInput(pdspec('campaign', '--runs', '5', '--out', '/nonexistent/x.jsonl'), /--out \/nonexistent\/x\.jsonl: cannot write the file/);
+    const missing = join(mkdtempSync(join(tmpdir(), 'pdspec-out-')), 'no-such-dir');
+    expectBadInput(pdspec('run', '--workload', 'poisson', '--requests', '3', '--trace-out', join(missing, 'x.jsonl')), /--trace-out .*no-such-dir\/x\.jsonl: cannot write the file \(no such directory\)/);
+    expectBadInput(pdspec('campaign', '--runs', '5', '--out', join(missing, 'x.jsonl')), /--out .*no-such-dir\/x\.jsonl: cannot write the file/);
     expectBadInput(pdspec('explore', '--requests', '2', '--out', tmpdir()), /--out .*: cannot write the file \(it is a directory\)/);
     expectBadInput(pdspec('check', '--report', '/dev/null/report'), /--report \/dev\/null\/report: cannot write into the directory/);
     expectBadInput(pdspec('sweep', '--report', '/proc/pdspec-report'), /--report \/proc\/pdspec-report: cannot write/);

@@ -5,13 +5,16 @@
 // (PDSPEC_FUZZ_RUNS, PDSPEC_FUZZ_CLI_RUNS). A failure is replayed with the seed and path fast-check prints:
 // PDSPEC_FUZZ_SEED=S PDSPEC_FUZZ_PATH=P npx vitest run test/fuzz-exit-codes.test.ts
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkText } from '../spec/checker.ts';
 
 const root = join(import.meta.dirname, '..');
+// Relative paths among the hostile values (--report 3, --out x) land here, not in the repository.
+const scratch = mkdtempSync(join(tmpdir(), 'pdspec-fuzz-'));
 const RUNS = Number(process.env.PDSPEC_FUZZ_RUNS ?? 300);
 const CLI_RUNS = Number(process.env.PDSPEC_FUZZ_CLI_RUNS ?? 6);
 const SEED = Number(process.env.PDSPEC_FUZZ_SEED ?? 1);
@@ -65,7 +68,7 @@ describe('fuzz: hostile traces always get a verdict', () => {
 });
 
 /** Flag values that are wrong, extreme or odd. */
-const hostileValue = fc.constantFrom('0', '-1', '1e309', 'NaN', 'x', '', '99999999999', '3', '0.5', '/nonexistent/x', '/proc/x', '{}', '2/1', 'semi-pd,zzz');
+const hostileValue = fc.constantFrom('0', '-1', '1e309', 'NaN', 'x', '', '99999999999', '3', '0.5', '/dev/null/x', '/proc/x', '{}', '2/1', 'semi-pd,zzz');
 
 const commandLines = fc.oneof(
   fc.tuple(fc.constant(['run', '--workload', 'poisson']), fc.subarray(['--requests', '--duration', '--rate', '--blocks', '--block-size', '--chunk', '--max-batch', '--seed', '--split', '--mode', '--slo', '--trace-out', '--report'], { minLength: 1, maxLength: 3 })),
@@ -79,7 +82,7 @@ describe('fuzz: hostile flags exit 0, 1 or 2, never with a stack trace or an int
     fc.assert(
       fc.property(commandLines, fc.array(hostileValue, { minLength: 3, maxLength: 3 }), ([base, flags], values) => {
         const args = [...base, ...flags.flatMap((f, i) => [f, values[i]]), ...(base[0] === 'campaign' ? ['--runs', '3'] : [])];
-        const r = spawnSync(process.execPath, [join(root, 'bin', 'pdspec.js'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync(process.execPath, [join(root, 'bin', 'pdspec.js'), ...args], { cwd: scratch, encoding: 'utf8', timeout: 60_000 });
         const shown = `pdspec ${args.join(' ')} → ${r.status}\n${r.stderr}`;
         expect([0, 1, 2], shown).toContain(r.status);
         expect(r.stderr, shown).not.toMatch(/\n\s+at /);
