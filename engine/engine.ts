@@ -12,7 +12,6 @@ import { KvManager } from './kv/kv-manager.ts';
 import { PrefixCache } from './kv/prefix-cache.ts';
 import { summarize, type RequestRecord, type RunMetrics } from './metrics.ts';
 import { createMode } from './modes/index.ts';
-import type { RoleSchedulers } from './modes/mode.ts';
 import { bookkeepingProblems, observe, records, type BookkeepingProblem, type EngineView } from './observe.ts';
 import { Resize } from './partition/resize.ts';
 import type { Decision, Observation, Slo } from './policy-api.ts';
@@ -91,7 +90,6 @@ export class Engine {
   readonly slo: Slo;
 
   private readonly rooms: Rooms;
-  private readonly schedulers: RoleSchedulers;
   private readonly driver: PolicyDriver;
 
   constructor(options: EngineOptions) {
@@ -104,12 +102,12 @@ export class Engine {
     this.allocatorMode = config.allocator;
     this.slo = config.slo;
     this.driver = new PolicyDriver(rooms, options.policy ?? null);
-    this.schedulers = rooms.mode.schedulers();
+    const schedulers = rooms.mode.schedulers();
     const decls = rooms.mode.topology(config.split);
     // Under the decode-owned allocator (semi-PD's code) only the decode worker allocates.
     for (const d of decls) {
       const w = new Worker(d.id, d.role, 0, d.share, d.gpu, 'idle', config.allocator !== 'decode-owned' || d.role !== 'prefill');
-      w.scheduler = this.schedulers[d.role]!;
+      w.scheduler = schedulers[d.role]!;
       rooms.workers.add(w);
     }
     this.header = makeHeader({

@@ -332,3 +332,18 @@ describe('the options behind the newer switches, faults off', () => {
     expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { n: 0 })] })).toThrow(/n \(parallel samples\)/);
   });
 });
+
+describe('the fault table of docs/engine.md', () => {
+  it('links each fault to its own file, which declares that fault', async () => {
+    const { faultTableMarkdown } = await import('../engine/faults/table.ts');
+    const { existsSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const links = [...faultTableMarkdown().matchAll(/\(\.\.\/(engine\/faults\/z\d\d-[a-z-]+\.ts)\)/g)].map((m) => m[1]);
+    expect(links).toHaveLength(FAULTS.length);
+    for (const [i, link] of links.entries()) {
+      const file = join(import.meta.dirname, '..', link);
+      expect(existsSync(file), link).toBe(true);
+      expect(readFileSync(file, 'utf8')).toContain(`name: '${FAULTS[i].name}'`);
+    }
+  });
+});

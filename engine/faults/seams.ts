@@ -10,8 +10,6 @@ import type { Clock } from '../sim/clock.ts';
 import type { EngineConfig } from '../config.ts';
 import type { WorkerSet } from '../sched/workers.ts';
 
-const NONE: readonly number[] = [];
-
 export interface Seams {
   /** A fork's allocation for its copy of the parent's prompt blocks (`parentTable`). */
   forkCopy(allocator: Worker, child: Req, gpu: number, count: number, parentTable: readonly number[]): void;
@@ -131,4 +129,3 @@ export function buildSeams(ctx: SeamContext, patches: readonly SeamPatch[]): Sea
   return seams;
 }
 
-export { NONE };

@@ -3,7 +3,6 @@
 // parent's last block: both tables hold it (the child's allocation names a block that has an owner), and
 // both later free it.
 import { defineFault } from './fault.ts';
-import { NONE } from './seams.ts';
 
 export default defineFault({
   name: 'forkSharesLastBlock',
@@ -20,6 +19,6 @@ export default defineFault({
   patch: ({ kv }) => ({
     // - allocate `count` fresh blocks for the child
     // + allocate count − 1, and append the parent's last block by reference
-    forkCopy: () => (allocator, child, gpu, count, parentTable) => kv.allocate(allocator, child, gpu, count, NONE, parentTable[parentTable.length - 1]),
+    forkCopy: () => (allocator, child, gpu, count, parentTable) => kv.allocate(allocator, child, gpu, count, undefined, parentTable[parentTable.length - 1]),
   }),
 });

@@ -8,9 +8,7 @@ import type { Clock } from '../sim/clock.ts';
 import type { Tracer } from '../sim/tracer.ts';
 import type { Req, Worker } from '../state.ts';
 import { BlockPool, type UtilisationReading } from './block-pool.ts';
-import { PREFIX_POOL, type PrefixCache } from './prefix-cache.ts';
-
-const NONE: readonly number[] = [];
+import { NO_HITS, PREFIX_POOL, type PrefixCache } from './prefix-cache.ts';
 
 export class KvManager {
   readonly pools: BlockPool[] = [];
@@ -37,7 +35,7 @@ export class KvManager {
    * cache hits, the table's first logical blocks), then blocks from the top of the free list. `shared` (a
    * fault's only) is another request's block appended to the table by reference, not taken from the pool.
    */
-  allocate(worker: Worker, r: Req, gpu: number, count: number, cached: readonly number[] = NONE, shared = -1): void {
+  allocate(worker: Worker, r: Req, gpu: number, count: number, cached: readonly number[] = NO_HITS, shared = -1): void {
     const pool = this.pools[gpu];
     const table = r.blocks[gpu];
     const start = table.length;

@@ -5,7 +5,8 @@
 // list for anything else is evicted from the map, so the map only ever holds free blocks.
 import type { Req } from '../state.ts';
 
-const NONE: readonly number[] = [];
+/** No cache hits (shared: an allocation without hits allocates nothing for them). */
+export const NO_HITS: readonly number[] = [];
 
 /** The pool whose blocks the cache maps: the prefill (or unified) worker's, GPU 0 in every mode. */
 export const PREFIX_POOL = 0;
@@ -37,7 +38,7 @@ export class PrefixCache {
 
   /** The hits for `r`'s admission to `gpu`: the mapped blocks of its prefix, from the first, up to the first miss. */
   lookup(r: Req, gpu: number, count: number): readonly number[] {
-    if (r.prefixId === null || gpu !== PREFIX_POOL) return NONE;
+    if (r.prefixId === null || gpu !== PREFIX_POOL) return NO_HITS;
     let hits: number[] | null = null;
     const n = Math.min(r.prefixBlocks, count);
     for (let i = 0; i < n; i++) {
@@ -45,7 +46,7 @@ export class PrefixCache {
       if (b === undefined) break;
       (hits ??= []).push(b);
     }
-    if (hits === null) return NONE;
+    if (hits === null) return NO_HITS;
     this.hits += hits.length;
     return hits;
   }
