@@ -37,12 +37,18 @@ export function parseOptions<O extends Options>(args: string[], options: O, usag
 }
 
 /** A non-negative integer option, or a UsageError naming it. */
-export function intOption(value: string | undefined, name: string, fallback: number, min = 0): number {
+export function intOption(value: string | undefined, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${value}'`);
+  if (n > max) throw new UsageError(`--${name} ${value} is beyond the limit of ${max.toLocaleString('en-US')}`);
   return n;
 }
+
+/** Generated cases or runs one command may be asked for: a million runs of a campaign take hours already. */
+export const MAX_RUNS = 10_000_000;
+/** The longest `check --budget`: a day. */
+export const MAX_BUDGET_SECONDS = 86_400;
 
 /** A finite number option, or a UsageError naming it. */
 export function numberOption(value: string | undefined, name: string, fallback: number): number {

@@ -11,9 +11,27 @@ function crashDir(): string {
   return process.env.PDSPEC_CRASH_DIR || tmpdir();
 }
 
+/**
+ * An internal error that a command found and described itself (the engine crashed in a campaign run), with
+ * the exception it came from as its cause: the crash file holds both stacks.
+ */
+export class InternalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InternalError';
+  }
+}
+
+/** The stack of `err` and of its causes (a few levels: a cause may point back at itself). */
+function stackOf(err: unknown, depth = 0): string {
+  if (!(err instanceof Error)) return String(err);
+  const own = String(err.stack ?? err.message);
+  return err.cause === undefined || depth >= 4 ? own : `${own}\n\ncaused by: ${stackOf(err.cause, depth + 1)}`;
+}
+
 function describe(err: unknown): { message: string; stack: string } {
   try {
-    if (err instanceof Error) return { message: String(err.message).split('\n')[0], stack: String(err.stack ?? err.message) };
+    if (err instanceof Error) return { message: String(err.message).split('\n')[0], stack: stackOf(err) };
     return { message: String(err).split('\n')[0], stack: String(err) };
   } catch {
     return { message: 'an error that cannot be printed', stack: '(unprintable)' };

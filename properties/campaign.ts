@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import type { Mode, PolicyHandle } from '../engine/engine.ts';
 import type { EngineFaults } from '../engine/faults/index.ts';
-import { PolicyFault } from '../engine/policies/index.ts';
+import { PolicyFault, type PolicyHandle as LoadedPolicy } from '../engine/policies/index.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 import { asFastCheckCommand, finish, LockstepFailure, start } from './lockstep.ts';
 import { abortCommand, modes as allModes, resizeCommand, runCommand, scenario, type Scenario } from './scenario.ts';
@@ -23,8 +23,28 @@ export interface CampaignOptions {
   replayPath?: string;
   /** Stop the campaign (runs and shrinking) after this long (ms); what ran so far counts. */
   timeLimitMs?: number;
-  /** The policy deciding splits during the runs (one handle for the whole campaign). */
-  policy?: PolicyHandle;
+  /** The policy deciding splits during the runs: fresh instances, one per run, or one shared handle. */
+  policy?: CampaignPolicy;
+}
+
+/**
+ * A campaign's policy: a maker of fresh instances, so that every run (shrinking included) starts with no
+ * history and a replay, which runs the failing case alone, decides exactly as the campaign did; or one handle
+ * for every run, for a policy that is one object (a module that exports a Policy, not a factory) — then a
+ * stateful policy carries its state from run to run, and a replay may not be exact.
+ */
+export type CampaignPolicy = PolicyHandle | (() => LoadedPolicy);
+
+/** Runs `body` with the policy instance of one run: a fresh one, closed when the run ends, or the shared handle. */
+function withRunPolicy<T>(policy: CampaignPolicy | undefined, body: (handle: PolicyHandle | null) => T): T {
+  if (typeof policy !== 'function') return body(policy ?? null);
+  const handle = policy();
+  try {
+    return body(handle);
+  } finally {
+    // Closing a spent instance (an isolated one is dropped in its worker) cannot change the run's outcome.
+    handle.close().catch(() => undefined);
+  }
 }
 
 export interface CampaignFailure {
@@ -41,6 +61,8 @@ export interface CampaignFailure {
   path: string;
   /** fast-check's replay path of the command list (its shrinking), needed with seed and path to replay. */
   replayPath: string;
+  /** For a crash (property 'crash'): what the engine threw, stack and all, for the crash file. */
+  error?: unknown;
 }
 
 export interface CampaignResult {
@@ -56,11 +78,13 @@ export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'fault
     maxCommands: 12,
     ...(options.replayPath ? { replayPath: options.replayPath } : {}),
   });
-  return fc.property(scenario(options.modes ?? allModes, options.faults ?? {}, options.maxRequests ?? 6, options.extra), commandArb, (sc, cmds) => {
-    const both = start(sc, options.policy ?? null);
-    fc.modelRun(() => ({ model: both, real: both }), cmds);
-    finish(both.judge, both.run);
-  });
+  return fc.property(scenario(options.modes ?? allModes, options.faults ?? {}, options.maxRequests ?? 6, options.extra), commandArb, (sc, cmds) =>
+    withRunPolicy(options.policy, (policy) => {
+      const both = start(sc, policy);
+      fc.modelRun(() => ({ model: both, real: both }), cmds);
+      finish(both.judge, both.run);
+    }),
+  );
 }
 
 export function runCampaign(options: CampaignOptions): CampaignResult {
@@ -96,6 +120,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
         seed: details.seed,
         path: details.counterexamplePath ?? '',
         replayPath,
+        error: err,
       },
     };
   }

@@ -114,8 +114,12 @@ export interface ReportData {
   version: 1;
   command: string;
   seed: number;
-  /** `holds` (exit 0), `violated` (exit 1: a property failed), `bad-input` (exit 2: a policy faulted, and no property failed). */
-  verdict: 'holds' | 'violated' | 'bad-input';
+  /**
+   * `holds` (exit 0), `violated` (exit 1: a property failed), `bad-input` (exit 2: a policy faulted, and no
+   * property failed), `internal-error` (exit 70: pdspec itself failed — the engine crashed in a campaign run —
+   * so the run is no verdict, whatever else it found).
+   */
+  verdict: 'holds' | 'violated' | 'bad-input' | 'internal-error';
   startedAt: string;
   seconds: number;
   policies: PolicyReport[];

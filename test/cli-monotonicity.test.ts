@@ -20,8 +20,8 @@ describe('pdspec monotonicity', () => {
   it('a property that holds: exit 0, and its replay command names the same run', () => {
     const r = pdspec('M2', 'static', '--runs', '20');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^M2 policy 'static': holds \(40 cases/);
-    expect(r.stdout).toContain(`replay: npx pdspec monotonicity M2 static '{"seed":20250607,"numRuns":20,"clauses":["prefill","decode"]}'`);
+    expect(r.stdout).toMatch(/^M2 policy 'static': holds \(60 cases/);
+    expect(r.stdout).toContain(`replay: npx pdspec monotonicity M2 static '{"seed":20250607,"numRuns":20,"clauses":["deterministic","prefill","decode"]}'`);
   });
 
   it('a counterexample: exit 1, and the printed replay command reproduces exactly that case', () => {

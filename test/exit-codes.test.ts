@@ -54,6 +54,67 @@ describe('internal errors: exit 70 with a crash file, never 1', () => {
   });
 });
 
+describe('an engine crash in a campaign run is an internal error (70) with its replay, never a violation', () => {
+  // An engine bug made to order: pdspec run in a process whose engine throws on every abort.
+  const crashingEngine = [
+    "import { Engine } from './engine/engine.ts';",
+    "import { mainProcess } from './cli/main.ts';",
+    "Engine.prototype.abortNow = function () { throw new TypeError('engine bug made by the test'); };",
+    'process.exitCode = await mainProcess(process.argv.slice(1));',
+  ].join('\n');
+  const crashing = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', crashingEngine, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, PDSPEC_CRASH_DIR: crashDir } });
+  const replayWords = (replay: string) => replay.replace(/^npx pdspec /, '').match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'(.*)'$/, '$1'));
+
+  /** The one stderr line of an internal error: its message, and the crash file's text. */
+  function crashLine(stderr: string, command: string): { message: string; file: string } {
+    const lines = stderr.trim().split('\n');
+    expect(lines, stderr).toHaveLength(1);
+    const m = new RegExp(`^pdspec ${command}: internal error \\(not a verdict\\): (.+); details in (.+)$`).exec(lines[0]);
+    expect(m, lines[0]).not.toBeNull();
+    return { message: m![1], file: readFileSync(m![2], 'utf8') };
+  }
+
+  it("pdspec campaign: exit 70, the replay printed, one line naming the crash file, which holds the engine's stack", () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'pdspec-crash-out-')), 'cex.jsonl');
+    const r = crashing('campaign', '--runs', '50', '--seed', '1', '--out', out);
+    expect(r.status, r.stdout + r.stderr).toBe(EXIT.internal);
+    expect(r.stdout).toMatch(/^the engine crashed \(an internal error, not a verdict\) after \d+ run\(s\): TypeError: engine bug made by the test$/m);
+    const replay = /^replay: (.*)$/m.exec(r.stdout)?.[1];
+    expect(replay).toMatch(/^npx pdspec campaign --seed 1 --path [\d:]+ --replay-path '[^']*'$/);
+    const { message, file } = crashLine(r.stderr, 'campaign');
+    expect(message).toBe(`the engine crashed in a campaign run: TypeError: engine bug made by the test (replay: ${replay})`);
+    expect(file).toMatch(/caused by: TypeError: engine bug made by the test\n\s+at Engine\.abortNow/);
+    // No trace is written for a crash: the spec judged nothing, and a header alone would not conform.
+    expect(existsSync(out)).toBe(false);
+    // The replay crashes the same way, and names itself.
+    const again = crashing(...replayWords(replay!), '--json');
+    expect(again.status, again.stderr).toBe(EXIT.internal);
+    const json = JSON.parse(again.stdout);
+    expect([json.ok, json.failure.property, json.replay]).toEqual([false, 'crash', replay]);
+    expect(json.failure).not.toHaveProperty('error');
+    expect(crashLine(again.stderr, 'campaign').message).toContain(replay);
+  });
+
+  it('pdspec check: the campaign is an error with its replay, the report says internal error, exit 70 with a crash file', () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pdspec-crash-report-')), 'report');
+    const r = crashing('check', '--policy', 'static', '--budget', '10', '--report', dir, '--json');
+    expect(r.status, r.stdout + r.stderr).toBe(EXIT.internal);
+    const data = JSON.parse(r.stdout);
+    expect(data.verdict).toBe('internal-error');
+    expect(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')).verdict).toBe('internal-error');
+    expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain('Internal error</span>: the engine crashed');
+    const campaign = data.policies[0].checks.find((c: { check: string }) => c.check === 'campaign');
+    expect(campaign).toMatchObject({ status: 'error', property: 'engine crash', family: 'internal error' });
+    expect(campaign.replay).toMatch(/^npx pdspec campaign --seed 1 --path [\d:]+ --replay-path '[^']*' --modes semi-pd --policy static$/);
+    const { message, file } = crashLine(r.stderr, 'check');
+    expect(message).toBe(`the engine crashed in the campaign of static: TypeError: engine bug made by the test (replay: ${campaign.replay})`);
+    expect(file).toMatch(/caused by: TypeError: engine bug made by the test/);
+    // The other checks ran and are reported.
+    expect(data.policies[0].checks.find((c: { check: string }) => c.check === 'explore').status).toBe('pass');
+  });
+});
+
 describe('output paths are checked before any work starts', () => {
   it('an unwritable --trace-out, --out or --report is bad input naming the flag', () => {
     const missing = join(mkdtempSync(join(tmpdir(), 'pdspec-out-')), 'no-such-dir');

@@ -39,7 +39,7 @@ const quiet = (o: Plain) => o.prefillQueue.requests === 0 && o.decodeBatch.reque
 describe('the broken example: refuted with the smallest pair', () => {
   it('a queue of 8 → 9 waiting lowers the prefill share 70 → 30, and nothing else differs', async () => {
     const result = await checkPolicy(NON_MONOTONE);
-    expect(result.clauses.map((c) => [c.clause, c.holds])).toEqual([['prefill', false], ['decode', true]]);
+    expect(result.clauses.map((c) => [c.clause, c.holds])).toEqual([['deterministic', true], ['prefill', false], ['decode', true]]);
     const { o, oPrime, shares } = pairOf(result);
     expect([o.prefillQueue.requests, oPrime.prefillQueue.requests]).toEqual([8, 9]);
     expect(shares).toEqual([70, 30]);
@@ -79,7 +79,7 @@ describe('policies that keep M2', () => {
   it.each(['static', 'unified', 'disaggregated', 'nexus'])('%s: more pressure never lowers the pressured share', async (name) => {
     const result = await checkPolicy(name);
     expect(result.holds, formatResult(result)).toBe(true);
-    expect(result.runs).toBe(600);
+    expect(result.runs).toBe(900); // 300 cases for each of deterministic, prefill, decode
     expect(result.notes[0]).toMatch(/fresh instances/);
   });
 
@@ -121,7 +121,7 @@ describe('finding: semi-pd (not claimed) breaks M2', () => {
   });
 
   it('queue: one more, shorter prompt lowers the mean prompt, hence λ and the prior, so the raise is smaller', async () => {
-    const result = await checkPolicy('semi-pd', { components: ['queue'], clauses: ['prefill'] });
+    const result = await checkPolicy('semi-pd', { seed: 1, components: ['queue'], clauses: ['prefill'] });
     const { o, oPrime, shares } = pairOf(result);
     expect(differing(o, oPrime)).toEqual(['prefillQueue.requests', 'prefillQueue.tokens', 'prefillQueue.promptLengths']);
     expect(oPrime.prefillQueue.requests - o.prefillQueue.requests).toBe(1);
@@ -129,7 +129,7 @@ describe('finding: semi-pd (not claimed) breaks M2', () => {
   });
 
   it('branches: a tighter TPOT SLO tips "TTFT fails" into "both fail", whose balance gives decode less (needs one history window)', async () => {
-    const first = await checkPolicy('semi-pd', { seed: 11, components: ['ttft', 'tpot', 'sloTpot', 'sloTtft', 'tokens'] });
+    const first = await checkPolicy('semi-pd', { seed: 28, components: ['ttft', 'tpot', 'sloTpot', 'sloTtft', 'tokens'] });
     const { o, oPrime, shares, decisions } = pairOf(first);
     expect(first.counterexample!.clause).toBe('decode');
     expect((first.counterexample!.data.history as unknown[]).length).toBe(1);
@@ -137,8 +137,8 @@ describe('finding: semi-pd (not claimed) breaks M2', () => {
     expect(o.ttft.p90).toBeGreaterThan(o.slo.ttft); // TTFT fails in both; TPOT meets its SLO only in o
     expect(o.tpot.p90).toBeLessThanOrEqual(o.slo.tpot);
     expect(oPrime.tpot.p90).toBeGreaterThan(oPrime.slo.tpot);
-    expect(decisions).toEqual([{ split: { prefill: 81, decode: 99 } }, { split: { prefill: 100, decode: 80 } }]);
-    expect(shares).toEqual([99, 80]);
+    expect(decisions).toEqual([{ split: { prefill: 51, decode: 49 } }, { split: { prefill: 70, decode: 30 } }]);
+    expect(shares).toEqual([49, 30]);
     // Its replay (fresh instances, the history fed again) reproduces it exactly.
     const again = await checkPolicy('semi-pd', first.replayOptions as object);
     expect(again.counterexample).toEqual(first.counterexample);

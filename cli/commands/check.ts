@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Mode } from '../../engine/engine.ts';
-import { loadPolicy, PolicyFault, PolicyLoadError, type PolicyHandle } from '../../engine/policies/index.ts';
+import { loadPolicy, loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyHandle, type PolicyInstances } from '../../engine/policies/index.ts';
 import { latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
 import { failureTrace, replayOf, runCampaign } from '../../properties/campaign.ts';
 import { DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
@@ -13,7 +13,8 @@ import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
 import { guardedCheck, PolicyHang } from '../../properties/monotonicity/guard.ts';
 import { checkProfile, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
-import { intOption, parseOptions, UsageError, type Command } from '../common.ts';
+import { intOption, MAX_BUDGET_SECONDS, parseOptions, UsageError, type Command } from '../common.ts';
+import { InternalError, reportCrash } from '../crash.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
 import { ReportDir } from '../report/report-dir.ts';
 import { exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
@@ -50,13 +51,27 @@ interface Context {
   profile: Profile;
   progress: Progress;
   command: string;
+  /** Engine crashes met on the way (internal errors, each with its replay): the run then exits 70. */
+  crashes: InternalError[];
 }
 
-function exploreConfigFor(mode: Mode): ExploreConfig {
+export function exploreConfigFor(mode: Mode): ExploreConfig {
   if (mode === 'unified') return { ...DEFAULT_CONFIG, mode, resizes: 0 };
   if (mode === 'disaggregated') return { ...DEFAULT_CONFIG, mode, resizes: 0, requests: 2, blocks: 4 };
   if (mode === 'nexus') return { ...DEFAULT_CONFIG, mode, splits: [{ prefill: 70, decode: 30 }] };
   return { ...DEFAULT_CONFIG, mode };
+}
+
+/**
+ * The explore command that searches `config` again: the policy, the mode, and the bound where it is not the
+ * explorer's default (disaggregated is checked at a smaller one; the rest follows from the mode).
+ */
+export function exploreReplay(policyName: string, config: ExploreConfig): string {
+  const flags = [`--policy ${policyName}`];
+  if (config.mode !== DEFAULT_CONFIG.mode) flags.push(`--mode ${config.mode}`);
+  if (config.requests !== DEFAULT_CONFIG.requests) flags.push(`--requests ${config.requests}`);
+  if (config.blocks !== DEFAULT_CONFIG.blocks) flags.push(`--blocks ${config.blocks}`);
+  return `npx pdspec explore ${flags.join(' ')}`;
 }
 
 async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHandle, mode: Mode): Promise<CheckResult> {
@@ -66,13 +81,16 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   if (mode === 'semi-pd' || mode === 'nexus') config.policy = { name: handle.name, decide: (sys) => policySplit(sys, handle, model, { ttft: 0.4, tpot: 0.2 }) };
   ctx.progress.phase(policyName, 'explore');
   const r = explore(config, { progress: (n) => ctx.progress.tick(policyName, 'explore', Math.min(0.99, n / 400_000)) });
-  const replay = `npx pdspec explore --policy ${policyName}${mode !== 'semi-pd' ? ` --mode ${mode}` : ''}`;
+  const replay = exploreReplay(policyName, config);
   return exploreCheckResult(r, config, replay, ctx.reportDir, policyName, (performance.now() - t0) / 1000);
 }
 
-function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, mode: Mode, seconds: number): CheckResult {
+function campaignCheck(ctx: Context, policyName: string, instances: PolicyInstances, mode: Mode, seconds: number): CheckResult {
   ctx.progress.phase(policyName, 'campaign');
-  const result = runCampaign({ seed: ctx.seed, runs: 1_000_000, modes: [mode], policy: handle, timeLimitMs: seconds * 1000 });
+  // A fresh instance per run where the policy can make one: the replay runs the failing case alone, on a
+  // fresh instance too, so it decides exactly as the campaign did.
+  const policy = instances.fresh ?? instances.handle;
+  const result = runCampaign({ seed: ctx.seed, runs: 1_000_000, modes: [mode], policy, timeLimitMs: seconds * 1000 });
   if (result.ok)
     return {
       check: 'campaign',
@@ -84,6 +102,13 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
     };
   const f = result.failure!;
   const replay = replayOf(f.seed, f.path, f.replayPath, [mode], undefined, policyName);
+  // One object shared by every run: if it keeps state, the replay's fresh start may decide differently.
+  const shared = instances.fresh ? '' : `; ${policyName} exports one Policy object, not a factory, so every run shared it: if it keeps state, this replay may not be exact`;
+  if (f.property === 'crash') {
+    // An engine crash is pdspec's own fault, not a property the policy broke: an error (exit 70, a crash file).
+    ctx.crashes.push(new InternalError(`the engine crashed in the campaign of ${policyName}: ${f.message} (replay: ${replay})`, { cause: f.error }));
+    return { check: 'campaign', property: 'engine crash', family: 'internal error', status: 'error', seconds: result.seconds, detail: `the engine crashed (an internal error of pdspec, not a verdict): ${f.message}${shared}`, replay };
+  }
   const file = `cex-${slug(policyName)}-campaign.jsonl`;
   const lines = failureTrace(f, replay);
   writeFileSync(join(ctx.reportDir, file), `${lines.join('\n')}\n`);
@@ -93,14 +118,14 @@ function campaignCheck(ctx: Context, policyName: string, handle: PolicyHandle, m
     family: f.family,
     status: 'fail',
     seconds: result.seconds,
-    detail: `${f.message} (shrunk to ${f.scenario.workload.length} request(s), ${f.commands.length} command(s))`,
+    detail: `${f.message} (shrunk to ${f.scenario.workload.length} request(s), ${f.commands.length} command(s))${shared}`,
     counterexample: { traceFile: file, replay, header: f.header, events: f.events },
   };
 }
 
 const MONOTONICITY_COVERS = {
   M1: 'latency model monotone, concave',
-  M2: 'share monotone in pressure',
+  M2: 'deterministic; share monotone in pressure',
   M3: 'attainment monotone in SLO, capacity',
 } as const;
 
@@ -108,13 +133,19 @@ const MONOTONICITY_COVERS = {
 function fromMonotonicity(m: MonotonicityResult, required: boolean, what: string, seconds: number): CheckResult {
   const failing = m.clauses.filter((c) => !c.holds).map((c) => c.clause);
   const ce = m.counterexample;
+  // A policy that faulted (threw, NaN, out of range) is bad input, not a counterexample: never a violation.
+  const faulted = (ce?.data as { fault?: unknown } | undefined)?.fault !== undefined;
   return {
     check: m.property,
-    property: failing.length ? `${m.property} ${failing.join(', ')}` : MONOTONICITY_COVERS[m.property],
-    family: 'SLO-policy monotonicity',
-    status: m.holds ? 'pass' : required ? 'fail' : 'warn',
+    property: faulted ? 'policy fault' : failing.length ? `${m.property} ${failing.join(', ')}` : MONOTONICITY_COVERS[m.property],
+    family: faulted ? 'bad input' : 'SLO-policy monotonicity',
+    status: m.holds ? 'pass' : faulted ? 'error' : required ? 'fail' : 'warn',
     seconds,
-    detail: m.holds ? `${what}: holds over ${m.runs} generated cases (seed ${m.seed})` : `${what}: ${ce?.summary ?? 'fails'}${required ? '' : ' — a finding, not required of this policy'}`,
+    detail: m.holds
+      ? `${what}: holds over ${m.runs} generated cases (seed ${m.seed})`
+      : faulted
+        ? `${what}: ${ce!.summary}`
+        : `${what}: ${ce?.summary ?? 'fails'}${required ? '' : ' — a finding, not required of this policy'}`,
     ...(ce ? { pair: { left: ce.lines[2] ?? '', right: ce.lines.slice(3).join('; '), outcome: ce.summary } } : {}),
     ...(ce && !m.holds ? { replay: m.replay } : {}),
   };
@@ -125,7 +156,9 @@ async function monotonicity(ctx: Context, policyName: string, claims: boolean): 
   let t0 = performance.now();
   // A policy that is not a trusted built-in runs on a watched worker here: a hang is stopped (PolicyHang).
   const m2 = await guardedCheck('M2', policyName, { seed: ctx.seed });
-  const r2 = fromMonotonicity(m2, claims, claims ? 'more pressure never lowers its phase share (claimed)' : 'more pressure never lowers its phase share (not claimed)', (performance.now() - t0) / 1000);
+  // Determinism is required of every policy, claimed or not: without it no replay of its runs is exact.
+  const required = claims || m2.counterexample?.clause === 'deterministic';
+  const r2 = fromMonotonicity(m2, required, claims ? 'more pressure never lowers its phase share (claimed); decisions are deterministic' : 'more pressure never lowers its phase share (not claimed); decisions are deterministic (required)', (performance.now() - t0) / 1000);
   t0 = performance.now();
   // M3: looser SLOs (and, for a policy that claims monotonicity, more blocks or SMs) never lower
   // attainment. A failure is a scheduling anomaly of the system, reported with its smallest workload.
@@ -192,13 +225,13 @@ export const check: Command = {
     );
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'\nusage: ${usage}`);
     const seed = intOption(values.seed, 'seed', 1, 0);
-    const budget = intOption(values.budget, 'budget', 180, 10);
+    const budget = intOption(values.budget, 'budget', 180, 10, MAX_BUDGET_SECONDS);
     const report = ReportDir.open(values.report ?? 'report');
     const reportDir = report.final;
     const policies = values.policy ?? BUILT_INS;
     const progress = new Progress(values.json === true);
     const profile = loadProfile();
-    const ctx: Context = { seed, budget, reportDir: report.staging, profile, progress, command: ['pdspec check', ...args].join(' ') };
+    const ctx: Context = { seed, budget, reportDir: report.staging, profile, progress, command: ['pdspec check', ...args].join(' '), crashes: [] };
     const started = performance.now();
     const startedAt = new Date().toISOString();
     const reports: PolicyReport[] = [];
@@ -206,13 +239,15 @@ export const check: Command = {
     const m1 = fromMonotonicity(checkProfile(profile.name, { seed }), true, `the latency model of ${profile.name}`, (performance.now() - m1Start) / 1000);
     if (!values.json) console.log(`pdspec check — ${policies.length} polic${policies.length === 1 ? 'y' : 'ies'}, seed ${seed}, budget ${budget} s\n`);
     for (const name of policies) {
-      let handle: PolicyHandle;
+      // One handle for the checks that ask one instance, and fresh instances for the campaign's runs.
+      let instances: PolicyInstances;
       try {
-        handle = await loadPolicy(name, { profile, isolate: 'auto' });
+        instances = await loadPolicyInstances(name, { profile, isolate: 'auto' });
       } catch (err) {
         if (err instanceof PolicyLoadError) throw new UsageError(err.message);
         throw err;
       }
+      const handle: PolicyHandle = instances.handle;
       const mode = modeForPolicy(BUILT_INS.includes(name) ? name : 'user');
       const checks: CheckResult[] = [];
       const report: PolicyReport = { name: handle.name, source: handle.source, claimsMonotone: handle.claimsMonotone, checks, sweeps: [] };
@@ -221,7 +256,7 @@ export const check: Command = {
         const ex = await exploreCheck(ctx, name, handle, mode);
         checks.push(ex);
         progress.result(shown, ex);
-        const cp = campaignCheck(ctx, name, handle, mode, Math.max(3, (budget * 0.25) / policies.length));
+        const cp = campaignCheck(ctx, name, instances, mode, Math.max(3, (budget * 0.25) / policies.length));
         checks.push(cp);
         progress.result(shown, cp);
         checks.push(m1);
@@ -251,7 +286,7 @@ export const check: Command = {
         checks.push(fault);
         progress.result(handle.name, fault);
       } finally {
-        await handle.close();
+        await instances.close();
       }
       reports.push(report);
     }
@@ -271,7 +306,8 @@ export const check: Command = {
     const failed = reports.some((p) => p.checks.some((c) => c.status === 'fail')) || (zoo?.some((r) => !r.caught) ?? false);
     // A policy that faulted (threw, NaN, out of range, hung) is bad input — unless a property failed too.
     const faulted = reports.some((p) => p.checks.some((c) => c.status === 'error'));
-    const verdict: ReportData['verdict'] = failed ? 'violated' : faulted ? 'bad-input' : 'holds';
+    // An engine crash outranks both: pdspec failed, so nothing this run found is a verdict a script may act on.
+    const verdict: ReportData['verdict'] = ctx.crashes.length ? 'internal-error' : failed ? 'violated' : faulted ? 'bad-input' : 'holds';
     const data: ReportData = {
       version: 1,
       command: ctx.command,
@@ -289,6 +325,8 @@ export const check: Command = {
       console.log(`\n${summaryTable(data, reportDir)}\n`);
       console.log(`${VERDICT_WORD[verdict]} — report: ${join(reportDir, 'index.html')} (data: report.json; ${data.seconds.toFixed(0)} s)`);
     }
+    // The report and the replay are written; the crash itself gets the one line and crash file of exit 70.
+    if (ctx.crashes.length) return reportCrash('check', ctx.crashes[0], ['check', ...args]);
     return VERDICT_EXIT[verdict];
   },
 };

@@ -4,7 +4,7 @@ import { PolicyFault, PolicyLoadError } from '../../engine/policies/index.ts';
 import { ProfileError } from '../../engine/profile.ts';
 import { guardedCheck, GuardedError, PolicyHang } from '../../properties/monotonicity/guard.ts';
 import { checkProfile, formatResult, M1_CLAUSES, M2_CLAUSES, M3_CLAUSES, type CheckResult } from '../../properties/monotonicity/index.ts';
-import { EXIT, intOption, parseOptions, UsageError, type Command } from '../common.ts';
+import { EXIT, intOption, MAX_RUNS, parseOptions, UsageError, type Command } from '../common.ts';
 
 const usage =
   "pdspec monotonicity M1|M2|M3 SUBJECT ['OPTIONS'] [--seed N] [--runs N] [--json]\n" +
@@ -30,6 +30,7 @@ function readOptions(text: string | undefined, property: keyof typeof CLAUSES): 
   const o = options as Record<string, unknown>;
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new UsageError(`OPTIONS.seed must be an integer, got ${JSON.stringify(o.seed)}`);
   if (o.numRuns !== undefined && !(Number.isInteger(o.numRuns) && (o.numRuns as number) > 0)) throw new UsageError(`OPTIONS.numRuns must be a positive integer, got ${JSON.stringify(o.numRuns)}`);
+  if (o.numRuns !== undefined && (o.numRuns as number) > MAX_RUNS) throw new UsageError(`OPTIONS.numRuns ${o.numRuns} is beyond the limit of ${MAX_RUNS.toLocaleString('en-US')}`);
   if (o.path !== undefined && (typeof o.path !== 'string' || !/^\d+(:\d+)*$/.test(o.path))) throw new UsageError(`OPTIONS.path must be a fast-check path like "3:1:0", got ${JSON.stringify(o.path)}`);
   if (o.clauses !== undefined) {
     const known: readonly string[] = CLAUSES[property];
@@ -51,7 +52,7 @@ export const monotonicity: Command = {
     if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'\nusage: ${usage}`);
     const options = readOptions(optionsText, property);
     if (values.seed !== undefined) options.seed = intOption(values.seed, 'seed', 0);
-    if (values.runs !== undefined) options.numRuns = intOption(values.runs, 'runs', 1, 1);
+    if (values.runs !== undefined) options.numRuns = intOption(values.runs, 'runs', 1, 1, MAX_RUNS);
     let result: CheckResult;
     try {
       // M2 and M3 run a policy that is not a trusted built-in on a watched worker: a hang is stopped and reported.

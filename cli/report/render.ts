@@ -24,6 +24,7 @@ import {
   type PolicyStyle,
   type WorkloadStyle,
 } from './charts.ts';
+import { VERDICT_EXIT } from './results.ts';
 import { CSS, SCRIPT } from './style.ts';
 import { blockTimeline, lineOf } from './timeline.ts';
 
@@ -282,7 +283,9 @@ function banner(data: ReportData, ctx: Context): string {
   const ran = all.length - count('skipped');
   const warned = all.filter((x) => x.c.status === 'warn');
   const badInput = data.verdict === 'bad-input';
-  const headline = badInput
+  const headline = data.verdict === 'internal-error'
+    ? '<span class="word">Internal error</span>: the engine crashed, so this run is no verdict'
+    : badInput
     ? `<span class="word">Bad input</span>: ${count('error') === 1 ? 'a policy faulted' : `${count('error')} checks stopped by a policy fault`}`
     : holds
     ? `<span class="word">Holds</span>: ${
@@ -316,7 +319,7 @@ function banner(data: ReportData, ctx: Context): string {
 <div><dt>seed</dt><dd>${data.seed}</dd></div>
 <div><dt>started</dt><dd>${esc(started)}</dd></div>
 <div><dt>took</dt><dd>${duration(data.seconds)}</dd></div>
-<div><dt>exit code</dt><dd>${holds ? 0 : badInput ? 2 : 1} (${data.verdict.replace('-', ' ')})</dd></div>
+<div><dt>exit code</dt><dd>${VERDICT_EXIT[data.verdict]} (${data.verdict.replace('-', ' ')})</dd></div>
 <div><dt>policies</dt><dd>${data.policies.length}</dd></div>
 </dl>
 <div class="tally">${tally(all.map((x) => x.c))}</div>

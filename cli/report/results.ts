@@ -43,8 +43,8 @@ export function exploreCheckResult(r: ExploreResult, config: ExploreConfig, repl
   };
 }
 
-export const VERDICT_EXIT = { holds: EXIT.holds, violated: EXIT.violated, 'bad-input': EXIT.badInput } as const;
-export const VERDICT_WORD = { holds: 'holds', violated: 'VIOLATED', 'bad-input': 'BAD INPUT (a policy faulted)' } as const;
+export const VERDICT_EXIT = { holds: EXIT.holds, violated: EXIT.violated, 'bad-input': EXIT.badInput, 'internal-error': EXIT.internal } as const;
+export const VERDICT_WORD = { holds: 'holds', violated: 'VIOLATED', 'bad-input': 'BAD INPUT (a policy faulted)', 'internal-error': 'INTERNAL ERROR (the engine crashed; not a verdict)' } as const;
 
 /** Where the numbers of a report come from. */
 export function reportSources(profile: Profile): ReportData['sources'] {

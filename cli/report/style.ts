@@ -45,7 +45,7 @@ section > .intro { color: var(--muted); margin: 0 0 14px; max-width: 80ch; }
 /* The verdict banner */
 .banner { display: grid; grid-template-columns: 64px 1fr; gap: 18px; align-items: start; border-left: 6px solid var(--status); }
 .banner.holds { --status: var(--pass); --status-bg: var(--pass-bg); }
-.banner.violated, .banner.bad-input { --status: var(--fail); --status-bg: var(--fail-bg); }
+.banner.violated, .banner.bad-input, .banner.internal-error { --status: var(--fail); --status-bg: var(--fail-bg); }
 .banner .mark { width: 64px; height: 64px; border-radius: 50%; display: grid; place-items: center; font-size: 34px; font-weight: 700; color: var(--status); background: var(--status-bg); }
 .banner .eyebrow { margin: 0; font-size: 12px; letter-spacing: .08em; text-transform: uppercase; color: var(--muted); font-weight: 600; }
 .banner h1 { font-size: 26px; margin: 2px 0 4px; letter-spacing: -0.015em; }

@@ -87,7 +87,13 @@ export class PolicyFault extends Error {
  * joined with the next when the first is only a heading ("Transform failed with 1 error:").
  */
 export function firstLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  let text: string;
+  try {
+    text = err instanceof Error ? String(err.message) : String(err);
+  } catch {
+    // A thrown object whose toString throws, a Proxy whose traps throw: there is nothing to print.
+    return 'an exception that cannot be printed';
+  }
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
   if (lines.length === 0) return text.trim();
   return lines[0]!.endsWith(':') && lines.length > 1 ? `${lines[0]} ${lines[1]}` : lines[0]!;

@@ -133,6 +133,9 @@ export interface IsolatedInstances {
   close(): Promise<void>;
 }
 
+/** A policy's instance 0 and its maker of fresh instances, isolated or in-process (loadPolicyInstances). */
+export type PolicyInstances = IsolatedInstances;
+
 /** Fresh instances an isolated policy's worker keeps at once (the checks use one or two at a time). */
 export const FRESH_LIVE = 16;
 
@@ -143,6 +146,29 @@ export const FRESH_LIVE = 16;
 export async function loadIsolatedPolicy(nameOrPath: string, options: LoadPolicyOptions = {}): Promise<IsolatedInstances> {
   const { spec, source } = resolveSpec(nameOrPath, options);
   return startIsolated(nameOrPath, spec, source, options);
+}
+
+/**
+ * A policy loaded as loadPolicy loads it (isolate 'auto' by default), with a maker of fresh instances for
+ * checks made of many independent runs (a campaign): a trusted built-in makes them in-process, anything
+ * isolated in its worker; `fresh` is null where the policy is one object (a module exporting a Policy, not a
+ * factory).
+ */
+export async function loadPolicyInstances(nameOrPath: string, options: LoadPolicyOptions = {}): Promise<PolicyInstances> {
+  const { spec, trusted } = resolveSpec(nameOrPath, options);
+  const isolate = options.isolate === undefined || options.isolate === 'auto' ? !trusted : options.isolate;
+  if (isolate) return loadIsolatedPolicy(nameOrPath, options);
+  const handle = await loadPolicy(nameOrPath, { ...options, isolate: false });
+  const timeBudgetMs = handle.timeBudgetMs;
+  let fresh: (() => PolicyHandle) | null = null;
+  if (spec.kind === 'builtin') {
+    const builtin = BUILTIN_POLICIES[spec.name as keyof typeof BUILTIN_POLICIES];
+    fresh = () => inProcessHandle(builtin.create(options.policyOptions ?? {}), 'built-in', timeBudgetMs);
+  } else {
+    const namespace = await importPolicyModule(spec.url);
+    if (typeof namespace.default === 'function') fresh = () => inProcessHandle(policyFromModule(namespace, options.policyOptions ?? {}), handle.source, timeBudgetMs);
+  }
+  return { handle, fresh, close: () => handle.close() };
 }
 
 function resolveSpec(nameOrPath: string, options: LoadPolicyOptions): { spec: PolicySpec; source: string; trusted: boolean } {
@@ -244,9 +270,6 @@ function inProcessHandle(policy: Policy, source: string, timeBudgetMs: number): 
         decideWatch?.end();
       }
       const took = performance.now() - started;
-      if (raw !== null && typeof raw === 'object' && typeof (raw as { then?: unknown }).then === 'function') {
-        Promise.resolve(raw).catch(() => undefined); // reported as malformed below; no unhandled rejection
-      }
       if (took > timeBudgetMs) {
         return {
           ok: false,
@@ -254,7 +277,15 @@ function inProcessHandle(policy: Policy, source: string, timeBudgetMs: number): 
           detail: `took ${took.toFixed(1)} ms, over its time budget of ${timeBudgetMs} ms (run it isolated to stop a hang)`,
         };
       }
-      return validateDecision(raw, observation.shareRule);
+      try {
+        if (raw !== null && typeof raw === 'object' && typeof (raw as { then?: unknown }).then === 'function') {
+          Promise.resolve(raw).catch(() => undefined); // reported as malformed below; no unhandled rejection
+        }
+        return validateDecision(raw, observation.shareRule);
+      } catch (err) {
+        // A decision that cannot even be read (a Proxy or a getter that throws) is malformed, not an engine crash.
+        return { ok: false, kind: 'malformed', detail: `malformed decision: it cannot be read (${firstLine(err)})` };
+      }
     },
     close: async () => {
       closed = true;

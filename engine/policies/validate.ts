@@ -18,7 +18,16 @@ function typeName(value: unknown): string {
   if (value instanceof Promise || (typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function')) {
     return 'a Promise';
   }
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value) ?? String(value)}`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${printed(value)}`;
+}
+
+/** A primitive as JSON, or as String() gives it where JSON has no form (a BigInt, a symbol, a function). */
+function printed(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }
 
 function checkShare(value: unknown, field: 'prefill' | 'decode'): { kind: FaultKind; detail: string } | undefined {

@@ -13,6 +13,19 @@ import { ANSWERED, STARTED, type PlainObservation, type WorkerLoaded, type Worke
 const start = workerData as WorkerStart;
 const signal = new Int32Array(start.signal);
 
+/**
+ * A policy sends no signals: from this thread, process.kill(process.pid) would end pdspec itself, with no
+ * verdict and no exit code of its own. Refused, it is an error the policy threw — a fault, like any other.
+ */
+function refuseSignals(): void {
+  const refuse = () => {
+    throw new Error('a policy may not send signals (process.kill)');
+  };
+  process.kill = refuse;
+  (process as unknown as { _kill: unknown })._kill = refuse;
+}
+refuseSignals();
+
 /** The policy's maker: a new instance per call when it has one, else the one object. */
 async function load(): Promise<{ make: () => Policy; fresh: boolean; model: LatencyModel }> {
   let make: () => Policy;
@@ -51,11 +64,16 @@ function decide(policy: Policy, model: LatencyModel, plain: PlainObservation): W
   } catch (err) {
     return { ok: false, kind: 'threw', detail: `decide threw: ${firstLine(err)}` };
   }
-  if (raw !== null && typeof raw === 'object' && typeof (raw as { then?: unknown }).then === 'function') {
-    // A Promise is a contract breach, reported below; keep its rejection from crashing the worker.
-    Promise.resolve(raw).catch(() => undefined);
+  try {
+    if (raw !== null && typeof raw === 'object' && typeof (raw as { then?: unknown }).then === 'function') {
+      // A Promise is a contract breach, reported below; keep its rejection from crashing the worker.
+      Promise.resolve(raw).catch(() => undefined);
+    }
+    return validateDecision(raw, plain.shareRule);
+  } catch (err) {
+    // A decision that cannot even be read (a Proxy or a getter that throws) is malformed, not a crash of the worker.
+    return { ok: false, kind: 'malformed', detail: `malformed decision: it cannot be read (${firstLine(err)})` };
   }
-  return validateDecision(raw, plain.shareRule);
 }
 
 try {

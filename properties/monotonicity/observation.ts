@@ -5,6 +5,7 @@
 // latency samples, the SLOs at their centres (TTFT 1 s, TPOT 0.1 s), KV empty; increments towards zero.
 import fc from 'fast-check';
 import type { LatencyModel, Observation, Percentiles, Split } from '../../engine/policy-api.ts';
+import { BEYOND, loadEnvelope, type LoadEnvelope } from './load-envelope.ts';
 
 export type ShareRule = Observation['shareRule'];
 export type Phase = 'prefill' | 'decode';
@@ -83,10 +84,77 @@ export function oftenQuiet<T>(quiet: T, arb: fc.Arbitrary<T>): fc.Arbitrary<T> {
   return fc.oneof(fc.constant(quiet), arb);
 }
 
-/** A prompt length: a multiple of 64 tokens, 64..4096. */
-export const promptLength = fc.integer({ min: 1, max: 64 }).map((k) => 64 * k);
-/** The waiting prompts, in queue order. */
-export const promptQueue = fc.array(promptLength, { maxLength: 12 });
+/**
+ * How far one scale of generation reaches. Observations mix two: `SMALL_SCALE`, a dozen short prompts and
+ * small batches (a shrunk counterexample reads at a glance there), and `LOAD_SCALE`, up to BEYOND times what
+ * the engine reaches when it serves the shipped workloads past capacity (load-envelope.ts). Each pressured
+ * component picks its scale on its own, so a long queue meets an empty batch as well as a full one.
+ */
+export interface Scale {
+  queueRequests: number;
+  promptTokens: number;
+  batchRequests: number;
+  contextPerRequest: number;
+  contextTokens: number;
+  arrivalTenths: number;
+  ttftMs: number;
+  tpotMs: number;
+  samples: number;
+}
+
+export const SMALL_SCALE: Scale = {
+  queueRequests: 12,
+  promptTokens: 4096,
+  batchRequests: 64,
+  contextPerRequest: 4096,
+  contextTokens: 64 * 4096,
+  arrivalTenths: 200,
+  ttftMs: 10_000,
+  tpotMs: 1_000,
+  samples: 100,
+};
+
+/** The scale that reaches `beyond` times the envelope's maxima (never below the small scale). */
+export function loadScale(envelope: LoadEnvelope, beyond = BEYOND): Scale {
+  const m = envelope.maxima;
+  const up = (x: number, unit: number, floor: number) => Math.max(floor, Math.ceil((x * beyond) / unit) * unit);
+  return {
+    queueRequests: up(m.queueRequests, 1, SMALL_SCALE.queueRequests),
+    promptTokens: up(m.promptTokens, 64, SMALL_SCALE.promptTokens),
+    batchRequests: up(m.batchRequests, 1, SMALL_SCALE.batchRequests),
+    contextPerRequest: up(m.contextPerRequest, 64, SMALL_SCALE.contextPerRequest),
+    contextTokens: up(m.contextTokens, 64, SMALL_SCALE.contextTokens),
+    arrivalTenths: up(m.arrivalRate * 10, 1, SMALL_SCALE.arrivalTenths),
+    ttftMs: up(m.ttftP99 * 1000, 1, SMALL_SCALE.ttftMs),
+    tpotMs: up(m.tpotP99 * 1000, 1, SMALL_SCALE.tpotMs),
+    samples: up(m.samples, 1, SMALL_SCALE.samples),
+  };
+}
+
+export const LOAD_SCALE: Scale = loadScale(loadEnvelope());
+
+/**
+ * `small`, or `load` one time in four: most cases stay at the scale where findings shrink to a few readable
+ * numbers, and every run still asks hundreds of questions at real load.
+ */
+function mostlySmall<T>(small: fc.Arbitrary<T>, load: fc.Arbitrary<T>): fc.Arbitrary<T> {
+  return fc.oneof({ arbitrary: small, weight: 3 }, { arbitrary: load, weight: 1 });
+}
+
+/** An integer in 0..small, or in 0..load one time in four. */
+function upTo(small: number, load: number): fc.Arbitrary<number> {
+  return mostlySmall(fc.integer({ min: 0, max: small }), fc.integer({ min: 0, max: load }));
+}
+
+/** A prompt length: a multiple of 64 tokens, 64..scale.promptTokens. */
+export const promptLength = (scale: Scale = SMALL_SCALE) => fc.integer({ min: 1, max: Math.floor(scale.promptTokens / 64) }).map((k) => 64 * k);
+/** The waiting prompts, in queue order: a dozen short ones, or up to four runs of equal prompts filling a queue of thousands. */
+export const promptQueue = mostlySmall(
+  fc.array(promptLength(SMALL_SCALE), { maxLength: SMALL_SCALE.queueRequests }),
+  fc
+    .array(fc.record({ length: promptLength(LOAD_SCALE), count: fc.integer({ min: 1, max: Math.ceil(LOAD_SCALE.queueRequests / 4) }) }), { minLength: 1, maxLength: 4 })
+    .map((runs) => runs.flatMap(({ length, count }) => Array<number>(count).fill(length))),
+);
 /** Bounds on the shares of the generated split, in percent (default 1..100). */
 export interface ShareRange {
   min: number;
@@ -110,10 +178,10 @@ export function splitFor(rule: ShareRule, range: ShareRange = { min: 1, max: 100
   return fc.tuple(around(clamp(80, lo, hi), lo, hi), around(clamp(100, lo, hi), lo, hi)).map(([prefill, decode]) => ({ prefill, decode }));
 }
 /** Latency samples of a window, in ms: null (none) or ordered percentiles. */
-export function latencySamples(maxMs: number): fc.Arbitrary<LatencySpec | null> {
+export function latencySamples(maxMs: number, maxSamples = SMALL_SCALE.samples): fc.Arbitrary<LatencySpec | null> {
   return fc.option(
     fc
-      .record({ count: fc.integer({ min: 1, max: 100 }), p90: fc.integer({ min: 1, max: maxMs }), below: fc.integer({ min: 0, max: maxMs }), above: fc.integer({ min: 0, max: maxMs }) })
+      .record({ count: fc.integer({ min: 1, max: maxSamples }), p90: fc.integer({ min: 1, max: maxMs }), below: fc.integer({ min: 0, max: maxMs }), above: fc.integer({ min: 0, max: maxMs }) })
       .map(({ count, p90, below, above }) => ({ count, p50: Math.max(1, p90 - below), p90, p99: p90 + above })),
     { nil: null },
   );
@@ -127,13 +195,13 @@ export function observationSpec(rules: readonly ShareRule[], range?: ShareRange)
       shareRule: fc.constant(shareRule),
       split: splitFor(shareRule, range),
       prompts: oftenQuiet([] as number[], promptQueue),
-      headDone: fc.integer({ min: 0, max: 4095 }),
-      batch: oftenQuiet(0, fc.integer({ min: 0, max: 64 })),
-      contextPerRequest: fc.integer({ min: 1, max: 64 }).map((k) => 64 * k),
+      headDone: upTo(SMALL_SCALE.promptTokens - 1, LOAD_SCALE.promptTokens - 1),
+      batch: oftenQuiet(0, upTo(SMALL_SCALE.batchRequests, LOAD_SCALE.batchRequests)),
+      contextPerRequest: upTo(SMALL_SCALE.contextPerRequest / 64 - 1, LOAD_SCALE.contextPerRequest / 64 - 1).map((k) => 64 * (k + 1)),
       kvPercent: fc.integer({ min: 0, max: 100 }),
-      arrivalTenths: oftenQuiet(0, fc.integer({ min: 0, max: 200 })),
-      ttftMs: oftenQuiet(null, latencySamples(10_000)),
-      tpotMs: oftenQuiet(null, latencySamples(1_000)),
+      arrivalTenths: oftenQuiet(0, upTo(SMALL_SCALE.arrivalTenths, LOAD_SCALE.arrivalTenths)),
+      ttftMs: oftenQuiet(null, mostlySmall(latencySamples(SMALL_SCALE.ttftMs), latencySamples(LOAD_SCALE.ttftMs, LOAD_SCALE.samples))),
+      tpotMs: oftenQuiet(null, mostlySmall(latencySamples(SMALL_SCALE.tpotMs), latencySamples(LOAD_SCALE.tpotMs, LOAD_SCALE.samples))),
       sloTtftMs: around(1000, 10, 10_000),
       sloTpotMs: around(100, 1, 1_000),
     }).map(({ contextPerRequest, ...o }) => normalised({ ...o, contextTokens: o.batch * contextPerRequest })),
@@ -153,10 +221,10 @@ const on = <T>(wanted: boolean, arb: fc.Arbitrary<T>, none: T) => (wanted ? arb 
 export function prefillPressure(components: readonly PressureComponent[]): fc.Arbitrary<PrefillPressure> {
   const has = (c: PrefillComponent) => components.includes(c);
   return fc.record({
-    fewerPrompts: has('queue') ? fc.integer({ min: 0, max: 12 }) : zero,
-    moreHeadDone: has('tokens') ? fc.integer({ min: 0, max: 4095 }) : zero,
-    arrivalTenths: has('arrivalRate') ? fc.integer({ min: 0, max: 200 }) : zero,
-    ttftMs: has('ttft') ? fc.integer({ min: 0, max: 10_000 }) : zero,
+    fewerPrompts: has('queue') ? upTo(SMALL_SCALE.queueRequests, LOAD_SCALE.queueRequests) : zero,
+    moreHeadDone: has('tokens') ? upTo(SMALL_SCALE.promptTokens - 1, LOAD_SCALE.promptTokens - 1) : zero,
+    arrivalTenths: has('arrivalRate') ? upTo(SMALL_SCALE.arrivalTenths, LOAD_SCALE.arrivalTenths) : zero,
+    ttftMs: has('ttft') ? upTo(SMALL_SCALE.ttftMs, LOAD_SCALE.ttftMs) : zero,
     looserSloTtftMs: has('sloTtft') ? fc.integer({ min: 0, max: 10_000 }) : zero,
   });
 }
@@ -165,9 +233,9 @@ export function prefillPressure(components: readonly PressureComponent[]): fc.Ar
 export function decodePressure(components: readonly PressureComponent[]): fc.Arbitrary<DecodePressure> {
   const has = (c: DecodeComponent) => components.includes(c);
   return fc.record({
-    fewerBatch: has('batch') ? fc.integer({ min: 0, max: 64 }) : zero,
-    fewerContextTokens: has('context') ? fc.integer({ min: 0, max: 64 }).map((k) => 64 * k) : zero,
-    tpotMs: has('tpot') ? fc.integer({ min: 0, max: 1_000 }) : zero,
+    fewerBatch: has('batch') ? upTo(SMALL_SCALE.batchRequests, LOAD_SCALE.batchRequests) : zero,
+    fewerContextTokens: has('context') ? upTo(SMALL_SCALE.contextTokens / 64, LOAD_SCALE.contextTokens / 64).map((k) => 64 * k) : zero,
+    tpotMs: has('tpot') ? upTo(SMALL_SCALE.tpotMs, LOAD_SCALE.tpotMs) : zero,
     looserSloTpotMs: has('sloTpot') ? fc.integer({ min: 0, max: 1_000 }) : zero,
     kvPercent: has('kvUsage') ? fc.integer({ min: 0, max: 100 }) : zero,
   });

@@ -1,5 +1,6 @@
-// M2, the policy: componentwise more pressure on one phase, everything else equal, never lowers that
-// phase's share. One clause per phase; a case is (history, more pressure, base observation):
+// M2, the policy: its decisions are deterministic (clause `deterministic`: the same history and observation,
+// the same decision), and componentwise more pressure on one phase, everything else equal, never lowers that
+// phase's share. One pressure clause per phase; a case is (history, more pressure, base observation):
 //
 //   o′ = the generated observation    o = o′ with the phase's components lowered (never raised)
 //   share(o) = decide(o).split?.[phase] ?? o.split[phase]      ({} keeps the split)
@@ -40,13 +41,19 @@ import {
 import { assemble, literal, OK, runClauses, replayCommand, type CheckResult, type Clause, type Verdict } from './result.ts';
 import { closeSubject, policySubject, subjectOfHandle, type PolicySubject, type SubjectOptions } from './subject.ts';
 
-export const M2_CLAUSES = ['prefill', 'decode'] as const satisfies readonly Phase[];
+/**
+ * `deterministic` first: every comparison M2 makes, and every replay pdspec prints, assumes that a decision is
+ * a function of the policy's history and the observation. A policy that reads the wall clock, draws random
+ * numbers or keeps state outside its instance breaks that, and its other counterexamples would not replay.
+ */
+export const M2_CLAUSES = ['deterministic', 'prefill', 'decode'] as const;
+export type M2Clause = (typeof M2_CLAUSES)[number];
 
 export interface PressureCheckOptions {
   seed?: number;
   /** Cases per phase (default 300). */
   numRuns?: number;
-  clauses?: readonly Phase[];
+  clauses?: readonly M2Clause[];
   path?: string;
   /** Pressure components that vary (default: all prefill ones and the design's decode ones; add 'kvUsage' to include KV usage). */
   components?: readonly PressureComponent[];
@@ -88,6 +95,66 @@ function play(handle: PolicyHandle, history: readonly ObservationSpec[], spec: O
   return { decision: handle.decide(observation), observation };
 }
 
+/** The history windows of a case, one line each (the split left out: the decisions set it). */
+function historyLinesOf(hist: readonly ObservationSpec[], model: LatencyModel): string[] {
+  return hist.map((h, i) => `history window ${i + 1} (fed to both first): ${fieldsOf(observationOf(h, model, 0)).slice(1).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+}
+
+/** A policy fault as a failing case (a hang is also noted, to end the check once fast-check returns). */
+function faultVerdict(err: unknown): Verdict {
+  if (!(err instanceof PolicyFault)) throw err;
+  noteHang(err);
+  return { ok: false, summary: `the policy faulted: ${err.message}`, lines: [err.message], data: { fault: { kind: err.kind, detail: err.detail } } };
+}
+
+/** A decision as comparable text: the split's two shares and the prefill order, in a fixed order. */
+function decisionKey(d: Decision): string {
+  return JSON.stringify([d.split ? [d.split.prefill, d.split.decode] : null, d.prefillOrder ?? null]);
+}
+
+/** Lets the wall clock move on between the two calls compared, so that a policy reading it can show it. */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const PAUSE_MS = 1;
+
+function determinismClause(subject: PolicySubject, rules: readonly ShareRule[], historyMax: number, model: LatencyModel, shares: ShareRange | undefined): Clause<[ObservationSpec[], ObservationSpec]> {
+  const history = subject.fresh && historyMax > 0 ? fc.array(observationSpec(rules, shares), { maxLength: historyMax }) : fc.constant([] as ObservationSpec[]);
+  const how = subject.fresh
+    ? 'two fresh instances (the second made after the first has decided), fed the same history'
+    : 'the one shared instance, asked twice';
+  return {
+    name: 'deterministic',
+    statement: `the same history and observation get the same decision (${how}, ${PAUSE_MS} ms apart)`,
+    arbitrary: fc.tuple(history, observationSpec(rules, shares)),
+    verdict([past, spec]) {
+      const hist = past.map((h) => ({ ...h, shareRule: spec.shareRule }));
+      let first: Played;
+      let second: Played;
+      try {
+        first = play(subject.fresh ? subject.fresh() : subject.shared!, hist, spec, model, subject.interval);
+        Atomics.wait(pause, 0, 0, PAUSE_MS);
+        second = play(subject.fresh ? subject.fresh() : subject.shared!, hist, spec, model, subject.interval);
+      } catch (err) {
+        return faultVerdict(err);
+      }
+      if (decisionKey(first.decision) === decisionKey(second.decision)) return OK;
+      const historyLines = historyLinesOf(hist, model);
+      return {
+        ok: false,
+        summary: `the same observation got two decisions: ${JSON.stringify(first.decision)} and ${JSON.stringify(second.decision)} (the policy reads something besides its history and the observation: the clock, randomness, state shared between instances)`,
+        lines: [
+          `policy '${subject.name}', ${how}${hist.length ? `, after ${hist.length} history window(s)` : ', first call'}`,
+          ...historyLines,
+          `o: ${fieldsOf(first.observation).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+          `first decide(o)  = ${JSON.stringify(first.decision)}`,
+          `second decide(o) = ${JSON.stringify(second.decision)}`,
+          'replaying this case runs the same observations again; a nondeterministic policy may answer differently each time',
+        ],
+        data: { history: hist.map((h) => plain(observationOf(h, model, 0))), o: plain(first.observation), decisions: [first.decision, second.decision] },
+      };
+    },
+  };
+}
+
 function m2Clause<P>(
   subject: PolicySubject,
   phase: Phase,
@@ -109,26 +176,17 @@ function m2Clause<P>(
       // History windows run under the same share rule; their split is whatever the policy made it.
       const hist = past.map((h) => ({ ...h, shareRule: pressured.shareRule }));
       const base = relieve(pressured, delta);
+      // o and o′ have the same split (pressure never touches it), so both histories play out alike.
+      const both = (): [Played, Played] =>
+        subject.fresh
+          ? [play(subject.fresh(), hist, base, model, subject.interval), play(subject.fresh(), hist, pressured, model, subject.interval)]
+          : [play(subject.shared!, [], base, model, subject.interval), play(subject.shared!, [], pressured, model, subject.interval)];
       let before: Played;
       let after: Played;
       try {
-        // o and o′ have the same split (pressure never touches it), so both histories play out alike.
-        if (subject.fresh) {
-          before = play(subject.fresh(), hist, base, model, subject.interval);
-          after = play(subject.fresh(), hist, pressured, model, subject.interval);
-        } else {
-          before = play(subject.shared!, [], base, model, subject.interval);
-          after = play(subject.shared!, [], pressured, model, subject.interval);
-        }
+        [before, after] = both();
       } catch (err) {
-        if (!(err instanceof PolicyFault)) throw err;
-        noteHang(err);
-        return {
-          ok: false,
-          summary: `the policy faulted: ${err.message}`,
-          lines: [err.message],
-          data: { fault: { kind: err.kind, detail: err.detail } },
-        };
+        return faultVerdict(err);
       }
       const o = before.observation;
       const oPrime = after.observation;
@@ -136,7 +194,7 @@ function m2Clause<P>(
       const shareAfterPressure = shareAfter(after.decision, oPrime, phase);
       if (shareAfterPressure >= shareBefore) return OK;
       const diff = diffLines(o, oPrime);
-      const historyLines = hist.map((h, i) => `history window ${i + 1} (fed to both first): ${fieldsOf(observationOf(h, model, 0)).slice(1).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      const historyLines = historyLinesOf(hist, model);
       return {
         ok: false,
         summary: `more ${phase} pressure lowered the ${phase} share ${shareBefore} → ${shareAfterPressure} (${diff[1].slice('o → o′: '.length)})`,
@@ -146,6 +204,7 @@ function m2Clause<P>(
           ...diff,
           `decide(o)  = ${describeDecision(before.decision, o, phase)}`,
           `decide(o′) = ${describeDecision(after.decision, oPrime, phase)}`,
+          ...(subject.fresh ? [confirmation(both, before, after)] : []),
         ],
         data: {
           phase,
@@ -158,6 +217,22 @@ function m2Clause<P>(
       };
     },
   };
+}
+
+/** Whether the same pair, asked of two more fresh instances, gets the same two decisions. */
+function confirmation(again: () => [Played, Played], before: Played, after: Played): string {
+  let repeat: [Played, Played];
+  try {
+    repeat = again();
+  } catch (err) {
+    if (!(err instanceof PolicyFault)) throw err;
+    noteHang(err);
+    return `asked again of two more fresh instances, the policy faulted: ${err.message} — it is not deterministic`;
+  }
+  const same = decisionKey(repeat[0].decision) === decisionKey(before.decision) && decisionKey(repeat[1].decision) === decisionKey(after.decision);
+  return same
+    ? 'asked again of two more fresh instances: the same two decisions'
+    : `asked again of two more fresh instances: ${JSON.stringify(repeat[0].decision)} and ${JSON.stringify(repeat[1].decision)} — the policy is not deterministic, so this case may not replay (see clause deterministic)`;
 }
 
 /** An observation without its model (functions do not print or compare). */
@@ -183,6 +258,7 @@ export function checkPolicyPressure(policy: PolicySubject | PolicyHandle, option
   const prefillComponents = components.filter((c) => (PREFILL_COMPONENTS as readonly string[]).includes(c));
   const decodeComponents = components.filter((c) => !(PREFILL_COMPONENTS as readonly string[]).includes(c));
   const clauses = [
+    determinismClause(subject, rules, historyMax, model, options.shares),
     m2Clause<PrefillPressure>(subject, 'prefill', prefillPressure(components), withLessPrefillPressure, rules, historyMax, model, prefillComponents, options.shares),
     m2Clause<DecodePressure>(subject, 'decode', decodePressure(components), withLessDecodePressure, rules, historyMax, model, decodeComponents, options.shares),
   ] as Clause<unknown>[];
