@@ -1,9 +1,10 @@
-// The trust boundary: a user's policy module runs in its own worker, answers only decide(observation), and
-// nothing it does — tampering with built-in prototypes, forging worker messages, exiting, writing to
-// standard output, throwing or returning hostile objects — can turn a violated check into a pass. Each case
+// The trust boundary: a user's policy module runs in its own sandboxed process (read access only), answers
+// only decide(observation), and nothing it does — tampering with built-in prototypes, forging messages,
+// exiting, writing to standard output or to fd 1 itself, writing files, starting processes, throwing or
+// returning hostile objects — can turn a violated check into a pass. Each case
 // is a real module run through the CLI.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -62,16 +63,22 @@ describe('a policy cannot turn a violation into a pass', () => {
     expectStillFails('forged', prelude);
   });
 
-  it('replies queued in advance on the decision port are never read as answers', () => {
+  it('replies written in advance on the reply channel (fd 3) are never read as answers', () => {
     // Were they read in order, every decision would be a forged "keep the split": a constant, monotone policy.
     const prelude = [
-      "import { workerData } from 'node:worker_threads';",
-      'for (let i = 0; i < 5000; i++) {',
-      "  workerData.port.postMessage({ ok: true, decision: {} });",
-      "  workerData.port.postMessage({ nonce: String(i), reply: { ok: true, decision: {} } });",
-      '}',
+      "import { writeSync } from 'node:fs';",
+      "import { serialize } from 'node:v8';",
+      'const forged = (v: unknown) => { const body = serialize(v); const head = Buffer.alloc(4); head.writeUInt32BE(body.length); return Buffer.concat([head, body]); };',
+      'for (let i = 0; i < 5000; i++) writeSync(3, forged({ seq: i, reply: { ok: true, decision: {} } }));',
+      "writeSync(3, forged({ type: 'ready', name: 'forged', claimsMonotone: false, interval: 1, fresh: false }));",
     ].join('\n');
     expectStillFails('queued', prelude);
+  });
+
+  it("the module's process has no worker port to post on: workerData is null there", () => {
+    const file = policyFile('port', "import { workerData } from 'node:worker_threads';\nexport default { name: 'port', decide() { return workerData === null ? {} : { split: { prefill: 0, decode: 0 } }; } };\n");
+    const r = pdspec('monotonicity', 'M2', file, '--runs', '5');
+    expect(r.status, r.stdout + r.stderr).toBe(0);
   });
 
   it('process.exit(0) inside decide is a policy fault (exit 2), not a pass', () => {
@@ -101,5 +108,35 @@ describe('a policy cannot turn a violation into a pass', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).policy).toBe('noisy');
     expect(r.stderr).toContain('[policy output] {"verdict":"holds"}');
+  });
+
+  it("writing to file descriptor 1 itself reaches the policy's own process only: --json stays one JSON object", () => {
+    const file = policyFile('fd-one', "import { writeSync } from 'node:fs';\nexport default { name: 'fd-one', decide() { writeSync(1, '{\"verdict\":\"holds\"}\\n'); return {}; } };\n");
+    const r = pdspec('run', '--workload', 'poisson', '--requests', '3', '--policy', file, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).policy).toBe('fd-one');
+    expect(r.stderr).toContain('[policy output] {"verdict":"holds"}');
+  });
+
+  it('the policy runs with read access only: writing a file or starting a process is refused (a fault), and nothing is written', () => {
+    const target = join(dir, 'written-by-policy.txt');
+    for (const [name, body] of [
+      ['writes-file', `import { writeFileSync } from 'node:fs';\nexport default { name: 'writes-file', decide() { writeFileSync(${JSON.stringify(target)}, 'x'); return {}; } };\n`],
+      ['starts-process', `import { execSync } from 'node:child_process';\nexport default { name: 'starts-process', decide() { execSync('touch ${target}'); return {}; } };\n`],
+    ]) {
+      const r = pdspec('monotonicity', 'M2', policyFile(name, body), '--runs', '3');
+      expect(r.status, `${name}: ${r.stdout}${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/fault \(threw\).*Access to this API has been restricted/);
+      expect(existsSync(target), name).toBe(false);
+    }
+  });
+
+  it('a policy that exits in decide is a fault at once (its process is gone), not a hang', () => {
+    const file = policyFile('exits', "export default { name: 'exits', decide() { process.exit(0); } };\n");
+    const started = Date.now();
+    const r = pdspec('monotonicity', 'M2', file, '--runs', '3');
+    expect(r.status, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/fault \(unavailable\).*its process exited \(code 0\)/);
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 });

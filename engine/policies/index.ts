@@ -15,7 +15,8 @@ import type { Decision, Observation, Policy } from '../policy-api.ts';
 import { BUILTIN_POLICIES, BUILTIN_POLICY_NAMES, isBuiltinPolicyName } from './builtins.ts';
 import { firstLine, PolicyFault, PolicyLoadError, type FaultKind } from './errors.ts';
 import { startIsolatedPolicy, type IsolatedPolicy } from './isolated.ts';
-import { importPolicyModule, policyFromModule, policyShapeProblem } from './module-shape.ts';
+import { importPolicyModule } from './module-import.ts';
+import { policyFromModule, policyShapeProblem } from './module-shape.ts';
 import { validateDecision, type Validated } from './validate.ts';
 import type { PolicySpec } from './worker-protocol.ts';
 

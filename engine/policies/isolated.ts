@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { Observation } from '../policy-api.ts';
-import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerAnswer, type WorkerLoaded, type WorkerReply, type WorkerRequest, type WorkerStart } from './worker-protocol.ts';
+import { PENDING, STARTED, type PlainObservation, type PolicySpec, type WorkerAnswer, type WorkerLoaded, type WorkerProcess, type WorkerReply, type WorkerRequest, type WorkerStart } from './worker-protocol.ts';
 
 const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const PICKUP_LIMIT_MS = 30_000;
@@ -80,8 +80,29 @@ export async function startIsolatedPolicy(
     gone ??= `its worker exited (code ${code})`;
   });
 
+  // A user's module runs in its own process, started by the worker: it is stopped with the worker, and at
+  // the latest when pdspec exits (a process stuck in a loop would not notice its pipes closing).
+  let pid: number | undefined;
+  const stopProcess = () => {
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    LIVE_PROCESSES.delete(pid);
+    pid = undefined;
+  };
+  worker.on('message', (m: Partial<WorkerProcess> | null) => {
+    if (m?.type === 'process' && typeof m.pid === 'number') {
+      pid = m.pid;
+      LIVE_PROCESSES.add(pid);
+    }
+  });
+
   const loaded = await loadedMessage(worker, loadTimeoutMs);
   if (loaded.type === 'load-error') {
+    stopProcess();
     await worker.terminate();
     mainPort.close();
     throw new Error(loaded.message);
@@ -93,6 +114,7 @@ export async function startIsolatedPolicy(
     terminated = true;
     gone ??= 'it was closed';
     mainPort.close();
+    stopProcess();
     await worker.terminate();
   };
 
@@ -117,14 +139,29 @@ export async function startIsolatedPolicy(
   };
 }
 
-/** The worker's first message on its parent port: the policy loaded, or why not (also on an error or after the time limit). */
+/** Policy processes not yet stopped: killed when pdspec exits, however it exits. */
+const LIVE_PROCESSES = new Set<number>();
+process.on('exit', () => {
+  for (const pid of LIVE_PROCESSES) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** The worker's load message on its parent port: the policy loaded, or why not (also on an error or after the time limit). */
 function loadedMessage(worker: Worker, loadTimeoutMs: number): Promise<WorkerLoaded> {
   return new Promise<WorkerLoaded>((resolve) => {
     const timer = setTimeout(() => resolve({ type: 'load-error', message: `loading took longer than ${loadTimeoutMs} ms` }), loadTimeoutMs);
-    worker.once('message', (message: WorkerLoaded) => {
+    const onMessage = (message: WorkerLoaded | WorkerProcess) => {
+      if (message.type === 'process') return;
+      worker.off('message', onMessage);
       clearTimeout(timer);
       resolve(message);
-    });
+    };
+    worker.on('message', onMessage);
     worker.once('error', (err) => {
       clearTimeout(timer);
       resolve({ type: 'load-error', message: err.message.split('\n')[0] ?? String(err) });

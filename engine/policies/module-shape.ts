@@ -1,6 +1,5 @@
 // What a policy module must export, checked the same way in-process and in a worker. The reasons are
 // phrased to complete "cannot load policy '<path>': ...".
-import { tsImport } from 'tsx/esm/api';
 import type { Policy } from '../policy-api.ts';
 import { firstLine } from './errors.ts';
 
@@ -58,22 +57,4 @@ export function policyFromModule(namespace: Record<string, unknown>, options: Re
     throw new PolicyShapeError(`options were given (${Object.keys(options).join(', ')}) but the module exports a Policy, not a factory that takes them`);
   }
   return exported as Policy;
-}
-
-/**
- * Imports a policy module (TypeScript or JavaScript) by file URL, wherever it lives. tsx's tsImport is used
- * rather than import(): a .ts file outside a "type": "module" package is CommonJS to Node, which plain ESM
- * hooks cannot load (Node reports a require(esm) cycle). Such a module arrives wrapped once more — its
- * namespace is the `default` of ours, marked __esModule — and is unwrapped here.
- */
-export async function importPolicyModule(url: string): Promise<Record<string, unknown>> {
-  let namespace: Record<string, unknown>;
-  try {
-    namespace = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
-  } catch (err) {
-    throw new PolicyShapeError(`the module failed to import: ${firstLine(err)}`);
-  }
-  const inner = namespace.default as { __esModule?: unknown } | null | undefined;
-  if (inner !== null && typeof inner === 'object' && inner.__esModule === true) return inner as Record<string, unknown>;
-  return namespace;
 }

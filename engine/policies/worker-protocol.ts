@@ -24,6 +24,12 @@ export type WorkerLoaded =
   | { type: 'ready'; name: string; claimsMonotone: boolean; interval: number; fresh: boolean }
   | { type: 'load-error'; message: string };
 
+/** Sent before WorkerLoaded when the policy runs in its own process: the main thread stops it with the worker. */
+export interface WorkerProcess {
+  type: 'process';
+  pid: number;
+}
+
 /** On the decision port: an observation for instance `instance` (made on first use; 0 exists from the start), or an instance to forget. */
 export type WorkerRequest = { instance: number; observation: PlainObservation; nonce: string } | { drop: number };
 
