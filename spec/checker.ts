@@ -94,7 +94,7 @@ export class TraceChecker {
     }
     let ev: TraceEvent;
     try {
-      ev = readEvent(raw);
+      ev = readEvent(raw, this.header!.version);
     } catch (err) {
       if (err instanceof FormatError) throw new BadInput(line, err.message);
       throw err;

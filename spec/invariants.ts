@@ -4,7 +4,7 @@
 // (the end of a trace, a state with nothing left to do); the protocol rules are the guards' reasons.
 import type { System } from './system.ts';
 
-export type Family = 'NoLeak' | 'SingleOwnership' | 'NothingLost' | 'Protocol';
+export type Family = 'NoLeak' | 'SingleOwnership' | 'SharedKv' | 'NothingLost' | 'Protocol';
 
 interface RuleInfo {
   family: Family;
@@ -58,6 +58,21 @@ export const RULES = {
     family: 'SingleOwnership',
     kind: 'state',
     says: 'A live request is served by at most one worker: it is on no FIFO but its own worker’s.',
+  },
+  RefCountIsHolders: {
+    family: 'SharedKv',
+    kind: 'state',
+    says: 'A block’s reference count is the number of live holders, each holding it once in its block table: the last release, and only it, returns the block to the free list (trace v2).',
+  },
+  CacheCoherent: {
+    family: 'SharedKv',
+    kind: 'state',
+    says: 'A cache key maps to a block whose contents are exactly the tokens of that key: a block is cached under the key of its position in its holders, a hit takes only blocks cached under the keys it expects, and a block is evicted before it is handed out again (no stale entry, bug zoo Z2) (trace v2).',
+  },
+  HitSkipsExactly: {
+    family: 'SharedKv',
+    kind: 'guard',
+    says: 'A cache hit, before the request’s first step, covers whole blocks of its prefix and never its whole sequence: the positions it skips are exactly those its blocks hold, and the last position is always computed (trace v2).',
   },
   ServedByLiveWorker: {
     family: 'NothingLost',
@@ -130,10 +145,32 @@ function violation(invariant: InvariantName, message: string): Violation {
 export function checkBlock(sys: System, b: number): Violation | null {
   const { owners, inFreeList } = sys.blocks[b].context;
   if (inFreeList === 0 && owners.length === 0) return violation('BlocksAccounted', `block ${b} is neither on the free list nor owned`);
-  if (owners.length > 1) return violation('SingleOwner', `block ${b} has ${owners.length} owners: ${owners.join(', ')}`);
+  if (sys.header.version === 1) {
+    if (owners.length > 1) return violation('SingleOwner', `block ${b} has ${owners.length} owners: ${owners.join(', ')}`);
+  } else {
+    const v = checkSharedBlock(sys, b);
+    if (v) return v;
+  }
   if (inFreeList > 1) return violation('FreeListUnique', `block ${b} is on the free list ${inFreeList} times`);
   if (inFreeList > 0 && owners.length > 0) return violation('FreeBlockUnowned', `block ${b} is on the free list but owned by ${owners.join(', ')}`);
   if (inFreeList > 0 && sys.holds[b] > 0) return violation('NoFreeWhileInFlight', `block ${b} is on the free list while ${sys.holdersOf(b)} still uses it`);
+  return null;
+}
+
+/** Trace v2: the holders are the requests whose tables hold the block, once each, and its key fits each of them. */
+function checkSharedBlock(sys: System, b: number): Violation | null {
+  const { owners, key } = sys.blocks[b].context;
+  if (new Set(owners).size !== owners.length) return violation('RefCountIsHolders', `block ${b} counts a holder twice (${owners.join(', ')}): its count would never return to zero`);
+  for (const holder of owners) {
+    const r = sys.requestIndex.get(holder);
+    const table = r === undefined ? [] : sys.tables[r];
+    const at = table.indexOf(b);
+    if (at < 0 || table.indexOf(b, at + 1) >= 0)
+      return violation('RefCountIsHolders', `block ${b} counts ${holder} among its ${owners.length} holder(s), but ${holder}'s block table holds it ${at < 0 ? 'not at all' : 'twice'}`);
+    const expected = r === undefined ? undefined : sys.keys[r][at];
+    if (key !== null && expected !== undefined && expected !== key)
+      return violation('CacheCoherent', `block ${b} is cached under key ${key}, but it is block ${at} of ${holder}, whose key there is ${expected}`);
+  }
   return null;
 }
 
@@ -148,6 +185,12 @@ export function checkRequest(sys: System, r: number): Violation | null {
   // A free deferred to a completion signal with nothing in flight to send it will never happen: a leak now.
   if (snap.context.deferredFree && snap.context.inFlight === 0)
     return violation('EndedRequestsRelease', `request ${id} ${snap.value}; its free waits for a completion signal, but nothing is in flight to send it`);
+  if (sys.header.version !== 1) {
+    for (const b of sys.tables[r]) {
+      if (!sys.blocks[b].context.owners.includes(id))
+        return violation('RefCountIsHolders', `request ${id}'s block table holds block ${b}, which does not count it among its holders (${sys.blocks[b].context.owners.join(', ') || 'none'})`);
+    }
+  }
   if (sys.isLive(r) && snap.value !== 'retracting') {
     for (const opId of sys.opsOf(r)) {
       const op = sys.ops.get(opId)!;
@@ -218,8 +261,11 @@ export function checkAtRest(sys: System): Violation | null {
     }
   }
   if (sys.liveCount === 0 && sys.ops.size === 0) {
-    for (let b = 0; b < sys.blocks.length; b++)
-      if (sys.blocks[b].value !== 'free') return violation('QuiescentAllFree', `no request is live and nothing is in flight, but block ${b} is not free`);
+    for (let b = 0; b < sys.blocks.length; b++) {
+      const state = sys.blocks[b].value;
+      // A cached block is on the free list too: it only keeps its key until a hit or an eviction.
+      if (state !== 'free' && state !== 'cached') return violation('QuiescentAllFree', `no request is live and nothing is in flight, but block ${b} is not free`);
+    }
   }
   return null;
 }

@@ -2,7 +2,11 @@
 //
 // block     — one per KV block: free (on the free list) or owned by a request. While owned, the worker that
 //             may write it is the one serving its owner; steps and transfers in flight hold it (the system
-//             counts the holds, so that a free can be refused while they last).
+//             counts the holds, so that a free can be refused while they last). Trace v2 shares blocks: a
+//             block entered in the prefix cache has a key, other requests take references on it by a hit
+//             (its owners are its holders, their number its reference count), and when its last holder
+//             frees it, it waits on the free list still keyed (`cached`) until a hit revives it or an
+//             eviction drops the key (vLLM v1's BlockPool; SGLang's radix tree reads the same way).
 // pool      — one per GPU: the memory manager's lock and its utilisation version.
 // allocator — one per worker: semi-PD's "query utilisation → take blocks → update utilisation", under the
 //             pool lock. Taking the lock and reading utilisation is one step; so is writing utilisation back
@@ -15,8 +19,10 @@ import { assignActions, guardChecks, type GuardDef, type MachineParts, type Upda
 // block
 
 export interface BlockContext {
-  /** Owners; more than one only in a state that breaks SingleOwner. */
+  /** Owners (v2: its holders, whose number is its reference count); more than one in v1 only in a state that breaks SingleOwner. */
   owners: readonly string[];
+  /** v2: its prefix-cache key, or null when it is not cached. */
+  key: string | null;
   /** Times the block sits on the free list; more than one only in a state that breaks FreeListUnique. */
   inFreeList: number;
   /** Whether the allocation that took it has updated utilisation, and at which pool version. */
@@ -28,7 +34,10 @@ export type BlockEvent =
   | { type: 'alloc'; req: string; version: number }
   | { type: 'alloc_take'; req: string; seen: number; mine: boolean }
   | { type: 'alloc_commit'; version: number }
-  | { type: 'free'; req: string; held: number; holders: string };
+  | { type: 'free'; req: string; held: number; holders: string }
+  | { type: 'hit'; req: string; key: string | null }
+  | { type: 'insert'; req: string; key: string }
+  | { type: 'evict'; key: string | null };
 
 type BEv<T extends BlockEvent['type']> = Extract<BlockEvent, { type: T }>;
 
@@ -56,6 +65,36 @@ const blockGuards = {
     protects: 'NoFreeWhileInFlight',
     explain: (_, e) => `still used by ${(e as BEv<'free'>).holders}, in flight`,
   },
+  // Routing, not refusal: a free by one of several holders only drops its reference.
+  heldByOthers: { check: ({ context }) => context.owners.length > 1, explain: () => '' },
+  lastUncached: { check: ({ context }) => context.owners.length <= 1 && context.key === null, explain: () => '' },
+  keyed: { check: ({ context }) => context.key !== null, explain: () => '' },
+  keyMatches: {
+    // The key the requester expects at this position is the key the block's contents were cached under.
+    check: ({ context, event }) => (event as BEv<'hit'>).key === null || (event as BEv<'hit'>).key === context.key,
+    protects: 'CacheCoherent',
+    explain: (c, e) => `is cached under key ${c.key}, but ${(e as BEv<'hit'>).req} expects key ${(e as BEv<'hit'>).key} at that position: serving it would hand over another prefix's KV`,
+  },
+  notHolding: {
+    check: ({ context, event }) => !context.owners.includes((event as BEv<'hit'>).req),
+    protects: 'RefCountIsHolders',
+    explain: (_, e) => `is already held by ${(e as BEv<'hit'>).req}; a second reference by the same request would never be released`,
+  },
+  heldByInserter: {
+    check: ({ context, event }) => context.owners.includes((event as BEv<'insert'>).req),
+    protects: 'CacheCoherent',
+    explain: (c, e) => `is held by ${c.owners.join(', ')}, not by ${(e as BEv<'insert'>).req}, whose content the key would describe`,
+  },
+  uncached: {
+    check: ({ context }) => context.key === null,
+    protects: 'CacheCoherent',
+    explain: (c) => `is already cached under key ${c.key}; a second key would leave two entries for one block`,
+  },
+  evictsItsKey: {
+    check: ({ context, event }) => (event as BEv<'evict'>).key === null || (event as BEv<'evict'>).key === context.key,
+    protects: 'CacheCoherent',
+    explain: (c, e) => `is cached under key ${c.key}, not ${(e as BEv<'evict'>).key}`,
+  },
 } satisfies Record<string, GuardDef<BlockContext, BlockEvent>>;
 
 const blockUpdates = {
@@ -68,6 +107,11 @@ const blockUpdates = {
     inFreeList: context.inFreeList + 1,
     committed: false,
   }),
+  dropHolder: ({ context, event }) => ({ owners: context.owners.filter((o) => o !== (event as BEv<'free'>).req) }),
+  revive: ({ event }) => ({ owners: [(event as BEv<'hit'>).req], inFreeList: 0 }),
+  addHolder: ({ context, event }) => ({ owners: [...context.owners, (event as BEv<'hit'>).req] }),
+  setKey: ({ event }) => ({ key: (event as BEv<'insert'>).key }),
+  dropKey: () => ({ key: null }),
 } satisfies Record<string, Update<BlockContext, BlockEvent>>;
 
 export const blockParts: MachineParts<BlockContext, BlockEvent> = {
@@ -75,6 +119,12 @@ export const blockParts: MachineParts<BlockContext, BlockEvent> = {
   updates: blockUpdates,
   unhandled: (state, c, event) => {
     if (state === 'free' && event.type === 'free') return { protects: 'FreeListUnique', message: `is already on the free list; freeing it again would hand it out twice` };
+    if (state === 'cached' && event.type === 'free') return { protects: 'FreeListUnique', message: `is already on the free list (cached under key ${c.key}); freeing it again would hand it out twice` };
+    if (state === 'cached' && (event.type === 'alloc' || event.type === 'alloc_take'))
+      return { protects: 'CacheCoherent', message: `is cached under key ${c.key}; handing it out without evicting it first leaves the key mapped to a block that will hold other contents (a stale cache entry, bug zoo Z2)` };
+    if (state === 'free' && event.type === 'hit') return { protects: 'CacheCoherent', message: `is free and cached under no key: a hit on it would serve contents nobody cached` };
+    if (state === 'free' && event.type === 'evict') return { protects: 'CacheCoherent', message: `is not cached; there is no key to evict` };
+    if (event.type === 'insert') return { protects: 'CacheCoherent', message: `is ${state}; only a block its request holds can be cached` };
     if (state === 'owned' && event.type === 'alloc') return { protects: 'SingleOwner', message: `is owned by ${c.owners.join(', ')}; it cannot be allocated again` };
     return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' does not apply` };
   },
@@ -87,7 +137,7 @@ export const blockMachine = setup({
 }).createMachine({
   id: 'block',
   initial: 'free',
-  context: { owners: [], inFreeList: 1, committed: false, committedAt: 0 },
+  context: { owners: [], key: null, inFreeList: 1, committed: false, committedAt: 0 },
   states: {
     free: {
       on: {
@@ -100,7 +150,22 @@ export const blockMachine = setup({
       on: {
         alloc_take: { guard: 'unusedWhenQueried', actions: 'addOwner' },
         alloc_commit: { actions: 'commit' },
-        free: { guard: and(['ownedByReq', 'notHeld']), target: 'free', actions: 'release' },
+        // v1's one path first (it is the hot one): the last holder of an uncached block frees it.
+        free: [
+          { guard: and(['ownedByReq', 'notHeld', 'lastUncached']), target: 'free', actions: 'release' },
+          { guard: and(['ownedByReq', 'heldByOthers']), actions: 'dropHolder' },
+          { guard: and(['ownedByReq', 'notHeld', 'keyed']), target: 'cached', actions: 'release' },
+        ],
+        hit: { guard: and(['keyed', 'keyMatches', 'notHolding']), actions: 'addHolder' },
+        insert: { guard: and(['heldByInserter', 'uncached']), actions: 'setKey' },
+        evict: { guard: and(['keyed', 'evictsItsKey']), actions: 'dropKey' },
+      },
+    },
+    // v2: on the free list, keyed: a hit revives it, an eviction makes it plainly free.
+    cached: {
+      on: {
+        hit: { guard: 'keyMatches', target: 'owned', actions: 'revive' },
+        evict: { guard: 'evictsItsKey', target: 'free', actions: 'dropKey' },
       },
     },
   },

@@ -30,6 +30,7 @@ export interface RequestContext {
 export type RequestEvent =
   | { type: 'schedule'; worker: string; role: string }
   | { type: 'alloc' | 'alloc_take'; pool: number; count: number }
+  | { type: 'cache_hit'; pool: number; count: number; tokens: number; blockSize: number; keyed: number }
   | { type: 'step_begin'; worker: string; role: string; tokens: number; pool: number; blockSize: number }
   | { type: 'step_end'; tokens: number }
   | { type: 'token'; index: number }
@@ -96,6 +97,32 @@ const guards = {
       const s = e as Ev<'step_begin'>;
       return `step writes positions up to ${c.computed + s.tokens}, which need ${Math.ceil((c.computed + s.tokens) / s.blockSize)} block(s), but it owns ${c.owned[s.pool] ?? 0} in pool ${s.pool}`;
     },
+  },
+  beforeFirstStep: {
+    check: ({ context }) => context.computed === 0 && context.inFlight === 0 && context.owned.every((n) => n === 0),
+    protects: 'HitSkipsExactly',
+    explain: (c) => `has ${c.computed} position(s) computed and ${c.owned.reduce((a, n) => a + n, 0)} block(s) already; a hit comes before its first step and its first block`,
+  },
+  hitWholeBlocks: {
+    check: ({ event }) => {
+      const e = event as Ev<'cache_hit'>;
+      return e.tokens === e.count * e.blockSize;
+    },
+    protects: 'HitSkipsExactly',
+    explain: (_, e) => {
+      const h = e as Ev<'cache_hit'>;
+      return `hit of ${h.count} block(s) of ${h.blockSize} positions claims ${h.tokens} position(s), not ${h.count * h.blockSize}`;
+    },
+  },
+  hitLeavesLast: {
+    check: ({ context, event }) => (event as Ev<'cache_hit'>).tokens <= length(context) - 1,
+    protects: 'HitSkipsExactly',
+    explain: (c, e) => `hit covers ${(e as Ev<'cache_hit'>).tokens} of its ${length(c)} position(s); the last position is always computed (it yields the next token)`,
+  },
+  hitKeyed: {
+    check: ({ event }) => (event as Ev<'cache_hit'>).count <= (event as Ev<'cache_hit'>).keyed,
+    protects: 'CacheCoherent',
+    explain: (_, e) => `hit takes ${(e as Ev<'cache_hit'>).count} block(s), but the request has cache keys for ${(e as Ev<'cache_hit'>).keyed} (its arrive lists them): nothing says those blocks hold its prefix`,
   },
   tokenDue: {
     check: ({ context }) => context.tokenOwed,
@@ -171,6 +198,7 @@ const addTo = (owned: readonly number[], pool: number, delta: number) => {
 const updates = {
   setServer: ({ event }) => ({ server: (event as Ev<'schedule'>).worker }),
   addBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'alloc'>).pool, (event as Ev<'alloc'>).count) }),
+  takeHit: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'cache_hit'>).pool, (event as Ev<'cache_hit'>).count), computed: (event as Ev<'cache_hit'>).tokens }),
   releaseBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'free'>).pool, -(event as Ev<'free'>).count) }),
   beginStep: ({ context }) => ({ inFlight: context.inFlight + 1 }),
   endStep: ({ context, event }) => {
@@ -253,6 +281,8 @@ export const requestMachine = setup({
     prefilling: {
       on: {
         ...alloc,
+        // Trace v2: a prefix-cache hit, before the first step, skips the positions its blocks hold.
+        cache_hit: { guard: and(['beforeFirstStep', 'hitKeyed', 'hitWholeBlocks', 'hitLeavesLast']), actions: 'takeHit' },
         step_begin: { guard: and(['servedBy', 'prefillRole', 'notInFlight', 'chunkFits', 'coversStep']), actions: 'beginStep' },
         step_end: [{ guard: 'completesSequence', target: 'prefilled', actions: 'endStep' }, { actions: 'endStep' }],
         preempt: [

@@ -26,6 +26,12 @@ export const MACHINES = {
 
 export type MachineName = keyof typeof MACHINES;
 
+/**
+ * Machine events and states that only trace v2 (shared KV) reaches: a v1 run never takes these transitions,
+ * so coverage of a v1 run leaves them out.
+ */
+export const V2_ONLY = { events: new Set(['hit', 'insert', 'evict', 'cache_hit']), states: new Set(['cached']) };
+
 /** The context a machine definition starts from, computed by the definition's own `context` factory. */
 function initialContext<C>(m: AnyCompiled, input: unknown): C {
   const ctx = (m.machine.config as { context?: unknown }).context;
@@ -64,6 +70,7 @@ interface Move {
 }
 
 const NOTHING: number[] = [];
+const NO_KEYS: string[] = [];
 const NO_OPS: string[] = [];
 const ENDED_CONTEXT: RequestContext = Object.freeze({
   prompt: 0,
@@ -111,6 +118,8 @@ export class System {
   requestIndex: Map<string, number>;
   /** Each request's blocks (its block table) in allocation order, mirroring the blocks' owners. */
   tables: number[][];
+  /** Trace v2: each request's cache keys by block position (from its arrive, extended by its inserts). */
+  keys: string[][];
   blocks: Snapshot<BlockContext>[];
   /** Per block: how many steps or transfers in flight hold it. */
   holds: Int32Array;
@@ -148,6 +157,7 @@ export class System {
       this.workerIndex = from.workerIndex;
       this.idsShared = from.idsShared = true;
       this.tables = from.tables.map((t) => t.slice());
+      this.keys = from.keys.map((k) => k.slice());
       this.blocks = from.blocks.slice();
       this.holds = from.holds.slice();
       this.workers = from.workers.slice();
@@ -168,6 +178,7 @@ export class System {
     this.requestIds = [];
     this.requestIndex = new Map();
     this.tables = [];
+    this.keys = [];
     this.workers = [];
     this.workerIds = [];
     this.workerIndex = new Map();
@@ -369,6 +380,40 @@ export class System {
         }
         return moves;
       }
+      case 'cache_hit': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const bad = this.checkBlocks(ev, ev.blocks);
+        if (bad) return bad;
+        const server = this.serverGpu(r);
+        for (let i = 0; i < ev.blocks.length; i++) {
+          const b = ev.blocks[i];
+          if (server !== null && this.poolOf(b) !== server) return this.unknown(ev.ev, `block ${b} is in pool ${this.poolOf(b)}; request ${ev.req} is served from pool ${server}`);
+          this.add('block', b, { type: 'hit', req: ev.req, key: this.keys[r][i] ?? null } as never);
+        }
+        this.add('request', r, { type: 'cache_hit', pool: server ?? 0, count: ev.blocks.length, tokens: ev.tokens, blockSize: T, keyed: this.keys[r].length } as never);
+        return moves;
+      }
+      case 'cache_insert': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const bad = this.checkBlocks(ev, [ev.block]);
+        if (bad) return bad;
+        const at = this.tables[r].indexOf(ev.block);
+        const expected = at < 0 ? undefined : this.keys[r][at];
+        if (expected !== undefined && expected !== ev.key)
+          return { machine: 'system', state: '-', event: ev.ev, protects: 'CacheCoherent', message: `block ${ev.block} is block ${at} of ${ev.req}, whose key there is ${expected}, not ${ev.key}: the entry would map a key to other contents` };
+        if (at >= 0 && (at + 1) * T > this.requests[r].context.computed + this.inFlightTokens(r))
+          return { machine: 'system', state: '-', event: ev.ev, protects: 'CacheCoherent', message: `block ${ev.block} (block ${at} of ${ev.req}) is not full: positions up to ${(at + 1) * T - 1} are neither computed nor being computed, so its key would describe contents it does not hold` };
+        this.add('block', ev.block, { type: 'insert', req: ev.req, key: ev.key } as never);
+        return moves;
+      }
+      case 'evict': {
+        const bad = this.checkBlocks(ev, [ev.block]);
+        if (bad) return bad;
+        this.add('block', ev.block, { type: 'evict', key: ev.key ?? null } as never);
+        return moves;
+      }
       case 'step_begin': {
         const w = this.worker(ev, ev.worker);
         if (typeof w !== 'number') return w;
@@ -455,7 +500,7 @@ export class System {
         const bad = this.checkBlocks(ev, ev.blocks);
         if (bad) return bad;
         const ctx = this.requests[r].context;
-        const serverPool = ctx.server === null ? -1 : this.workers[this.workerIndex.get(ctx.server)!].context.gpu;
+        const serverPool = this.serverGpu(r) ?? -1;
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
         for (const p of perPool.keys()) this.add('pool', p, { type: 'free' });
@@ -502,6 +547,23 @@ export class System {
         this.add('partition', 0, { type: 'resize_end', epoch: ev.epoch } as never);
         return moves;
     }
+  }
+
+  /** The GPU (pool) of the worker serving request r, or null when no worker serves it. */
+  private serverGpu(r: number): number | null {
+    const server = this.requests[r].context.server;
+    return server === null ? null : this.workers[this.workerIndex.get(server)!].context.gpu;
+  }
+
+  /** Positions of request r being computed by its steps in flight. */
+  private inFlightTokens(r: number): number {
+    let n = 0;
+    for (const key of this.reqOps[r]) {
+      const op = this.ops.get(key)!;
+      const k = op.reqs.indexOf(r);
+      if (k >= 0) n += op.tokens[k];
+    }
+    return n;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -582,6 +644,7 @@ export class System {
     if (c.inFlight !== 0 || c.deferredFree || this.tables[r].length !== 0) return;
     this.requests[r] = snap.value === 'finished' ? RETIRED.finished : RETIRED.aborted;
     this.tables[r] = NOTHING;
+    this.keys[r] = NO_KEYS;
     this.reqOps[r] = NO_OPS;
   }
 
@@ -598,6 +661,7 @@ export class System {
           context: initialContext(this.machines.request, { prompt: ev.prompt, maxTokens: ev.maxTokens ?? 0, pools: this.header.gpus }),
         });
         this.tables.push([]);
+        this.keys.push(ev.keys ? ev.keys.slice() : []);
         this.reqOps.push([]);
         this.liveCount++;
         this.touched.push({ kind: 'request', index: r });
@@ -607,6 +671,23 @@ export class System {
       case 'alloc_take': {
         const t = this.tables[this.requestIndex.get(ev.req)!];
         for (const b of ev.blocks) t.push(b);
+        return;
+      }
+      case 'cache_hit': {
+        // Before its first step the request's table is empty: the hit blocks are its first positions.
+        const t = this.tables[this.requestIndex.get(ev.req)!];
+        for (const b of ev.blocks) t.push(b);
+        return;
+      }
+      case 'cache_insert': {
+        // A key past the arrive's list (a full block of generated tokens) becomes the request's key there.
+        const r = this.requestIndex.get(ev.req)!;
+        const at = this.tables[r].indexOf(ev.block);
+        if (at >= 0 && this.keys[r][at] === undefined) {
+          const keys = this.keys[r];
+          while (keys.length < at) keys.push(undefined as unknown as string);
+          keys[at] = ev.key;
+        }
         return;
       }
       case 'free': {

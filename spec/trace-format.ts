@@ -2,7 +2,14 @@
 // the event table of docs/trace-format.md are all derived, so that they cannot drift apart.
 
 export const TRACE_FORMAT = 'pdspec-trace';
+/** The version writers use unless they need more: v1, one owner per block. */
 export const TRACE_VERSION = 1;
+/**
+ * Versions this pdspec reads. v2 adds shared KV: reference-counted blocks and a prefix cache (the events
+ * marked `since: 2`); a v1 header keeps the v1 semantics, and a v2 event in a v1 trace is bad input.
+ */
+export const TRACE_VERSIONS = [1, 2] as const;
+export type TraceVersion = (typeof TRACE_VERSIONS)[number];
 
 // ---------------------------------------------------------------------------------------------
 // Field kinds
@@ -14,6 +21,9 @@ type Kind =
   | 'time' // seconds, finite, ≥ 0
   | 'share' // percent of the GPU's SMs, integer 1..100
   | 'blocks' // non-empty array of block ids (integers ≥ 0)
+  | 'block' // one block id (integer ≥ 0)
+  | 'key' // a cache key: a non-empty string (an engine's block hash, a radix node's path)
+  | 'keys' // an array of cache keys
   | 'batch' // non-empty array of {req, tokens}
   | 'text' // free text
   | { readonly enum: readonly string[] };
@@ -21,10 +31,14 @@ type Kind =
 interface FieldSpec {
   readonly kind: Kind;
   readonly optional?: true;
+  /** The first trace version with this field (default 1). */
+  readonly since?: TraceVersion;
   readonly doc: string;
 }
 
 interface EventSpec {
+  /** The first trace version with this event (default 1). */
+  readonly since?: TraceVersion;
   readonly doc: string;
   /** When an engine like vLLM, SGLang or semi-PD writes this event. */
   readonly emit: string;
@@ -51,6 +65,12 @@ export const EVENTS = {
       req: f.req,
       prompt: { kind: 'positive', doc: 'prompt length in tokens' },
       maxTokens: { kind: 'positive', optional: true, doc: 'output limit in tokens, if known' },
+      keys: {
+        kind: 'keys',
+        optional: true,
+        since: 2,
+        doc: "cache keys of the prompt's full blocks, in order (vLLM: Request.block_hashes; SGLang: the page keys); a request without keys neither hits nor inserts",
+      },
     },
   },
   schedule: {
@@ -77,6 +97,35 @@ export const EVENTS = {
     doc: 'Third allocation step: write back utilisation with the taken blocks and release the pool lock.',
     emit: 'As alloc_query.',
     fields: { worker: f.worker },
+  },
+  cache_hit: {
+    since: 2,
+    doc: "Prefix-cache hit: before its first step, the request takes a reference on cached blocks whose keys are its first keys; they cover its positions 0..tokens − 1, which count as computed. Whole blocks, and never the whole sequence (the last position is always computed).",
+    emit: 'vLLM v1: KVCacheManager.allocate_slots after the capacity check, when BlockPool.touch takes the hit blocks (get_computed_blocks only looks); SGLang: after match_prefix, when the matched path is locked (inc_lock_ref) for the admitted request.',
+    fields: {
+      req: f.req,
+      blocks: f.blocks,
+      tokens: { kind: 'positive', doc: 'positions covered: blocks × blockSize' },
+    },
+  },
+  cache_insert: {
+    since: 2,
+    doc: "A full block of the request is entered in the prefix cache under its key: from now on other requests may hit it, and it keeps the key when its last holder frees it.",
+    emit: 'vLLM v1: BlockPool.cache_full_blocks, per block given a hash (when it is scheduled to become full); SGLang: RadixCache insert for the request\'s new pages (cache_unfinished_req / cache_finished_req).',
+    fields: {
+      req: f.req,
+      block: { kind: 'block', doc: 'the block, one of the request\'s' },
+      key: { kind: 'key', doc: 'its cache key: the key of its position in the request (checked against `keys` where the request has one there)' },
+    },
+  },
+  evict: {
+    since: 2,
+    doc: 'A cached block loses its key: a free one becomes plainly free (and may be allocated), a held one stays with its holders, uncached.',
+    emit: 'vLLM v1: BlockPool._maybe_evict_cached_block (from get_new_blocks before the block is reissued, or evict_blocks); SGLang: RadixCache.evict deleting a leaf.',
+    fields: {
+      block: { kind: 'block', doc: 'the block' },
+      key: { kind: 'key', optional: true, doc: 'its key, as a cross-check' },
+    },
   },
   step_begin: {
     doc: "A worker launches one iteration over a batch: for each request, `tokens` more positions are computed and their K/V written into the request's blocks.",
@@ -135,7 +184,7 @@ export const EVENTS = {
     fields: { req: f.req, worker: f.worker },
   },
   free: {
-    doc: 'Blocks of a request go back to the free list.',
+    doc: 'Blocks of a request go back to the free list (v2: the request drops its reference; a block goes to the free list with its last holder, and keeps its cache key there until evicted).',
     emit: 'vLLM: KVCacheManager.free; SGLang: token_to_kv_pool_allocator.free / release_kv_cache; semi-PD: the decode process frees.',
     fields: { req: f.req, blocks: f.blocks },
   },
@@ -194,6 +243,11 @@ export const EVENTS = {
 export type EventName = keyof typeof EVENTS;
 export const EVENT_NAMES = Object.keys(EVENTS) as EventName[];
 
+/** The events a trace of `version` may contain. */
+export function eventsOfVersion(version: TraceVersion): EventName[] {
+  return EVENT_NAMES.filter((name) => ((EVENTS[name] as EventSpec).since ?? 1) <= version);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Types derived from the catalogue
 
@@ -202,8 +256,12 @@ export interface BatchItem {
   tokens: number;
 }
 
-type ValueOf<K> = K extends 'id' | 'text'
+type ValueOf<K> = K extends 'id' | 'text' | 'key'
   ? string
+  : K extends 'keys'
+    ? string[]
+  : K extends 'block'
+    ? number
   : K extends 'count' | 'positive' | 'time' | 'share'
     ? number
     : K extends 'blocks'
@@ -239,7 +297,7 @@ export interface WorkerDecl {
 
 export interface TraceHeader {
   format: typeof TRACE_FORMAT;
-  version: typeof TRACE_VERSION;
+  version: TraceVersion;
   mode: (typeof MODES)[number];
   /** Blocks per pool (per GPU). */
   blocks: number;
@@ -259,14 +317,14 @@ export interface TraceHeader {
 }
 
 interface HeaderFieldSpec {
-  kind: Kind | 'split' | 'workers' | { readonly const: string | number };
+  kind: Kind | 'split' | 'workers' | 'version' | { readonly const: string | number };
   optional?: true;
   doc: string;
 }
 
 export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   format: { kind: { const: TRACE_FORMAT }, doc: 'always "pdspec-trace"' },
-  version: { kind: { const: TRACE_VERSION }, doc: 'format version, 1' },
+  version: { kind: 'version', doc: 'format version: 1, or 2 for shared KV (reference-counted blocks, a prefix cache)' },
   mode: { kind: { enum: MODES }, doc: 'serving architecture' },
   blocks: { kind: 'positive', doc: 'KV blocks per pool (one pool per GPU)' },
   blockSize: { kind: 'positive', doc: 'tokens per block' },
@@ -358,6 +416,11 @@ function readBlocks(value: unknown, name: string): number[] {
   return value as number[];
 }
 
+function readKey(value: unknown, name: string): string {
+  if (typeof value === 'string' && value.length > 0) return value;
+  throw new FormatError(`field '${name}' must be a cache key (a non-empty string), got ${describe(value)}`);
+}
+
 function readBatch(value: unknown, name: string): BatchItem[] {
   if (!Array.isArray(value) || value.length === 0) throw new FormatError(`field '${name}' must be a non-empty array of {req, tokens}, got ${describe(value)}`);
   for (let i = 0; i < value.length; i++) {
@@ -387,6 +450,14 @@ function readField(kind: Kind, value: unknown, name: string): unknown {
       throw new FormatError(`field '${name}' must be a finite number ≥ 0 (seconds), got ${describe(value)}`);
     case 'blocks':
       return readBlocks(value, name);
+    case 'block':
+      return readInt(value, name, 0);
+    case 'key':
+      return readKey(value, name);
+    case 'keys':
+      if (!Array.isArray(value)) throw new FormatError(`field '${name}' must be an array of cache keys, got ${describe(value)}`);
+      for (let i = 0; i < value.length; i++) readKey(value[i], `${name}[${i}]`);
+      return value;
     case 'batch':
       return readBatch(value, name);
     case 'text':
@@ -399,6 +470,9 @@ function readField(kind: Kind, value: unknown, name: string): unknown {
 }
 
 interface CompiledEvent {
+  since: TraceVersion;
+  /** Optional fields that need a later version than the event's, with that version. */
+  laterFields: [string, TraceVersion][];
   requiredNames: string[];
   requiredKinds: Kind[];
   optionalNames: string[];
@@ -414,6 +488,8 @@ const COMPILED = new Map<string, CompiledEvent>(
     return [
       name,
       {
+        since: (EVENTS[name] as EventSpec).since ?? 1,
+        laterFields: fields.filter(([, s]) => (s.since ?? 1) > ((EVENTS[name] as EventSpec).since ?? 1)).map(([k, s]) => [k, s.since!]),
         requiredNames: required.map(([k]) => k),
         requiredKinds: required.map(([, s]) => s.kind),
         optionalNames: optional.map(([k]) => k),
@@ -428,13 +504,18 @@ const COMPILED = new Map<string, CompiledEvent>(
  * Checks one parsed event line against the catalogue and returns it as a TraceEvent: ids come back as
  * strings. The object is checked and normalised in place (the checker reads millions of them).
  */
-export function readEvent(raw: unknown): TraceEvent {
+export function readEvent(raw: unknown, version: TraceVersion = 1): TraceEvent {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new FormatError(`an event must be a JSON object, got ${describe(raw)}`);
   const obj = raw as Record<string, unknown>;
   const ev = obj.ev;
   if (typeof ev !== 'string') throw new FormatError(`missing field 'ev' (the event name)`);
   const spec = COMPILED.get(ev);
   if (!spec) throw new FormatError(`unknown event '${ev}' (known: ${EVENT_NAMES.join(', ')})`);
+  if (spec.since > version) throw new FormatError(`event '${ev}' needs trace version ${spec.since}; the header says version ${version}`);
+  for (let i = 0; i < spec.laterFields.length; i++) {
+    const [name, since] = spec.laterFields[i];
+    if (since > version && obj[name] !== undefined) throw new FormatError(`field '${name}' of '${ev}' needs trace version ${since}; the header says version ${version}`);
+  }
   readField('time', obj.t, 't');
   let fields = 2;
   const names = spec.requiredNames;
@@ -477,7 +558,7 @@ export function readHeader(raw: unknown): TraceHeader {
     if ('ev' in obj) throw new FormatError(`the first line must be the header {"format":"${TRACE_FORMAT}","version":${TRACE_VERSION},...}, got an event`);
     throw new FormatError(`field 'format' must be "${TRACE_FORMAT}", got ${describe(obj.format)}`);
   }
-  if (obj.version !== TRACE_VERSION) throw new FormatError(`unsupported trace version ${describe(obj.version)}: this pdspec reads version ${TRACE_VERSION}`);
+  if (!(TRACE_VERSIONS as readonly unknown[]).includes(obj.version)) throw new FormatError(`unsupported trace version ${describe(obj.version)}: this pdspec reads versions ${TRACE_VERSIONS.join(' and ')}`);
   for (const key in obj) if (!(key in HEADER_FIELDS)) throw new FormatError(`header has unknown field '${key}'`);
   for (const [key, spec] of Object.entries(HEADER_FIELDS)) if (!spec.optional && !(key in obj)) throw new FormatError(`header is missing field '${key}'`);
   const mode = readField({ enum: MODES }, obj.mode, 'mode') as TraceHeader['mode'];
@@ -491,7 +572,7 @@ export function readHeader(raw: unknown): TraceHeader {
   }
   const header: TraceHeader = {
     format: TRACE_FORMAT,
-    version: TRACE_VERSION,
+    version: obj.version as TraceVersion,
     mode,
     blocks: readInt(obj.blocks, 'blocks', 1, MAX_TRACE_BLOCKS),
     blockSize: readInt(obj.blockSize, 'blockSize', 1),
@@ -531,7 +612,7 @@ export function readHeader(raw: unknown): TraceHeader {
   return header;
 }
 
-/** A header with the defaults filled in, for writers of traces. */
+/** A header with the defaults filled in, for writers of traces (version 1 unless `version` says otherwise). */
 export function makeHeader(fields: Partial<TraceHeader> & Pick<TraceHeader, 'mode' | 'blocks' | 'blockSize' | 'sms'>): TraceHeader {
   const { workers, ...rest } = fields;
   const header = readHeader({ format: TRACE_FORMAT, version: TRACE_VERSION, ...rest, ...(workers ? { workers } : {}) });
@@ -559,6 +640,14 @@ function kindSchema(kind: HeaderFieldSpec['kind'], doc: string): Record<string, 
       return { type: 'string', description: doc };
     case 'blocks':
       return { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 }, description: doc };
+    case 'block':
+      return { type: 'integer', minimum: 0, description: doc };
+    case 'key':
+      return { type: 'string', minLength: 1, description: doc };
+    case 'keys':
+      return { type: 'array', items: { type: 'string', minLength: 1 }, description: doc };
+    case 'version':
+      return { enum: [...TRACE_VERSIONS], description: doc };
     case 'batch':
       return {
         type: 'array',
@@ -613,7 +702,7 @@ function objectSchema(fields: Record<string, { kind: HeaderFieldSpec['kind']; op
 export function traceSchema(): Record<string, unknown> {
   const events = EVENT_NAMES.map((name) => ({
     title: name,
-    description: EVENTS[name].doc,
+    description: `${(EVENTS[name] as EventSpec).since ? `(since ${(EVENTS[name] as EventSpec).since}) ` : ''}${EVENTS[name].doc}`,
     ...objectSchema(
       { ...(EVENTS[name].fields as Record<string, FieldSpec>), note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' } },
       { ev: { const: name }, t: kindSchema('time', 'time in seconds; never decreases along the trace') },
@@ -621,8 +710,8 @@ export function traceSchema(): Record<string, unknown> {
   }));
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'urn:pdspec:trace-format:v1',
-    title: `pdspec trace format v${TRACE_VERSION}: one JSON object per line, the header first, then events`,
+    $id: 'urn:pdspec:trace-format',
+    title: `pdspec trace format v${TRACE_VERSIONS.join(', v')}: one JSON object per line, the header first, then events (v2 events and fields are marked "since 2")`,
     $defs: {
       header: { title: 'header', description: 'The first line of every trace.', ...objectSchema(HEADER_FIELDS, {}) },
       event: { oneOf: events },
@@ -637,9 +726,10 @@ export function eventTableMarkdown(): string {
   const rows = EVENT_NAMES.map((name) => {
     const spec = EVENTS[name];
     const fields = Object.entries(spec.fields as Record<string, FieldSpec>)
-      .map(([k, s]) => `\`${k}\`${s.optional ? '?' : ''}: ${kindText(s.kind)}`)
+      .map(([k, s]) => `\`${k}\`${s.optional ? '?' : ''}: ${kindText(s.kind)}${s.since ? ` (v${s.since})` : ''}`)
       .join(', ');
-    return `| \`${name}\` | ${fields} | ${spec.doc} | ${spec.emit} |`;
+    const since = (spec as EventSpec).since;
+    return `| \`${name}\` | ${fields} | ${since ? `(trace v${since}) ` : ''}${spec.doc} | ${spec.emit} |`;
   });
   return ['| event | fields (besides `ev`, `t`) | meaning | when an engine writes it |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }

@@ -33,7 +33,7 @@ describe('pdspec conform', () => {
   it('exit 2 with the line and no stack trace for unreadable input', () => {
     for (const [file, pattern] of [
       ['examples/traces/bad-input/truncated.jsonl', /:3: bad input: truncated/],
-      ['examples/traces/bad-input/unknown-event.jsonl', /:2: bad input: unknown event 'evict'/],
+      ['examples/traces/bad-input/unknown-event.jsonl', /:2: bad input: unknown event 'swap_out'/],
       ['no/such/file.jsonl', /bad input: no such file/],
       ['examples', /bad input: examples is a directory/],
     ] as const) {

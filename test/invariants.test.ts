@@ -24,10 +24,21 @@ const withOwners = (sys: System, b: number, owners: string[], inFreeList: number
 // semi-pd-resize.jsonl after line 21: r1 decoding on D0 with a step in flight on blocks 0-1, r3 on D0's FIFO,
 // r2 in a prefill step on P0, block 5 free; P1 and D1 starting.
 const resize = () => stateAfter(example('semi-pd-resize.jsonl'), 21);
+// Trace v2, v2/shared-system-prompt.jsonl after line 11: block 0 cached under key sys and held by r1 and r2.
+const shared = () => stateAfter(example('v2/shared-system-prompt.jsonl'), 11);
 
 describe('state invariants: hold on a reachable state, fail on a broken one', () => {
-  const cases: [InvariantName, (s: System) => void][] = [
+  const cases: [InvariantName, (s: System) => void, (() => System)?][] = [
     ['BlocksAccounted', (s) => withOwners(s, 5, [], 0, 'owned')],
+    // Block 0 counts r2 as a holder twice over: r2's table holds it once.
+    ['RefCountIsHolders', (s) => withOwners(s, 0, ['r1', 'r2', 'r2'], 0), shared],
+    [
+      'CacheCoherent',
+      (s) => {
+        s.blocks[0] = { ...s.blocks[0], context: { ...s.blocks[0].context, key: 'other' } };
+      },
+      shared,
+    ],
     ['SingleOwner', (s) => withOwners(s, 0, ['r1', 'r2'], 0)],
     ['FreeListUnique', (s) => withOwners(s, 5, [], 2)],
     ['FreeBlockUnowned', (s) => withOwners(s, 5, ['r2'], 1)],
@@ -55,12 +66,13 @@ describe('state invariants: hold on a reachable state, fail on a broken one', ()
     ],
   ];
 
-  it('the reachable state satisfies every state invariant', () => {
+  it('the reachable states satisfy every state invariant', () => {
     expect(checkState(resize())).toBeNull();
+    expect(checkState(shared())).toBeNull();
   });
 
-  it.each(cases)('%s fails where it is broken', (name, breakIt) => {
-    const sys = resize();
+  it.each(cases)('%s fails where it is broken', (name, breakIt, base = resize) => {
+    const sys = base();
     breakIt(sys);
     const v = checkState(sys);
     expect(v?.invariant).toBe(name);
@@ -122,10 +134,25 @@ describe('protocol rules name the refusals that protect them', () => {
     ['ResizeHandoff', [], '{"t":0,"ev":"resize_begin","epoch":2,"prefill":50,"decode":100}'],
     ['ShareRule', [], '{"t":0,"ev":"resize_begin","epoch":1,"prefill":50,"decode":60}'], // under Nexus's exact rule
     ['KnownIds', [], '{"t":0,"ev":"finish","req":"r9"}'],
+    // Trace v2: r1's two full blocks are cached (keys a, b) when r2, 8 positions long, hits both.
+    [
+      'HitSkipsExactly',
+      [
+        ...example('v2/prefix-cache-hit.jsonl').trim().split('\n').slice(1, 11),
+        '{"t":0.02,"ev":"arrive","req":"r2","prompt":8,"keys":["a","b"]}',
+        '{"t":0.02,"ev":"schedule","req":"r2","worker":"U0"}',
+      ],
+      '{"t":0.02,"ev":"cache_hit","req":"r2","blocks":[0,1],"tokens":8}',
+    ],
   ];
 
   it.each(cases)('%s', (rule, prefix, bad) => {
-    const h = rule === 'ShareRule' ? header.replace('"semi-pd"', '"nexus"') : header;
+    const h =
+      rule === 'ShareRule'
+        ? header.replace('"semi-pd"', '"nexus"')
+        : rule === 'HitSkipsExactly'
+          ? example('v2/prefix-cache-hit.jsonl').split('\n')[0]
+          : header;
     const good = checkText([h, ...prefix].join('\n'));
     expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
     const v = checkText([h, ...prefix, bad].join('\n'));

@@ -44,6 +44,8 @@ const payload = fc.record({
   seen: fc.nat(4),
   held: fc.nat(1),
   holders: fc.constant('step 1 of D0'),
+  key: fc.constantFrom('k0', 'k1'),
+  keyed: fc.nat(3),
   blocks: fc.array(fc.nat(5), { minLength: 1, maxLength: 3 }),
   side: fc.constantFrom('from', 'to'),
   queued: fc.boolean(),
@@ -82,7 +84,8 @@ const steer: Partial<Record<MachineName, (c: Ctx, ev: Ctx) => Ctx>> = {
     return { ...ev, epoch: e, fromEpoch: c.epoch, toEpoch: c.epoch + 1, fromRole: ev.role, toRole: ev.role, decode: c.rule === 'exact' ? 100 - ev.prefill : ev.decode, share: ev.role === 'prefill' ? target.prefill : target.decode };
   },
   worker: (c, ev) => ({ ...ev, req: c.fifo[0] ?? ev.req }),
-  block: (c, ev) => ({ ...ev, req: c.owners[0] ?? ev.req, held: 0 }),
+  // A hit names the key the block is cached under (or a fresh requester); an insert and an evict its own key.
+  block: (c, ev) => ({ ...ev, req: ev.type === 'hit' && c.owners.length ? `${c.owners[0]}x` : (c.owners[0] ?? ev.req), key: c.key ?? ev.key, held: 0 }),
 };
 
 describe('compiled machines agree with XState', () => {

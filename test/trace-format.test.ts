@@ -35,11 +35,12 @@ describe('trace format v1', () => {
     let lines = 0;
     for (const file of files) {
       const all = readFileSync(file, 'utf8').trim().split('\n');
+      let version: 1 | 2 = 1;
       all.forEach((line, i) => {
         const value = JSON.parse(line);
         expect(validate(value), `${file}:${i + 1} ${ajv.errorsText(validate.errors)}`).toBe(true);
-        if (i === 0) readHeader(value);
-        else readEvent(value);
+        if (i === 0) version = readHeader(value).version;
+        else readEvent(value, version);
         lines++;
       });
     }
@@ -48,7 +49,7 @@ describe('trace format v1', () => {
 
   it('schema and validator reject the same malformed events', () => {
     const bad = [
-      { t: 0, ev: 'evict', req: 'r1' },
+      { t: 0, ev: 'swap_out', req: 'r1' },
       { t: 0, ev: 'alloc', worker: 'D0', req: 'r1' },
       { t: 0, ev: 'alloc', worker: 'D0', req: 'r1', blocks: [] },
       { t: -1, ev: 'finish', req: 'r1' },
@@ -67,9 +68,13 @@ describe('trace format v1', () => {
 
   it('errors name the field or event', () => {
     expect(() => readEvent({ t: 0, ev: 'alloc', worker: 'D0', req: 'r1' })).toThrow(/missing field 'blocks'/);
-    expect(() => readEvent({ t: 0, ev: 'evict' })).toThrow(/unknown event 'evict'/);
+    expect(() => readEvent({ t: 0, ev: 'swap_out' })).toThrow(/unknown event 'swap_out'/);
+    expect(() => readEvent({ t: 0, ev: 'evict', block: 1 })).toThrow(/event 'evict' needs trace version 2; the header says version 1/);
+    expect(() => readEvent({ t: 0, ev: 'arrive', req: 'r1', prompt: 4, keys: ['a'] })).toThrow(/field 'keys' of 'arrive' needs trace version 2/);
+    expect(readEvent({ t: 0, ev: 'evict', block: 1 }, 2)).toEqual({ t: 0, ev: 'evict', block: 1 });
+    expect(() => readEvent({ t: 0, ev: 'cache_insert', req: 'r1', block: 0, key: '' }, 2)).toThrow(/field 'key' must be a cache key/);
     expect(() => readEvent({ t: 0, ev: 'finish', req: 'r1', reason: 'eos' })).toThrow(/unknown field 'reason'/);
-    expect(() => readHeader({ format: 'pdspec-trace', version: 2 })).toThrow(/unsupported trace version 2/);
+    expect(() => readHeader({ format: 'pdspec-trace', version: 3 })).toThrow(/unsupported trace version 3: this pdspec reads versions 1 and 2/);
     expect(() => readHeader({ format: 'pdspec-trace', version: 1, mode: 'semi-pd', blocks: 8, blockSize: 4 })).toThrow(/missing field 'sms'/);
     expect(() => readHeader({ t: 0, ev: 'arrive' })).toThrow(/first line must be the header/);
   });

@@ -5,9 +5,9 @@
 // counterexample a shortest one.
 import { alg } from '@dagrejs/graphlib';
 import { checkAtRest, checkState } from '../../spec/invariants.ts';
-import { MACHINES } from '../../spec/system.ts';
+import { MACHINES, V2_ONLY } from '../../spec/system.ts';
 import { System } from '../../spec/system.ts';
-import { EVENT_NAMES, type EventName, type TraceEvent } from '../../spec/trace-format.ts';
+import { eventsOfVersion, type EventName, type TraceEvent } from '../../spec/trace-format.ts';
 import { headerOf, type ExploreConfig } from './config.ts';
 import { isProgress, proposals, type Node } from './generator.ts';
 import { stateKey, writeKey } from './canonical.ts';
@@ -217,9 +217,12 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
 
   peakMemory = Math.max(peakMemory, memoryInUse());
   const seconds = (performance.now() - t0) / 1000;
-  const neverEnabled = EVENT_NAMES.filter((e) => !events[e]);
+  const version = headerOf(config).version;
+  const neverEnabled = eventsOfVersion(version).filter((e) => !events[e]);
   const neverTaken: string[] = [];
-  for (const [name, m] of Object.entries(MACHINES)) for (const e of m.edges) if (!e.variant && !fired.has(`${name}:${e.state}:${e.event}`)) neverTaken.push(`${name}:${e.state}:${e.event}`);
+  const inVersion = (e: { state: string; event: string }) => version !== 1 || (!V2_ONLY.events.has(e.event) && !V2_ONLY.states.has(e.state));
+  for (const [name, m] of Object.entries(MACHINES))
+    for (const e of m.edges) if (!e.variant && inVersion(e) && !fired.has(`${name}:${e.state}:${e.event}`)) neverTaken.push(`${name}:${e.state}:${e.event}`);
   return {
     verdict: finding ? 'violated' : incomplete ? 'incomplete' : 'verified',
     config,
