@@ -69,6 +69,16 @@ export const RULES = {
     kind: 'state',
     says: 'A cache key maps to a block whose contents are exactly the tokens of that key: a block is cached under the key of its position in its holders, a hit takes only blocks cached under the keys it expects, and a block is evicted before it is handed out again (no stale entry, bug zoo Z2) (trace v2).',
   },
+  NoEvictWhileLocked: {
+    family: 'SharedKv',
+    kind: 'guard',
+    says: 'Under a radix cache, eviction takes only blocks no request holds: a request that matched a path reads it under a lock, and evicting a locked node frees pages it still reads (bug zoo Z16) (trace v2).',
+  },
+  CacheSizeAccounted: {
+    family: 'SharedKv',
+    kind: 'guard',
+    says: 'The engine’s evictable and protected counters equal the cached blocks no request holds and those some request holds: the scheduler admits work against capacity that is really there (bug zoo Z17) (trace v2).',
+  },
   HitSkipsExactly: {
     family: 'SharedKv',
     kind: 'guard',

@@ -37,7 +37,7 @@ export type BlockEvent =
   | { type: 'free'; req: string; held: number; holders: string }
   | { type: 'hit'; req: string; key: string | null }
   | { type: 'insert'; req: string; key: string }
-  | { type: 'evict'; key: string | null };
+  | { type: 'evict'; key: string | null; radix: boolean };
 
 type BEv<T extends BlockEvent['type']> = Extract<BlockEvent, { type: T }>;
 
@@ -89,6 +89,12 @@ const blockGuards = {
     check: ({ context }) => context.key === null,
     protects: 'CacheCoherent',
     explain: (c) => `is already cached under key ${c.key}; a second key would leave two entries for one block`,
+  },
+  unlocked: {
+    // A radix tree's eviction frees the node's pages; only vLLM's hash cache can uncache a block in use.
+    check: ({ event }) => !(event as BEv<'evict'>).radix,
+    protects: 'NoEvictWhileLocked',
+    explain: (c) => `is read by ${c.owners.join(', ')} under its lock; evicting it from a radix cache frees pages a live request still reads`,
   },
   evictsItsKey: {
     check: ({ context, event }) => (event as BEv<'evict'>).key === null || (event as BEv<'evict'>).key === context.key,
@@ -158,7 +164,7 @@ export const blockMachine = setup({
         ],
         hit: { guard: and(['keyed', 'keyMatches', 'notHolding']), actions: 'addHolder' },
         insert: { guard: and(['heldByInserter', 'uncached']), actions: 'setKey' },
-        evict: { guard: and(['keyed', 'evictsItsKey']), actions: 'dropKey' },
+        evict: { guard: and(['keyed', 'evictsItsKey', 'unlocked']), actions: 'dropKey' },
       },
     },
     // v2: on the free list, keyed: a hit revives it, an eviction makes it plainly free.

@@ -411,7 +411,20 @@ export class System {
       case 'evict': {
         const bad = this.checkBlocks(ev, [ev.block]);
         if (bad) return bad;
-        this.add('block', ev.block, { type: 'evict', key: ev.key ?? null } as never);
+        this.add('block', ev.block, { type: 'evict', key: ev.key ?? null, radix: this.header.prefixCache === 'radix' } as never);
+        return moves;
+      }
+      case 'cache_size': {
+        const T = this.header.blockSize;
+        const { evictable, protected: held } = this.cacheSize();
+        if (ev.evictable !== evictable * T || ev.protected !== held * T)
+          return {
+            machine: 'system',
+            state: '-',
+            event: ev.ev,
+            protects: 'CacheSizeAccounted',
+            message: `the engine counts ${ev.evictable} evictable and ${ev.protected} protected token(s); its cache holds ${evictable * T} evictable (${evictable} cached block(s) no request holds) and ${held * T} protected (${held} held by requests)`,
+          };
         return moves;
       }
       case 'step_begin': {
@@ -547,6 +560,18 @@ export class System {
         this.add('partition', 0, { type: 'resize_end', epoch: ev.epoch } as never);
         return moves;
     }
+  }
+
+  /** Cached blocks that no request holds (evictable) and that some request holds (protected). */
+  cacheSize(): { evictable: number; protected: number } {
+    let evictable = 0;
+    let held = 0;
+    for (const b of this.blocks) {
+      if (b.context.key === null) continue;
+      if (b.value === 'cached') evictable++;
+      else held++;
+    }
+    return { evictable, protected: held };
   }
 
   /** The GPU (pool) of the worker serving request r, or null when no worker serves it. */

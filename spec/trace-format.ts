@@ -55,6 +55,7 @@ export const ROLES = ['prefill', 'decode', 'unified'] as const;
 export const MODES = ['semi-pd', 'nexus', 'disaggregated', 'unified'] as const;
 export const ALLOCATORS = ['lock', 'decode-owned'] as const;
 export const SHARE_RULES = ['oversubscribe', 'exact'] as const;
+export const PREFIX_CACHES = ['hash', 'radix'] as const;
 
 /** The event catalogue of trace format v1, in the order of a request's life. */
 export const EVENTS = {
@@ -125,6 +126,15 @@ export const EVENTS = {
     fields: {
       block: { kind: 'block', doc: 'the block' },
       key: { kind: 'key', optional: true, doc: 'its key, as a cross-check' },
+    },
+  },
+  cache_size: {
+    since: 2,
+    doc: "The engine's own accounting of its prefix cache, in tokens: cached blocks no request holds (evictable) and cached blocks some request holds (protected). Checked against the blocks' states: the counters the scheduler admits work against must be the cache's real size.",
+    emit: 'SGLang: RadixCache.evictable_size() and protected_size() after a lock, unlock, insert or eviction; vLLM v1: the free queue\'s cached blocks and the cached blocks in use (block_size × count).',
+    fields: {
+      evictable: { kind: 'count', doc: 'tokens in cached blocks that no request holds' },
+      protected: { kind: 'count', doc: 'tokens in cached blocks that some request holds' },
     },
   },
   step_begin: {
@@ -312,6 +322,8 @@ export interface TraceHeader {
   gpus: number;
   /** Workers of epoch 0. */
   workers: WorkerDecl[];
+  /** v2: how the prefix cache holds blocks (default `hash`). */
+  prefixCache?: (typeof PREFIX_CACHES)[number];
   note?: string;
   source?: string;
 }
@@ -342,6 +354,11 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   },
   gpus: { kind: 'positive', optional: true, doc: 'GPUs, each with its own pool; default 2 for disaggregated, else 1' },
   workers: { kind: 'workers', optional: true, doc: 'epoch-0 workers [{id, role, share, gpu}]; default by mode' },
+  prefixCache: {
+    kind: { enum: PREFIX_CACHES },
+    optional: true,
+    doc: 'v2 only: `hash` (vLLM v1: an eviction may uncache a block still held, as `BlockPool.evict_blocks` does) or `radix` (SGLang: eviction frees a tree node\'s pages, so it may take only blocks no request holds); default `hash`',
+  },
   note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' },
   source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
 };
@@ -585,6 +602,10 @@ export function readHeader(raw: unknown): TraceHeader {
   };
   if (header.blocks * header.gpus > MAX_TRACE_TOTAL_BLOCKS) {
     throw new FormatError(`blocks × gpus must be at most ${MAX_TRACE_TOTAL_BLOCKS.toLocaleString('en')} (the checker keeps every block), got ${header.blocks} × ${header.gpus}`);
+  }
+  if (obj.prefixCache !== undefined) {
+    if (header.version === 1) throw new FormatError(`field 'prefixCache' needs trace version 2; the header says version 1`);
+    header.prefixCache = readField({ enum: PREFIX_CACHES }, obj.prefixCache, 'prefixCache') as TraceHeader['prefixCache'];
   }
   if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;
   if (obj.source !== undefined) header.source = readField('text', obj.source, 'source') as string;

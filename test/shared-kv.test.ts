@@ -25,7 +25,7 @@ const job = fc
   .map((j) => (j.prefixBlocks === 0 && j.tail === 0 ? { ...j, tail: 1 } : j));
 
 /** A bug to put into the pool's trace, at the first place it applies. */
-type Bug = 'none' | 'alloc-without-evict' | 'hit-wrong-key' | 'hit-whole-sequence' | 'free-cached-again';
+type Bug = 'none' | 'alloc-without-evict' | 'hit-wrong-key' | 'hit-whole-sequence' | 'free-cached-again' | 'cache-size-drift';
 
 /** vLLM v1's block pool, reduced: blocks 0..BLOCKS−1, a free queue (head = least recently freed), a key map. */
 class Pool {
@@ -78,6 +78,18 @@ class Pool {
       if (this.refs[b] === 0) this.queue = this.queue.filter((x) => x !== b);
       this.refs[b]++;
     }
+  }
+
+  /** The cache's size in tokens, as the engine counts it: cached blocks at reference 0, and in use. */
+  size(): { evictable: number; protected: number } {
+    let evictable = 0;
+    let held = 0;
+    for (let b = 0; b < BLOCKS; b++) {
+      if (this.keyOf[b] === null) continue;
+      if (this.refs[b] === 0) evictable += BLOCK;
+      else held += BLOCK;
+    }
+    return { evictable, protected: held };
   }
 
   /** Drops one reference on each, last blocks first; a block at zero goes to the queue tail, keeping its key. */
@@ -168,6 +180,11 @@ function serve(jobs: Job[], bug: Bug): { text: string; bugLine: number | null } 
     if (j.overlap) live.push(r);
     else finish(r);
     while (live.length > 1) finish(live.shift()!);
+    // The engine's counters, once per request served; the bug counts a held cached block twice.
+    const size = pool.size();
+    const drift = bug === 'cache-size-drift' && bugLine === null && size.protected > 0;
+    const sizeLine = pool.emit({ ev: 'cache_size', evictable: size.evictable, protected: size.protected + (drift ? BLOCK : 0) });
+    if (drift) bugLine = sizeLine;
   });
   while (live.length) finish(live.shift()!);
   return { text: [JSON.stringify(header), ...pool.lines].join('\n'), bugLine };
@@ -205,6 +222,7 @@ describe('trace v2 against an independent block pool', () => {
     ['hit-wrong-key', 'CacheCoherent'],
     ['hit-whole-sequence', 'HitSkipsExactly'],
     ['free-cached-again', 'FreeListUnique'],
+    ['cache-size-drift', 'CacheSizeAccounted'],
   ];
   it.each(bugs)('%s is refused at its line as %s', (bug, rule) => {
     let applied = 0;
