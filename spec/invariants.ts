@@ -69,6 +69,11 @@ export const RULES = {
     kind: 'state',
     says: 'A cache key maps to a block whose contents are exactly the tokens of that key: a block is cached under the key of its position in its holders, a hit takes only blocks cached under the keys it expects, and a block is evicted before it is handed out again (no stale entry, bug zoo Z2) (trace v2).',
   },
+  WritesUnshared: {
+    family: 'SharedKv',
+    kind: 'guard',
+    says: 'A step writes only blocks its request holds alone: a block shared by a fork or the prefix cache is read-only until a copy-on-write gives the writer its own (trace v2).',
+  },
   NoEvictWhileLocked: {
     family: 'SharedKv',
     kind: 'guard',

@@ -37,7 +37,9 @@ export type BlockEvent =
   | { type: 'free'; req: string; held: number; holders: string }
   | { type: 'hit'; req: string; key: string | null }
   | { type: 'insert'; req: string; key: string }
-  | { type: 'evict'; key: string | null; radix: boolean };
+  | { type: 'evict'; key: string | null; radix: boolean }
+  | { type: 'fork'; req: string }
+  | { type: 'cow_from'; req: string };
 
 type BEv<T extends BlockEvent['type']> = Extract<BlockEvent, { type: T }>;
 
@@ -67,6 +69,11 @@ const blockGuards = {
   },
   // Routing, not refusal: a free by one of several holders only drops its reference.
   heldByOthers: { check: ({ context }) => context.owners.length > 1, explain: () => '' },
+  sharedWithOthers: {
+    check: ({ context }) => context.owners.length > 1,
+    protects: 'BlocksAccounted',
+    explain: (c) => `is held by ${c.owners.join(', ')} alone: moving its only reference to a copy would leave it with no holder and off the free list`,
+  },
   lastUncached: { check: ({ context }) => context.owners.length <= 1 && context.key === null, explain: () => '' },
   keyed: { check: ({ context }) => context.key !== null, explain: () => '' },
   keyMatches: {
@@ -165,6 +172,8 @@ export const blockMachine = setup({
         hit: { guard: and(['keyed', 'keyMatches', 'notHolding']), actions: 'addHolder' },
         insert: { guard: and(['heldByInserter', 'uncached']), actions: 'setKey' },
         evict: { guard: and(['keyed', 'evictsItsKey', 'unlocked']), actions: 'dropKey' },
+        fork: { guard: 'notHolding', actions: 'addHolder' },
+        cow_from: { guard: and(['ownedByReq', 'sharedWithOthers']), actions: 'dropHolder' },
       },
     },
     // v2: on the free list, keyed: a hit revives it, an eviction makes it plainly free.

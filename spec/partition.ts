@@ -28,7 +28,8 @@ export interface WorkerContext {
 export type WorkerEvent =
   | { type: 'worker_ready' | 'worker_stop' | 'schedule' | 'step_begin' | 'step_end' }
   | { type: 'handoff' | 'migrate'; side: 'from' | 'to'; req: string; queued: boolean }
-  | { type: 'join' | 'preempt' | 'finish' | 'abort'; req: string };
+  | { type: 'join' | 'preempt' | 'finish' | 'abort'; req: string }
+  | { type: 'fork'; req: string };
 
 type WEv<T extends WorkerEvent['type']> = Narrow<WorkerEvent, T>;
 
@@ -77,6 +78,7 @@ export const workerParts: MachineParts<WorkerContext, WorkerEvent> = {
 /** What a serving worker (idle or busy) does whatever its iterations. */
 const serving = {
   schedule: { actions: 'adopt' },
+  fork: { actions: 'adopt' }, // trace v2: the forked child is served where its parent is
   // Within one GPU the handoff is semi-PD's FIFO; across GPUs (disaggregation) requests wait for their KV
   // transfers, which may finish in any order, so they are not queued in order.
   handoff: [{ guard: 'sender', actions: 'release' }, { guard: 'queued', actions: 'enqueue' }, { actions: 'adopt' }],

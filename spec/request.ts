@@ -31,6 +31,7 @@ export type RequestEvent =
   | { type: 'schedule'; worker: string; role: string }
   | { type: 'alloc' | 'alloc_take'; pool: number; count: number }
   | { type: 'cache_hit'; pool: number; count: number; tokens: number; blockSize: number; keyed: number }
+  | { type: 'fork' }
   | { type: 'step_begin'; worker: string; role: string; tokens: number; pool: number; blockSize: number }
   | { type: 'step_end'; tokens: number }
   | { type: 'token'; index: number }
@@ -328,6 +329,8 @@ export const requestMachine = setup({
         ...appendToken,
         ...freeOldCopy,
         preempt: { guard: and(['servedBy', 'noTokenOwed']), target: 'retracting', actions: 'retract' },
+        // Trace v2: the child is made by the composition, in this state, with this context.
+        fork: { guard: and(['notInFlight', 'noTokenOwed']) },
         finish: [
           { guard: and(['noTokenOwed', 'opInFlight']), target: 'finished', actions: ['leaveServer', 'deferFree'] },
           { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' },

@@ -30,7 +30,7 @@ export type MachineName = keyof typeof MACHINES;
  * Machine events and states that only trace v2 (shared KV) reaches: a v1 run never takes these transitions,
  * so coverage of a v1 run leaves them out.
  */
-export const V2_ONLY = { events: new Set(['hit', 'insert', 'evict', 'cache_hit']), states: new Set(['cached']) };
+export const V2_ONLY = { events: new Set(['hit', 'insert', 'evict', 'cache_hit', 'fork', 'cow_from']), states: new Set(['cached']) };
 
 /** The context a machine definition starts from, computed by the definition's own `context` factory. */
 function initialContext<C>(m: AnyCompiled, input: unknown): C {
@@ -414,6 +414,33 @@ export class System {
         this.add('block', ev.block, { type: 'evict', key: ev.key ?? null, radix: this.header.prefixCache === 'radix' } as never);
         return moves;
       }
+      case 'fork': {
+        const r = this.req(ev, ev.parent);
+        if (typeof r !== 'number') return r;
+        if (this.requestIndex.has(ev.child)) return this.unknown(ev.ev, `request ${ev.child} already exists; a fork's child is a new request`);
+        const server = this.requests[r].context.server;
+        if (server === null) return this.unknown(ev.ev, `request ${ev.parent} is served by no worker; only a decoding request is forked`);
+        this.add('request', r, { type: 'fork' });
+        this.add('worker', this.workerIndex.get(server)!, { type: 'fork', req: ev.child } as never);
+        for (const b of this.tables[r]) this.add('block', b, { type: 'fork', req: ev.child } as never);
+        return moves;
+      }
+      case 'cow': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        const w = this.worker(ev, ev.worker);
+        if (typeof w !== 'number') return w;
+        const bad = this.checkBlocks(ev, [ev.shared, ev.copy]);
+        if (bad) return bad;
+        if (this.poolOf(ev.copy) !== this.poolOf(ev.shared)) return this.unknown(ev.ev, `the copy, block ${ev.copy}, is in pool ${this.poolOf(ev.copy)}, not in the shared block's pool ${this.poolOf(ev.shared)}`);
+        // The copy is an allocation like any other (the pool's protocol), then the reference moves to it.
+        const p = this.poolOf(ev.copy);
+        this.add('allocator', w, { type: 'alloc', worker: ev.worker } as never);
+        this.add('pool', p, { type: 'alloc', worker: ev.worker } as never);
+        this.add('block', ev.copy, { type: 'alloc', req: ev.req, version: this.pools[p].context.version + 1 } as never);
+        this.add('block', ev.shared, { type: 'cow_from', req: ev.req } as never);
+        return moves;
+      }
       case 'cache_size': {
         const T = this.header.blockSize;
         const { evictable, protected: held } = this.cacheSize();
@@ -439,6 +466,17 @@ export class System {
           seen.add(item.req);
           const r = this.req(ev, item.req);
           if (typeof r !== 'number') return r;
+          if (this.header.version !== 1) {
+            const shared = this.sharedBlockWritten(r, item.tokens);
+            if (shared !== null)
+              return {
+                machine: 'system',
+                state: '-',
+                event: ev.ev,
+                protects: 'WritesUnshared',
+                message: `request ${item.req}'s step writes block ${shared}, which ${this.blocks[shared].context.owners.filter((o) => o !== item.req).join(', ')} also hold(s): a shared block is read-only (copy it first: cow)`,
+              };
+          }
           this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T } as never);
         }
         return moves;
@@ -580,6 +618,16 @@ export class System {
     return server === null ? null : this.workers[this.workerIndex.get(server)!].context.gpu;
   }
 
+  /** Trace v2: a block of r's table that a step of `tokens` more positions writes while others hold it too. */
+  private sharedBlockWritten(r: number, tokens: number): number | null {
+    const T = this.header.blockSize;
+    const from = this.requests[r].context.computed + this.inFlightTokens(r);
+    const table = this.tables[r];
+    const last = Math.min(Math.floor((from + tokens - 1) / T), table.length - 1);
+    for (let i = Math.floor(from / T); i <= last; i++) if (this.blocks[table[i]].context.owners.length > 1) return table[i];
+    return null;
+  }
+
   /** Positions of request r being computed by its steps in flight. */
   private inFlightTokens(r: number): number {
     let n = 0;
@@ -702,6 +750,27 @@ export class System {
         // Before its first step the request's table is empty: the hit blocks are its first positions.
         const t = this.tables[this.requestIndex.get(ev.req)!];
         for (const b of ev.blocks) t.push(b);
+        return;
+      }
+      case 'fork': {
+        // The child: the parent's state and counters, its block table and keys, nothing in flight.
+        const p = this.requestIndex.get(ev.parent)!;
+        const c = this.requests.length;
+        this.ownIds();
+        this.requestIndex.set(ev.child, c);
+        this.requestIds.push(ev.child);
+        const parent = this.requests[p];
+        this.requests.push({ value: parent.value, context: { ...parent.context, owned: parent.context.owned.slice(), inFlight: 0, deferredFree: false } });
+        this.tables.push(this.tables[p].slice());
+        this.keys.push(this.keys[p].slice());
+        this.reqOps.push([]);
+        this.liveCount++;
+        this.touched.push({ kind: 'request', index: c });
+        return;
+      }
+      case 'cow': {
+        const t = this.tables[this.requestIndex.get(ev.req)!];
+        t[t.indexOf(ev.shared)] = ev.copy;
         return;
       }
       case 'cache_insert': {

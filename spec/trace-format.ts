@@ -128,6 +128,26 @@ export const EVENTS = {
       key: { kind: 'key', optional: true, doc: 'its key, as a cross-check' },
     },
   },
+  fork: {
+    since: 2,
+    doc: 'A decoding request is forked (parallel sampling, beam search): the child is a new request in the same state, served by the same worker, holding every block of the parent (each gains a holder). A block both write must be copied first (`cow`).',
+    emit: 'vLLM v0: BlockSpaceManager.fork (BlockTable.fork, the allocator\'s fork incrementing reference counts), called by Scheduler.fork_seq. vLLM v1 and SGLang do not fork: n > 1 is n requests sharing through the prefix cache.',
+    fields: {
+      parent: { kind: 'id', doc: 'the request forked' },
+      child: { kind: 'id', doc: 'the new request id' },
+    },
+  },
+  cow: {
+    since: 2,
+    doc: 'Copy-on-write: before writing a block it shares, the request takes a free block, the contents are copied into it, and its reference to the shared block moves to the copy.',
+    emit: 'vLLM v0: cow_block_if_not_appendable (CopyOnWriteTracker.record_cow), the pairs drained by append_slots into blocks_to_copy for the worker\'s copy kernel.',
+    fields: {
+      worker: f.worker,
+      req: f.req,
+      shared: { kind: 'block', doc: 'the shared block the request stops holding' },
+      copy: { kind: 'block', doc: 'the free block it holds instead, at the same position' },
+    },
+  },
   cache_size: {
     since: 2,
     doc: "The engine's own accounting of its prefix cache, in tokens: cached blocks no request holds (evictable) and cached blocks some request holds (protected). Checked against the blocks' states: the counters the scheduler admits work against must be the cache's real size.",

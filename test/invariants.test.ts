@@ -148,7 +148,9 @@ describe('protocol rules name the refusals that protect them', () => {
 
   // Trace v2 with a radix cache: r2 holds the matched block 0 under its lock when r3 needs room.
   const radix = example('v2/radix-eviction-under-pressure.jsonl').trim().split('\n');
+  const forked = example('v2/fork-copy-on-write.jsonl').trim().split('\n');
   cases.push(
+    ['WritesUnshared', forked.slice(1, 9), '{"t":0.01,"ev":"step_begin","worker":"U0","step":"s2","batch":[{"req":"c1","tokens":1}]}'],
     ['NoEvictWhileLocked', radix.slice(1, 19), '{"t":0.02,"ev":"evict","block":0}'],
     ['CacheSizeAccounted', radix.slice(1, 19), '{"t":0.02,"ev":"cache_size","evictable":4,"protected":0}'],
   );
@@ -161,7 +163,9 @@ describe('protocol rules name the refusals that protect them', () => {
           ? example('v2/prefix-cache-hit.jsonl').split('\n')[0]
           : rule === 'NoEvictWhileLocked' || rule === 'CacheSizeAccounted'
             ? radix[0]
-            : header;
+            : rule === 'WritesUnshared'
+              ? forked[0]
+              : header;
     const good = checkText([h, ...prefix].join('\n'));
     expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
     const v = checkText([h, ...prefix, bad].join('\n'));
