@@ -76,6 +76,11 @@ const blockGuards = {
   },
   lastUncached: { check: ({ context }) => context.owners.length <= 1 && context.key === null, explain: () => '' },
   keyed: { check: ({ context }) => context.key !== null, explain: () => '' },
+  isCached: {
+    check: ({ context }) => context.key !== null,
+    protects: 'CacheCoherent',
+    explain: (c) => `is held by ${c.owners.join(', ')} but cached under no key: nothing says it holds the contents a hit or an eviction names`,
+  },
   keyMatches: {
     // The key the requester expects at this position is the key the block's contents were cached under.
     check: ({ context, event }) => (event as BEv<'hit'>).key === null || (event as BEv<'hit'>).key === context.key,
@@ -169,9 +174,9 @@ export const blockMachine = setup({
           { guard: and(['ownedByReq', 'heldByOthers']), actions: 'dropHolder' },
           { guard: and(['ownedByReq', 'notHeld', 'keyed']), target: 'cached', actions: 'release' },
         ],
-        hit: { guard: and(['keyed', 'keyMatches', 'notHolding']), actions: 'addHolder' },
+        hit: { guard: and(['isCached', 'keyMatches', 'notHolding']), actions: 'addHolder' },
         insert: { guard: and(['heldByInserter', 'uncached']), actions: 'setKey' },
-        evict: { guard: and(['keyed', 'evictsItsKey', 'unlocked']), actions: 'dropKey' },
+        evict: { guard: and(['isCached', 'evictsItsKey', 'unlocked']), actions: 'dropKey' },
         fork: { guard: 'notHolding', actions: 'addHolder' },
         cow_from: { guard: and(['ownedByReq', 'sharedWithOthers']), actions: 'dropHolder' },
       },

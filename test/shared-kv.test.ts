@@ -3,6 +3,8 @@
 // description (a free queue in LRU order, a hash map, reference counts, lazy eviction at reallocation), not
 // from the spec. Every trace it writes must conform with --quiescent; each one-line bug put into it must be
 // refused at that line, under the rule it breaks.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkText } from '../spec/checker.ts';
@@ -241,5 +243,23 @@ describe('trace v2 against an independent block pool', () => {
       { numRuns: RUNS, seed: 14 },
     );
     expect(applied, 'the bug applied in some workloads').toBeGreaterThan(10);
+  });
+});
+
+describe('one eviction, two caches', () => {
+  const z16 = readFileSync(join(import.meta.dirname, '..', 'examples', 'traces', 'zoo', 'z16-evict-locked-radix-node.jsonl'), 'utf8');
+
+  it('a radix cache may not evict a block a request holds (its pages would be freed under the reader)', () => {
+    const v = checkText(z16);
+    expect(v.verdict === 'violation' && v.finding.rule).toBe('NoEvictWhileLocked');
+  });
+
+  it("a hash cache may: vLLM's evict_blocks only drops the key of a block in use, and its holder keeps it", () => {
+    const hash = z16.replace('"prefixCache":"radix"', '"prefixCache":"hash"');
+    expect(checkText(hash).verdict).toBe('conforms');
+    // ... and the block, now uncached, cannot be hit again under its old key.
+    const rehit = `${hash.trimEnd()}\n{"t":0.03,"ev":"cache_hit","req":"r3","blocks":[0],"tokens":4}\n`.replace('"req":"r3","prompt":12,"maxTokens":1', '"req":"r3","prompt":12,"maxTokens":1,"keys":["s0"]');
+    const v = checkText(rehit);
+    expect(v.verdict === 'violation' && v.finding.rule).toBe('CacheCoherent');
   });
 });
