@@ -132,6 +132,9 @@ export class System {
   ops: Map<string, InFlightOp>;
   reqOps: string[][];
   liveCount: number;
+  /** Trace v2: cached blocks no request holds, and cached blocks some request holds (kept as blocks move). */
+  cachedFree = 0;
+  cachedHeld = 0;
   time: number;
   /** When set, each applied event records the machine transitions it took (`machine:state:event`), for coverage. */
   fired: string[] | null = null;
@@ -167,6 +170,8 @@ export class System {
       this.ops = new Map(from.ops);
       this.reqOps = from.reqOps.map((o) => o.slice());
       this.liveCount = from.liveCount;
+      this.cachedFree = from.cachedFree;
+      this.cachedHeld = from.cachedHeld;
       this.time = from.time;
       this.blockSlot = from.blockSlot;
       this.blockStamp = from.blockStamp;
@@ -602,14 +607,21 @@ export class System {
 
   /** Cached blocks that no request holds (evictable) and that some request holds (protected). */
   cacheSize(): { evictable: number; protected: number } {
-    let evictable = 0;
-    let held = 0;
-    for (const b of this.blocks) {
-      if (b.context.key === null) continue;
-      if (b.value === 'cached') evictable++;
-      else held++;
+    return { evictable: this.cachedFree, protected: this.cachedHeld };
+  }
+
+  /** The cache counters, moved by the blocks an event changes (before their new snapshots are written). */
+  private countCached(pending: PendingMoves): void {
+    const weigh = (snap: Snapshot<BlockContext>, sign: number) => {
+      if (snap.context.key === null) return;
+      if (snap.value === 'cached') this.cachedFree += sign;
+      else this.cachedHeld += sign;
+    };
+    for (const p of pending) {
+      if (p.kind !== 'block') continue;
+      weigh(this.blocks[p.index], -1);
+      weigh(p.snap as Snapshot<BlockContext>, 1);
     }
-    return { evictable, protected: held };
   }
 
   /** The GPU (pool) of the worker serving request r, or null when no worker serves it. */
@@ -703,6 +715,7 @@ export class System {
   /** Writes the moves of an attempted event (attempted on this state, or on the state this one copies). */
   commit(ev: TraceEvent, pending: PendingMoves): void {
     this.touched = pending;
+    if (this.header.version !== 1) this.countCached(pending);
     for (const p of pending) this.entities(p.kind)[p.index] = p.snap as never;
     this.bookkeep(ev);
     this.time = ev.t;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkText } from '../spec/checker.ts';
+import { checkText, TraceChecker } from '../spec/checker.ts';
 
 const BLOCK = 4;
 const BLOCKS = 10;
@@ -205,6 +205,20 @@ describe('trace v2 against an independent block pool', () => {
       }),
       { numRuns: RUNS, seed: 14 },
     );
+  });
+
+  it("the checker's cache counters, kept as blocks move, equal a count over every block after every event", () => {
+    for (const js of fc.sample(jobs, { numRuns: 100, seed: 15 })) {
+      const checker = new TraceChecker();
+      for (const line of serve(js, 'none').text.split('\n')) {
+        checker.feed(line);
+        const sys = checker.sys!;
+        let evictable = 0;
+        let held = 0;
+        for (const b of sys.blocks) if (b.context.key !== null) b.value === 'cached' ? evictable++ : held++;
+        expect(sys.cacheSize()).toEqual({ evictable, protected: held });
+      }
+    }
   });
 
   it('the workloads share: hits, two holders at once, evictions and reuse all come up', () => {
