@@ -10,6 +10,7 @@ import { LIVE_REQUEST_STATES, requestMachine, requestParts, type RequestContext 
 import type { TraceEvent, TraceHeader } from './trace-format.ts';
 import type { AllocatorContext, BlockContext, PoolContext } from './kv.ts';
 import type { PartitionContext } from './partition.ts';
+import type { InvariantName } from './invariants.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type AnyCompiled = CompiledMachine<any, any>;
@@ -70,7 +71,7 @@ interface Move {
 }
 
 const NOTHING: number[] = [];
-const NO_KEYS: string[] = [];
+const NO_KEYS: (string | undefined)[] = [];
 const NO_OPS: string[] = [];
 const ENDED_CONTEXT: RequestContext = Object.freeze({
   prompt: 0,
@@ -119,7 +120,7 @@ export class System {
   /** Each request's blocks (its block table) in allocation order, mirroring the blocks' owners. */
   tables: number[][];
   /** Trace v2: each request's cache keys by block position (from its arrive, extended by its inserts). */
-  keys: string[][];
+  keys: (string | undefined)[][];
   blocks: Snapshot<BlockContext>[];
   /** Per block: how many steps or transfers in flight hold it. */
   holds: Int32Array;
@@ -292,7 +293,12 @@ export class System {
   // Resolving ids: an unknown id is a refusal under KnownIds.
 
   private unknown(event: string, message: string): Refusal {
-    return { machine: 'system', state: '-', event, protects: 'KnownIds', message };
+    return this.refuse(event, 'KnownIds', message);
+  }
+
+  /** A refusal by the composition itself (a fact no single machine holds). */
+  private refuse(event: string, protects: InvariantName, message: string): Refusal {
+    return { machine: 'system', state: '-', event, protects, message };
   }
 
   private req(ev: TraceEvent, id: string): number | Refusal {
@@ -407,9 +413,9 @@ export class System {
         const at = this.tables[r].indexOf(ev.block);
         const expected = at < 0 ? undefined : this.keys[r][at];
         if (expected !== undefined && expected !== ev.key)
-          return { machine: 'system', state: '-', event: ev.ev, protects: 'CacheCoherent', message: `block ${ev.block} is block ${at} of ${ev.req}, whose key there is ${expected}, not ${ev.key}: the entry would map a key to other contents` };
+          return this.refuse(ev.ev, 'CacheCoherent', `block ${ev.block} is block ${at} of ${ev.req}, whose key there is ${expected}, not ${ev.key}: the entry would map a key to other contents`);
         if (at >= 0 && (at + 1) * T > this.requests[r].context.computed + this.inFlightTokens(r))
-          return { machine: 'system', state: '-', event: ev.ev, protects: 'CacheCoherent', message: `block ${ev.block} (block ${at} of ${ev.req}) is not full: positions up to ${(at + 1) * T - 1} are neither computed nor being computed, so its key would describe contents it does not hold` };
+          return this.refuse(ev.ev, 'CacheCoherent', `block ${ev.block} (block ${at} of ${ev.req}) is not full: positions up to ${(at + 1) * T - 1} are neither computed nor being computed, so its key would describe contents it does not hold`);
         this.add('block', ev.block, { type: 'insert', req: ev.req, key: ev.key } as never);
         return moves;
       }
@@ -450,13 +456,7 @@ export class System {
         const T = this.header.blockSize;
         const { evictable, protected: held } = this.cacheSize();
         if (ev.evictable !== evictable * T || ev.protected !== held * T)
-          return {
-            machine: 'system',
-            state: '-',
-            event: ev.ev,
-            protects: 'CacheSizeAccounted',
-            message: `the engine counts ${ev.evictable} evictable and ${ev.protected} protected token(s); its cache holds ${evictable * T} evictable (${evictable} cached block(s) no request holds) and ${held * T} protected (${held} held by requests)`,
-          };
+          return this.refuse(ev.ev, 'CacheSizeAccounted', `the engine counts ${ev.evictable} evictable and ${ev.protected} protected token(s); its cache holds ${evictable * T} evictable (${evictable} cached block(s) no request holds) and ${held * T} protected (${held} held by requests)`);
         return moves;
       }
       case 'step_begin': {
@@ -474,13 +474,7 @@ export class System {
           if (this.header.version !== 1) {
             const shared = this.sharedBlockWritten(r, item.tokens);
             if (shared !== null)
-              return {
-                machine: 'system',
-                state: '-',
-                event: ev.ev,
-                protects: 'WritesUnshared',
-                message: `request ${item.req}'s step writes block ${shared}, which ${this.blocks[shared].context.owners.filter((o) => o !== item.req).join(', ')} also hold(s): a shared block is read-only (copy it first: cow)`,
-              };
+              return this.refuse(ev.ev, 'WritesUnshared', `request ${item.req}'s step writes block ${shared}, which ${this.blocks[shared].context.owners.filter((o) => o !== item.req).join(', ')} also hold(s): a shared block is read-only (copy it first: cow)`);
           }
           this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T } as never);
         }
@@ -792,7 +786,7 @@ export class System {
         const at = this.tables[r].indexOf(ev.block);
         if (at >= 0 && this.keys[r][at] === undefined) {
           const keys = this.keys[r];
-          while (keys.length < at) keys.push(undefined as unknown as string);
+          while (keys.length < at) keys.push(undefined);
           keys[at] = ev.key;
         }
         return;
