@@ -47,12 +47,23 @@ export interface EngineOptions {
    */
   asyncScheduling?: boolean;
   /**
-   * Prefix caching: the full blocks of a request's `prefix` stay mapped (prefix → block) while they sit on
-   * the free list after the request frees them; a later request with the same prefix is allocated exactly
-   * those blocks if they are still mapped (a hit; its prefill still computes those positions). A block taken
-   * from the free list for anything else leaves the map. Default false.
+   * Prefix caching, with shared KV (the trace is version 2): a request's computed full blocks of its shared
+   * `prefix` enter the cache under their keys; a later request whose first keys are cached takes references
+   * on those blocks and skips computing them; a cached block whose last holder frees it stays mapped until an
+   * allocation evicts it (least recently freed first). Parallel samples (`n` > 1) share their parent's blocks
+   * and copy a shared block before writing it. Default false.
    */
   prefixCaching?: boolean;
+  /**
+   * With prefix caching, which cache the trace declares: `hash` (vLLM v1's block hash map, the default) or
+   * `radix` (SGLang's radix tree: eviction may take only blocks no request holds).
+   */
+  prefixCache?: 'hash' | 'radix';
+  /**
+   * With prefix caching, whether the trace reports the cache's counters (cache_size) after each operation on
+   * the cache, as SGLang's evictable and protected sizes. Default true; false for an engine that keeps none.
+   */
+  cacheSizeEvents?: boolean;
   /**
    * Disaggregated mode: seconds a prefilled request may wait for decode-side blocks before the decode side
    * rejects it (an `abort`, after which the prefill side frees its blocks). Default: never.
@@ -129,6 +140,8 @@ export interface EngineConfig {
   readonly sampleInterval: number;
   readonly asyncScheduling: boolean;
   readonly prefixCaching: boolean;
+  readonly prefixCache: 'hash' | 'radix';
+  readonly cacheSizeEvents: boolean;
   readonly decodeAdmitTimeout: number;
   /** The epoch-0 split. */
   readonly split: Split;
@@ -181,6 +194,7 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
   if (allocator !== 'lock' && allocator !== 'decode-owned') throw new EngineConfigError(`allocator must be lock or decode-owned, got '${allocator}'`);
   const refusal = mode.refusedAllocators[allocator];
   if (refusal) throw new EngineConfigError(refusal);
+  if (o.prefixCache !== undefined && o.prefixCache !== 'hash' && o.prefixCache !== 'radix') throw new EngineConfigError(`prefix cache must be hash or radix, got '${String(o.prefixCache)}'`);
   const prefillChunk = o.prefillChunk ?? 8192;
   const unifiedChunk = o.unifiedChunk ?? 1024;
   const maxBatch = o.maxBatch ?? 256;
@@ -228,6 +242,8 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
     sampleInterval,
     asyncScheduling: o.asyncScheduling === true,
     prefixCaching: o.prefixCaching === true,
+    prefixCache: o.prefixCache ?? 'hash',
+    cacheSizeEvents: o.cacheSizeEvents !== false,
     decodeAdmitTimeout,
     split: { prefill: split.prefill, decode: split.decode },
     faults,

@@ -52,6 +52,18 @@ export interface RunResult {
   policy: string | null;
   /** Prefix caching: blocks served from the prefix cache. */
   prefixHits: number;
+  /** Prefix caching (shared KV): what the cache and the forks did. */
+  sharing: SharingCounts;
+}
+
+/** What shared KV did in a run: blocks hit (and their tokens), blocks cached, evicted, forks and copy-on-write copies. */
+export interface SharingCounts {
+  hits: number;
+  hitTokens: number;
+  inserts: number;
+  evictions: number;
+  forks: number;
+  copies: number;
 }
 
 export interface ProgressInfo {
@@ -69,7 +81,7 @@ function wire(config: EngineConfig, sink: TraceSink | null): Rooms {
   const rooms = { config, clock: new Clock(), tracer: new Tracer(sink), history: new History(config.sampleInterval, config.observationWindow) } as { -readonly [K in keyof Rooms]: Rooms[K] };
   rooms.workers = new WorkerSet();
   rooms.waiting = new WaitingQueue();
-  rooms.prefix = new PrefixCache(config.prefixCaching, config.blockSize, config.blocks);
+  rooms.prefix = new PrefixCache(config.prefixCaching, config.prefixCache, config.blockSize, config.blocks);
   rooms.kv = new KvManager(config, rooms.clock, rooms.tracer, rooms.prefix, rooms);
   rooms.lifecycle = new Lifecycle(rooms);
   rooms.preemption = new Preemption(rooms);
@@ -120,6 +132,7 @@ export class Engine {
       allocator: config.allocator,
       gpus: config.mode.gpus,
       workers: decls,
+      ...(config.prefixCaching ? { version: 2, prefixCache: config.prefixCache } : {}),
       source: options.source ?? `pdspec engine (${config.executor.name} executor, profile ${config.profile.name})`,
     });
     rooms.tracer.sink?.header(this.header);
@@ -221,6 +234,7 @@ export class Engine {
       ignoredSplitDecisions: this.driver.ignoredSplitDecisions,
       policy: this.driver.policy?.name ?? null,
       prefixHits: prefix.hits,
+      sharing: { hits: prefix.hits, hitTokens: prefix.hitTokens, inserts: prefix.inserts, evictions: prefix.evictions, forks: prefix.forks, copies: prefix.copies },
     };
   }
 

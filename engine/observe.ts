@@ -35,8 +35,10 @@ export interface EngineView {
   epoch: number;
   split: Split;
   resize: null | { epoch: number; phase: 'initialising' | 'switching'; split: Split };
-  /** Per block (global id, pool p holding p·B .. p·B + B − 1): the owning request's id, or null when free. */
+  /** Per block (global id, pool p holding p·B .. p·B + B − 1): the owning (first holding) request's id, or null when free. */
   blocks: (string | null)[];
+  /** Shared KV (trace v2) only: per block, its holders in the order they took it, and its cache key (null: not cached). */
+  sharing?: { holders: string[][]; keys: (string | null)[] };
   requests: Record<string, RequestView>;
   workers: Record<string, WorkerView>;
   /** The waiting queue in pop order. */
@@ -49,7 +51,18 @@ export function observe(rooms: Rooms): EngineView {
   const { kv, lifecycle, workers, clock, resize, waiting, mode } = rooms;
   const reqs = lifecycle.reqs;
   const blocks: (string | null)[] = [];
-  for (const p of kv.pools) for (let i = 0; i < p.size; i++) blocks.push(p.owner[i] === NO_OWNER ? null : reqs[p.owner[i]].id);
+  for (const p of kv.pools) for (let i = 0; i < p.size; i++) blocks.push(p.owner[i] < 0 ? null : reqs[p.owner[i]].id);
+  let sharing: EngineView['sharing'];
+  if (kv.sharing) {
+    const holders: string[][] = [];
+    const keys: (string | null)[] = [];
+    for (const p of kv.pools)
+      for (let i = 0; i < p.size; i++) {
+        holders.push(p.holders![i].map((h) => reqs[h].id));
+        keys.push(kv.prefix.keyOfBlock(p.base + i));
+      }
+    sharing = { holders, keys };
+  }
   const requests: Record<string, RequestView> = {};
   for (const r of reqs) requests[r.id] = { state: r.state, server: r.server?.id ?? null, generated: r.generated, computed: r.computed, blocks: r.blocks.flat() };
   const views: Record<string, WorkerView> = {};
@@ -73,6 +86,7 @@ export function observe(rooms: Rooms): EngineView {
     split: { ...resize.split },
     resize: rs ? { epoch: rs.epoch, phase: rs.phase, split: { ...rs.split } } : null,
     blocks,
+    ...(sharing ? { sharing } : {}),
     requests,
     workers: views,
     waiting: waiting.inOrder().map((r) => r.id),
@@ -110,7 +124,8 @@ export function bookkeepingProblems(rooms: Rooms): BookkeepingProblem[] {
   const { kv, lifecycle, workers } = rooms;
   const reqs = lifecycle.reqs;
   const problems: BookkeepingProblem[] = [];
-  for (const pool of kv.pools) {
+  if (kv.sharing) sharedBookkeeping(rooms, problems);
+  else for (const pool of kv.pools) {
     let owned = 0;
     for (const r of reqs) {
       for (const b of r.blocks[pool.gpu]) {
@@ -135,4 +150,37 @@ export function bookkeepingProblems(rooms: Rooms): BookkeepingProblem[] {
   for (const w of workers.all) if ((loads.get(w) ?? 0) !== w.load) problems.push({ rule: 'Bookkeeping', message: `worker ${w.id}: load ${w.load}, but it serves ${loads.get(w) ?? 0}` });
   if (live !== lifecycle.liveCount) problems.push({ rule: 'Bookkeeping', message: `live count ${lifecycle.liveCount}, but ${live} requests are live` });
   return problems;
+}
+
+/**
+ * Shared KV's books: every table entry is a holder of its block and every holder has it in its table
+ * (RefCountIsHolders); held + parked + free = pool size (BlocksAccounted); the cache's counters equal its
+ * parked blocks and its cached held ones (CacheSizeAccounted).
+ */
+function sharedBookkeeping(rooms: Rooms, problems: BookkeepingProblem[]): void {
+  const { kv, lifecycle } = rooms;
+  const reqs = lifecycle.reqs;
+  let parkedCached = 0;
+  let heldCached = 0;
+  for (const pool of kv.pools) {
+    for (const r of reqs) {
+      for (const b of r.blocks[pool.gpu]) {
+        if (!pool.holders![b - pool.base].includes(r.idx)) problems.push({ rule: 'RefCountIsHolders', message: `block ${b} is in ${r.id}'s table, but ${r.id} is not among its holders` });
+      }
+    }
+    let held = 0;
+    for (let i = 0; i < pool.size; i++) {
+      const hs = pool.holders![i];
+      if (hs.length > 0) held++;
+      for (const h of hs) if (!reqs[h].blocks[pool.gpu].includes(pool.base + i)) problems.push({ rule: 'RefCountIsHolders', message: `block ${pool.base + i} counts ${reqs[h].id} as a holder, not in its table` });
+      if (kv.prefix.isCached(pool.base + i)) {
+        if (hs.length > 0) heldCached++;
+        else parkedCached++;
+      }
+    }
+    if (held + pool.free !== pool.size)
+      problems.push({ rule: held + pool.free < pool.size ? 'BlocksAccounted' : 'FreeListUnique', message: `pool ${pool.gpu}: ${held} held + ${pool.free} free (${pool.parked} of them parked in the prefix cache) ≠ ${pool.size}` });
+  }
+  if (parkedCached !== kv.prefix.evictable || heldCached !== kv.prefix.protected)
+    problems.push({ rule: 'CacheSizeAccounted', message: `the prefix cache counts ${kv.prefix.evictable} evictable and ${kv.prefix.protected} protected block(s); it holds ${parkedCached} parked and ${heldCached} held` });
 }

@@ -33,7 +33,10 @@ export class Req {
   preemptions = 0;
   outcome: RequestRecord['outcome'] = 'live';
   outputs: number[] | null;
-  /** Prefix caching: the prefix's id, its full blocks, and how many of them hold computed K/V now. */
+  /** The workload's shared prefix, as a model executor reads it: its sequence's seed and length (0: none). */
+  prefixSeed = 0;
+  prefixLength = 0;
+  /** Prefix caching: the prefix's id, its full blocks, and how many of them hold computed K/V now (or are cached). */
   prefixId: string | null = null;
   prefixBlocks = 0;
   prefixReady = 0;

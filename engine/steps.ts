@@ -49,6 +49,8 @@ export class StepRunner {
         producesToken: start + n === r.length,
         blockTable: r.blocks[w.gpu],
         generated: wantsHistory ? r.outputs : null,
+        prefixSeed: r.prefixSeed,
+        prefixLength: r.prefixLength,
       };
       r.inFlight++;
     }
@@ -74,6 +76,11 @@ export class StepRunner {
       decodeItems,
       contextTokens: context,
     };
+    const copies = rooms.kv.pendingCopies[w.gpu];
+    if (copies.length > 0) {
+      (spec as { copies?: StepSpec['copies'] }).copies = copies.slice();
+      copies.length = 0;
+    }
     const result = rooms.config.executor.execute(spec);
     if (isThenable(result)) this.pending.push({ step, result });
     else this.scheduleEnd(step, result);

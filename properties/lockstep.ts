@@ -157,7 +157,15 @@ export function disagreement(engine: Engine, checker: TraceChecker): string | nu
     if (a !== b) return `request ${id} holds blocks [${a}] in the engine, [${b}] in the spec`;
   }
   for (let b = 0; b < sys.blocks.length; b++) {
-    const owner = sys.blocks[b].context.owners[0] ?? null;
+    const c = sys.blocks[b].context;
+    if (view.sharing) {
+      const mine = [...view.sharing.holders[b]].sort().join(', ');
+      const spec = [...c.owners].sort().join(', ');
+      if (mine !== spec) return `block ${b} is held by [${mine}] in the engine, by [${spec}] in the spec`;
+      if (view.sharing.keys[b] !== c.key) return `block ${b} is cached under ${view.sharing.keys[b] ?? 'no key'} in the engine, under ${c.key ?? 'no key'} in the spec`;
+      continue;
+    }
+    const owner = c.owners[0] ?? null;
     if (view.blocks[b] !== owner) return `block ${b} is owned by ${view.blocks[b] ?? 'nobody'} in the engine, by ${owner ?? 'nobody'} in the spec`;
   }
   for (let w = 0; w < sys.workerIds.length; w++) {

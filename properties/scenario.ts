@@ -114,8 +114,10 @@ export interface SetupShape {
   seed: number;
   /** vLLM-style asynchronous scheduling: step N+1 is launched before step N's stop conditions are processed. */
   asyncScheduling: boolean;
-  /** Reuse of cached prompt-prefix blocks. */
+  /** Shared KV (trace v2): cached prompt-prefix blocks reused by reference, forks sharing their parent's blocks. */
   prefixCaching: boolean;
+  /** Which cache the trace declares. */
+  prefixCache: 'hash' | 'radix';
 }
 
 export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
@@ -130,6 +132,7 @@ export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
     seed: fc.nat({ max: 1000 }),
     asyncScheduling: fc.boolean(),
     prefixCaching: fc.boolean(),
+    prefixCache: fc.constantFrom<'hash' | 'radix'>('hash', 'radix'),
   });
 }
 
@@ -149,7 +152,7 @@ export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], fa
     maxBatch: shape.maxBatch,
     seed: shape.seed,
     faults,
-    extra: { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...extra },
+    extra: { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...(shape.prefixCaching ? { prefixCache: shape.prefixCache } : {}), ...extra },
   };
 }
 

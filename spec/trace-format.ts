@@ -17,6 +17,7 @@ export type TraceVersion = (typeof TRACE_VERSIONS)[number];
 type Kind =
   | 'id' // request, worker, step or transfer id: a non-empty string, or an integer (read as its decimal string)
   | 'count' // integer ≥ 0
+  | 'integer' // any safe integer (an engine's counter, which a bug may drive below 0: a violation, not bad input)
   | 'positive' // integer ≥ 1
   | 'time' // seconds, finite, ≥ 0
   | 'share' // percent of the GPU's SMs, integer 1..100
@@ -153,8 +154,8 @@ export const EVENTS = {
     doc: "The engine's own accounting of its prefix cache, in tokens: cached blocks no request holds (evictable) and cached blocks some request holds (protected). Checked against the blocks' states: the counters the scheduler admits work against must be the cache's real size.",
     emit: 'SGLang: RadixCache.evictable_size() and protected_size() after a lock, unlock, insert or eviction; vLLM v1: the free queue\'s cached blocks and the cached blocks in use (block_size × count).',
     fields: {
-      evictable: { kind: 'count', doc: 'tokens in cached blocks that no request holds' },
-      protected: { kind: 'count', doc: 'tokens in cached blocks that some request holds' },
+      evictable: { kind: 'integer', doc: 'tokens in cached blocks that no request holds (a negative count is a violation of CacheSizeAccounted)' },
+      protected: { kind: 'integer', doc: 'tokens in cached blocks that some request holds (likewise)' },
     },
   },
   step_begin: {
@@ -292,7 +293,7 @@ type ValueOf<K> = K extends 'id' | 'text' | 'key'
     ? string[]
   : K extends 'block'
     ? number
-  : K extends 'count' | 'positive' | 'time' | 'share'
+  : K extends 'count' | 'integer' | 'positive' | 'time' | 'share'
     ? number
     : K extends 'blocks'
       ? number[]
@@ -443,7 +444,7 @@ function readId(value: unknown, name: string): string {
 
 function readInt(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
-  const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer in ${min}..${max}`;
+  const range = min === -Number.MAX_SAFE_INTEGER ? 'a safe integer' : max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer in ${min}..${max}`;
   throw new FormatError(`field '${name}' must be ${range}, got ${describe(value)}`);
 }
 
@@ -478,6 +479,8 @@ function readField(kind: Kind, value: unknown, name: string): unknown {
       return readId(value, name);
     case 'count':
       return readInt(value, name, 0);
+    case 'integer':
+      return readInt(value, name, -Number.MAX_SAFE_INTEGER);
     case 'positive':
       return readInt(value, name, 1);
     case 'share':
@@ -671,6 +674,8 @@ function kindSchema(kind: HeaderFieldSpec['kind'], doc: string): Record<string, 
       return { oneOf: [{ type: 'string', minLength: 1 }, { type: 'integer' }], description: doc };
     case 'count':
       return { type: 'integer', minimum: 0, description: doc };
+    case 'integer':
+      return { type: 'integer', description: doc };
     case 'positive':
       return { type: 'integer', minimum: 1, description: doc };
     case 'share':

@@ -42,13 +42,16 @@ const POOL: KvPool = { numBlocks: 64, blockSize: T };
 const soloCache = new WeakMap<ModelExecutor, Map<string, number[]>>();
 
 async function solo(model: ModelExecutor, r: WorkloadRequest): Promise<number[]> {
-  const key = `${r.seed}/${r.prompt}/${r.output}`;
+  const key = `${r.seed}/${r.prompt}/${r.output}/${r.prefix?.id ?? ''}/${r.prefix?.length ?? 0}`;
   let cache = soloCache.get(model);
   if (!cache) soloCache.set(model, (cache = new Map()));
   const hit = cache.get(key);
   if (hit) return hit;
   const blockTable = Array.from({ length: Math.ceil((r.prompt + r.output) / T) }, (_, i) => i);
-  let out = await model.step({ prefill: [{ req: 'solo', tokens: promptTokens(r.seed!, r.prompt, VOCAB), startPos: 0, blockTable }], decode: [], prefillShare: 0.5 });
+  const prompt = promptTokens(r.seed!, r.prompt, VOCAB);
+  // A shared prefix's positions are its sequence's, the same for every request that names it.
+  if (r.prefix) prompt.splice(0, r.prefix.length, ...promptTokens(hashString(r.prefix.id), r.prefix.length, VOCAB));
+  let out = await model.step({ prefill: [{ req: 'solo', tokens: prompt, startPos: 0, blockTable }], decode: [], prefillShare: 0.5 });
   const tokens = [out.next.get('solo')!];
   while (tokens.length < r.output) {
     const pos = r.prompt + tokens.length - 1;
@@ -80,7 +83,10 @@ async function runOnModel(model: ModelExecutor, options: RunOptions): Promise<Mo
 /** Each request's tokens are its solo tokens (a prefix of them if it was aborted or rejected). */
 async function expectSoloTokens(model: ModelExecutor, workload: readonly WorkloadRequest[], run: ModelRun): Promise<void> {
   const outcomes = new Map(run.result.records.map((r) => [r.id, r.outcome]));
-  for (const r of workload) {
+  // A parallel sample (a fork, `id#k`) is its parent run alone: same seed, same prompt, greedy.
+  const samples = workload.flatMap((r) => Array.from({ length: (r.n ?? 1) - 1 }, (_, k) => ({ ...r, id: `${r.id}#${k + 1}` })));
+  for (const r of [...workload, ...samples]) {
+    if (!run.outputs.has(r.id) && samples.includes(r)) continue; // a parent that ended at its first token forks nothing
     const got = run.outputs.get(r.id) ?? [];
     const want = await solo(model, r);
     if (outcomes.get(r.id) === 'finished') expect(got, `request ${r.id}`).toEqual(want);
@@ -256,6 +262,63 @@ describe('the engine on the CPU reference', () => {
   });
 });
 
+// Shared KV: two system prompts, requests that hit their cached blocks and skip computing them, parallel
+// samples that share their parent's blocks and copy the one both write (copy-on-write), a pool small enough
+// that cached blocks are evicted and reissued.
+const sharedWorkload: WorkloadRequest[] = smallWorkload(21, 12, { rate: 60, prompt: 'uniform:10:30', output: 'uniform:2:12' }).map((r, i) => ({
+  ...r,
+  seed: 5000 + i,
+  ...(i % 4 !== 3 ? { prefix: { id: i % 2 === 0 ? 'sysA' : 'sysB', length: Math.min(r.prompt, i % 2 === 0 ? 9 : 13) } } : {}),
+  ...(i % 3 === 1 ? { n: 2 } : {}),
+}));
+
+const sharedScenarios = (): { name: string; options: RunOptions }[] => [
+  { name: 'unified, hash cache', options: { mode: 'unified', workload: sharedWorkload, blocks: 16, unifiedChunk: 8, prefixCaching: true } },
+  { name: 'semi-PD, radix cache, asynchronous', options: { mode: 'semi-pd', workload: sharedWorkload, blocks: 18, prefillChunk: 8, prefixCaching: true, prefixCache: 'radix', asyncScheduling: true } },
+  { name: 'Nexus, resizes', options: { mode: 'nexus', workload: sharedWorkload, blocks: 30, prefillChunk: 8, prefixCaching: true, policy: cyclingPolicy('nexus', 0.02) } },
+];
+
+async function checkSharedRuns(model: ModelExecutor): Promise<Map<string, ModelRun>> {
+  const runs = new Map<string, ModelRun>();
+  const seen = { hits: 0, evictions: 0, forks: 0, copies: 0 };
+  for (const s of sharedScenarios()) {
+    const run = await runOnModel(model, s.options);
+    expectConforms(run);
+    expect(run.text.split('\n', 1)[0]).toMatch(/"version":2/);
+    await expectSoloTokens(model, sharedWorkload, run);
+    for (const k of Object.keys(seen) as (keyof typeof seen)[]) seen[k] += run.result.sharing[k];
+    runs.set(s.name, run);
+  }
+  // Every mechanism ran: hits that skip computing, evictions, forks and copies.
+  expect(seen.hits, JSON.stringify(seen)).toBeGreaterThan(0);
+  expect(seen.evictions, JSON.stringify(seen)).toBeGreaterThan(0);
+  expect(seen.forks, JSON.stringify(seen)).toBeGreaterThan(0);
+  expect(seen.copies, JSON.stringify(seen)).toBeGreaterThan(0);
+  return runs;
+}
+
+describe('shared KV on the CPU reference: output invariance with prefix hits, evictions, forks and copy-on-write', () => {
+  it('every request (and every parallel sample) gets its solo tokens, whatever it shares; the v2 traces conform', async () => {
+    await checkSharedRuns(cpu);
+  });
+
+  it('a copy-on-write whose copy is not carried out shows as wrong tokens', async () => {
+    // The executor drops the copies: the copy block holds stale K/V where the shared block's positions were.
+    const dropCopies: ModelExecutor = { name: cpu.name, model: cpu.model, pool: cpu.pool, step: (input) => cpu.step({ ...input, copies: [] }), destroy: () => {} };
+    const options = sharedScenarios()[0].options;
+    const run = await runOnModel(dropCopies, options);
+    expect(run.result.sharing.copies).toBeGreaterThan(0);
+    let wrong = 0;
+    for (const r of sharedWorkload) {
+      for (const id of [r.id, ...(r.n === 2 ? [`${r.id}#1`] : [])]) {
+        const got = run.outputs.get(id);
+        if (got && got.join() !== (await solo(cpu, r)).slice(0, got.length).join()) wrong++;
+      }
+    }
+    expect(wrong).toBeGreaterThan(0);
+  });
+});
+
 describe.skipIf(!adapter)('the engine on the WebGPU executor', () => {
   let device: GPUDevice;
   let gpu: ModelExecutor;
@@ -281,6 +344,11 @@ describe.skipIf(!adapter)('the engine on the WebGPU executor', () => {
 
   it('property: random small workloads, modes, splits and pools give every request its solo tokens', async () => {
     await checkRandomRuns(gpu, 8);
+  });
+
+  it('shared KV: every request and sample gets its solo tokens (copy-on-write copies on the GPU), the same as on the CPU', async () => {
+    const runs = await checkSharedRuns(gpu);
+    for (const s of sharedScenarios()) expect(runs.get(s.name)!.outputs, s.name).toEqual((await runOnModel(cpu, s.options)).outputs);
   });
 });
 

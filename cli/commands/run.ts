@@ -28,7 +28,7 @@ const MODEL_MAX_LEN = 64;
 const MODEL_POOL_SEQUENCES = 8;
 
 const usage = [
-  'pdspec run --workload azure-conv|azure-code|poisson|bursty|FILE [--rate R] [--duration S] [--requests N]',
+  'pdspec run --workload azure-conv|azure-code|poisson|bursty|shared-prefix|FILE [--rate R] [--duration S] [--requests N]',
   '           [--prompt-len DIST] [--output-len DIST] [--cv C] [--abort-fraction F] [--abort-after S]',
   '           [--policy NAME|FILE] [--policy-option KEY=VALUE ...] [--mode semi-pd|nexus|disaggregated|unified]',
   '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model|cpu|webgpu] [--model FILE]',
@@ -254,7 +254,12 @@ export const run: Command = {
     if (weights) {
       for (const r of requests) {
         const misfit = modelFitError(r, seqLen, modelName);
-        if (misfit) throw new UsageError(`${misfit}; ${synthetic ? 'use shorter --prompt-len/--output-len' : 'shorten it in the workload'}`);
+        const hint = synthetic
+          ? 'use shorter --prompt-len/--output-len'
+          : workloadName === 'shared-prefix'
+            ? "the shared-prefix workload's system prompts and conversations are sized for real models (docs/workload-format.md); write a workload file with shorter prompts"
+            : 'shorten it in the workload';
+        if (misfit) throw new UsageError(`${misfit}; ${hint}`);
       }
     }
     if (v['trace-out'] !== undefined && v['trace-out'] !== '-') checkOutputFile(v['trace-out'], '--trace-out');

@@ -18,6 +18,7 @@ import {
   type ModelConfig,
   type ModelExecutor,
   type StepInput,
+  kvBlockFloats,
   type StepOutput,
   type StepPlan,
 } from './model-executor.ts';
@@ -102,6 +103,8 @@ export class CpuReferenceExecutor implements ModelExecutor {
     const w = this.weights;
     if (!w) throw new Error('cpu executor used after destroy()');
     const plan = planStep(input, this.model, this.pool);
+    const size = kvBlockFloats(this.model, this.pool);
+    for (const c of plan.copies) this.kv.copyWithin(c.to * size, c.from * size, (c.from + 1) * size);
     const rows = this.embed(plan, w);
     const s = this.scratch(plan.rows);
     for (let l = 0; l < this.model.nLayers; l++) this.layer(l, plan, rows, s, w);

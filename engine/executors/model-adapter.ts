@@ -52,7 +52,8 @@ export interface ModelAdapterStats {
  * A StepExecutor over a ModelExecutor. Durations (and transfer and worker-start times) are the cost
  * model's, so that the schedule is the simulator's; tokens are the model's greedy argmax.
  *
- * - Prompt ids are `promptTokens(seed, prompt)`; a decode item feeds the request's last generated token,
+ * - Prompt ids are `promptTokens(seed, prompt)`, except the positions of a shared prefix, which are its
+ *   sequence's (seeded by the prefix's id, so every request with that prefix has the same ids there); a decode item feeds the request's last generated token,
  *   and a recompute after preemption feeds prompt + every generated token (`wantsTokenHistory`).
  * - The step's split is the worker's share: a prefill worker's share/100 is `prefillShare`, a decode
  *   worker's leaves 1 − share/100 to prefill; a unified step splits by its positions (prefill ÷ all).
@@ -117,7 +118,7 @@ export class ModelStepExecutor implements StepExecutor {
       if (generated === null) throw new ExecutorError(`${this.name} executor: the engine gave no token history for '${it.req}'`);
       // Sequence position p holds prompt id p (p < prompt) or generated token p − prompt.
       const at = (p: number): number => {
-        if (p < it.prompt) return promptToken(it.seed, p, vocab);
+        if (p < it.prompt) return promptToken(p < it.prefixLength ? it.prefixSeed : it.seed, p, vocab);
         const g = generated[p - it.prompt];
         if (g === undefined) throw new ExecutorError(`${this.name} executor: '${it.req}' computes position ${p}, but only ${generated.length} token(s) were generated after its ${it.prompt}-token prompt`);
         return g;
@@ -139,7 +140,8 @@ export class ModelStepExecutor implements StepExecutor {
     if (spec.role === 'prefill') prefillShare = spec.share / 100;
     else if (spec.role === 'decode') prefillShare = 1 - spec.share / 100;
     else prefillShare = prefillPositions / (prefillPositions + decode.length);
-    return { prefill, decode, prefillShare: Math.min(1, Math.max(0, prefillShare)) };
+    const copies = spec.copies?.map(([from, to]) => ({ from, to }));
+    return { prefill, decode, prefillShare: Math.min(1, Math.max(0, prefillShare)), ...(copies ? { copies } : {}) };
   }
 
   transferTime(tokens: number): number {

@@ -38,6 +38,11 @@ export interface StepInput {
   prefillShare: number;
   /** Also return the logits after the last position of each work item (costs a larger readback). */
   wantLogits?: boolean;
+  /**
+   * Copy-on-write copies to carry out before the step computes anything: each block's whole contents (every
+   * layer's K and V) copied from `from` to `to`, in order (vLLM's blocks_to_copy).
+   */
+  copies?: { from: number; to: number }[];
 }
 
 export interface StepOutput {
@@ -89,6 +94,7 @@ export interface StepPlan {
   rows: number;
   prefillShare: number;
   wantLogits: boolean;
+  copies: { from: number; to: number }[];
 }
 
 /** Float index of (block, layer, K=0|V=1, slot) in the pool: [block][layer][K|V][slot][kvDim]. */
@@ -144,7 +150,17 @@ export function planStep(input: StepInput, model: ModelConfig, pool: KvPool): St
   for (const p of input.prefill) checkItem(p.req, 'prefill', p.tokens, p.startPos, p.blockTable);
   const prefillItems = items.length;
   for (const d of input.decode) checkItem(d.req, 'decode', [d.token], d.pos, d.blockTable);
-  return { items, prefillItems, rows, prefillShare: share, wantLogits: input.wantLogits === true };
+  const copies = input.copies ?? [];
+  for (const c of copies) {
+    for (const b of [c.from, c.to]) if (!Number.isInteger(b) || b < 0 || b >= pool.numBlocks) throw new ExecutorInputError(`copy ${c.from} → ${c.to}: block ${b} outside the pool 0..${pool.numBlocks - 1}`);
+    if (c.from === c.to) throw new ExecutorInputError(`copy ${c.from} → ${c.to}: a block copied onto itself`);
+  }
+  return { items, prefillItems, rows, prefillShare: share, wantLogits: input.wantLogits === true, copies };
+}
+
+/** Floats of one block in the pool (every layer's K and V for its blockSize positions): a copy's length. */
+export function kvBlockFloats(model: ModelConfig, pool: KvPool): number {
+  return model.nLayers * 2 * pool.blockSize * model.kvDim;
 }
 
 /** Index of the first maximum (ties go to the lower id, as llama2.c's argmax). */

@@ -28,6 +28,12 @@ export interface StepItem {
   readonly blockTable: readonly number[];
   /** Output tokens generated before this step, when the executor asked for them (wantsTokenHistory), else null. */
   readonly generated: readonly number[] | null;
+  /**
+   * The prompt's first `prefixLength` positions are those of the shared sequence seeded by `prefixSeed` (the
+   * workload's `prefix`): every request with that prefix has the same ids there. 0 when it has none.
+   */
+  readonly prefixSeed: number;
+  readonly prefixLength: number;
 }
 
 /** What one step computes, with the totals a cost model prices. */
@@ -50,6 +56,8 @@ export interface StepSpec {
   readonly decodeItems: number;
   /** Cached tokens the decode items attend to, in all. */
   readonly contextTokens: number;
+  /** Copy-on-write copies ([from, to] blocks of the worker's pool) to carry out before the step computes. */
+  readonly copies?: readonly (readonly [number, number])[];
 }
 
 export interface StepResult {

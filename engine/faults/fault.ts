@@ -53,6 +53,7 @@ export interface FaultInfo<N extends string = string> {
   options: Readonly<{
     asyncScheduling?: true;
     prefixCaching?: true;
+    prefixCache?: 'radix';
     allocEvents?: 'steps';
     allocator?: 'lock';
     /** Any finite number of seconds ≥ 0 (the value shown is a good default for small workloads). */

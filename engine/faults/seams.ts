@@ -13,8 +13,14 @@ import type { WorkerSet } from '../sched/workers.ts';
 export interface Seams {
   /** A fork's allocation for its copy of the parent's prompt blocks (`parentTable`). */
   forkCopy(allocator: Worker, child: Req, gpu: number, count: number, parentTable: readonly number[]): void;
-  /** Blocks `table[from..]` were just taken from the free list: they leave the prefix cache's map. */
-  evictReissued(table: readonly number[], from: number): void;
+  /** Parked block `b` is evicted to make room: it loses its key, and the key leaves the map. Returns the key. */
+  evictParked(b: number): string | null;
+  /** Admitted `r` takes a reference on each of `hits`, the cached blocks of its first keys on `gpu`. */
+  holdHits(r: Req, gpu: number, hits: readonly number[]): void;
+  /** `r` has just been admitted, its blocks allocated (its step has not begun). */
+  insertOnAdmit(r: Req): void;
+  /** The admission of waiting `r` to `gpu` was refused for want of room (its cache match was only looked at). */
+  admissionRefused(r: Req, gpu: number): void;
   /** `r` finished: its blocks are freed, now or (a step still uses them) when that step ends. */
   freeOnFinish(r: Req): void;
   /** `w` is short of blocks while its last victim's free is deferred: true to wait for it rather than preempt again. */
@@ -62,9 +68,17 @@ export class CorrectSeams implements Seams {
     this.ctx.kv.allocate(allocator, child, gpu, count);
   }
 
-  evictReissued(table: readonly number[], from: number): void {
-    this.ctx.kv.prefix.evictReissued(table, from);
+  evictParked(b: number): string | null {
+    return this.ctx.kv.prefix.evict(b, true);
   }
+
+  holdHits(r: Req, gpu: number, hits: readonly number[]): void {
+    for (const b of hits) this.ctx.kv.holdHit(r, gpu, b);
+  }
+
+  insertOnAdmit(): void {}
+
+  admissionRefused(): void {}
 
   freeOnFinish(r: Req): void {
     if (r.inFlight > 0) r.settleFree = true;

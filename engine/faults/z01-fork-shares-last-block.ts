@@ -19,6 +19,6 @@ export default defineFault({
   patch: ({ kv }) => ({
     // - allocate `count` fresh blocks for the child
     // + allocate count − 1, and append the parent's last block by reference
-    forkCopy: () => (allocator, child, gpu, count, parentTable) => kv.allocate(allocator, child, gpu, count, undefined, parentTable[parentTable.length - 1]),
+    forkCopy: () => (allocator, child, gpu, count, parentTable) => kv.allocate(allocator, child, gpu, count, parentTable[parentTable.length - 1]),
   }),
 });

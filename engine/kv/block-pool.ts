@@ -39,6 +39,13 @@ export class BlockPool {
   private readonly pos: Int32Array;
   /** Per local block: the owning request's engine index, or NO_OWNER. Kept for observe() and the self-checks. */
   readonly owner: Int32Array;
+  /**
+   * Shared KV (trace v2) only: per local block, the engine indices of its holders in the order they took it
+   * (`owner` is always the first), and how many blocks are parked: free of holders but kept off the free
+   * list because the prefix cache still maps them (they count as free: an allocation evicts them).
+   */
+  readonly holders: number[][] | null;
+  parked = 0;
   /** Utilisation as last written back: blocks in use. */
   used = 0;
   version = 0;
@@ -51,7 +58,10 @@ export class BlockPool {
     readonly locking = true,
     /** Whether to check owners on take and release (off when a fault is injected on purpose). */
     readonly selfCheck = true,
+    /** Whether blocks may have several holders (trace v2: a prefix cache, forks). */
+    shared = false,
   ) {
+    this.holders = shared ? Array.from({ length: size }, () => []) : null;
     // Room for twice the pool (and more on demand when a fault is injected), so that a duplicate release
     // injected on purpose (Z1, Z8, Z12) is recorded as the bug it is, a block on the free list twice, rather
     // than lost.
@@ -70,14 +80,19 @@ export class BlockPool {
     return this.gpu * this.size;
   }
 
-  /** Free blocks now. */
+  /** Free blocks now: on the free list, or parked in the prefix cache (an allocation evicts those). */
   get free(): number {
+    return this.top + this.parked;
+  }
+
+  /** Blocks on the free list itself (what an allocation takes without evicting). */
+  get unmapped(): number {
     return this.top;
   }
 
-  /** Blocks owned now (what `used` becomes once pending allocations commit). */
+  /** Blocks held now (what `used` becomes once pending allocations commit). */
   get inUse(): number {
-    return this.size - this.top;
+    return this.size - this.top - this.parked;
   }
 
   get lockHolder(): string | null {
@@ -177,6 +192,89 @@ export class BlockPool {
       this.stack[this.top++] = id;
     }
     this.used -= blocks.length;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Shared KV (trace v2): several holders per block, and blocks parked in the prefix cache
+
+  /** Whether `id` is parked: no holder, off the free list, still mapped by the prefix cache. */
+  isParked(id: number): boolean {
+    const local = id - this.gpu * this.size;
+    return this.holders !== null && this.holders[local].length === 0 && this.owner[local] === NO_OWNER && this.pos[local] === -1;
+  }
+
+  /** Request `holder` takes a reference on held or parked block `id` (a prefix-cache hit, a fork). */
+  hold(holder: number, id: number): void {
+    const local = id - this.gpu * this.size;
+    const hs = this.holders![local];
+    if (this.selfCheck && hs.includes(holder)) throw new EngineBugError(`pool ${this.gpu}: request #${holder} took a second reference on block ${id}`);
+    if (hs.length === 0) {
+      if (this.isParked(id)) {
+        this.parked--;
+        this.used++;
+      } else if (this.selfCheck) {
+        throw new EngineBugError(`pool ${this.gpu}: block ${id} revived by a hit while not parked`);
+      }
+      this.owner[local] = holder;
+    }
+    hs.push(holder);
+  }
+
+  /** Blocks just taken by `take` for `holder`: their only holder. */
+  heldFresh(holder: number, ids: readonly number[], from: number): void {
+    const base = this.gpu * this.size;
+    for (let i = from; i < ids.length; i++) this.holders![ids[i] - base] = [holder];
+  }
+
+  /**
+   * Request `holder` drops its reference on `id`. Returns whether it was the last holder (the block is then
+   * held by nobody: the caller parks it or puts it on the free list). Others keep it, the first of them as owner.
+   */
+  drop(holder: number, id: number): boolean {
+    const local = id - this.gpu * this.size;
+    const hs = this.holders![local];
+    const at = hs.indexOf(holder);
+    if (at < 0) {
+      if (this.selfCheck) throw new EngineBugError(`pool ${this.gpu}: request #${holder} freed block ${id}, held by ${hs.length ? hs.map((h) => `#${h}`).join(', ') : 'nobody (double free)'}`);
+      return false;
+    }
+    hs.splice(at, 1);
+    if (hs.length > 0) {
+      this.owner[local] = hs[0];
+      return false;
+    }
+    return true;
+  }
+
+  /** Parks `id`, whose last holder just dropped it: mapped by the prefix cache, off the free list. */
+  park(id: number): void {
+    this.owner[id - this.gpu * this.size] = NO_OWNER;
+    this.parked++;
+    this.used--;
+  }
+
+  /** A fault's only (Z22): parked block `id` stops counting as free, with no holder (a leaked reference). */
+  leak(id: number): void {
+    this.parked--;
+    this.used++;
+    this.owner[id - this.gpu * this.size] = NO_OWNER - 1;
+  }
+
+  /** Parked block `id` is evicted from the prefix cache: it goes on the free list. */
+  unpark(id: number): void {
+    const local = id - this.gpu * this.size;
+    this.parked--;
+    this.pos[local] = this.top;
+    this.stack[this.top++] = id;
+  }
+
+  /** Puts `id`, dropped by its last holder and not cached, on the free list (release without the owner check). */
+  releaseDropped(id: number): void {
+    const local = id - this.gpu * this.size;
+    this.owner[local] = NO_OWNER;
+    this.pos[local] = this.top;
+    this.stack[this.top++] = id;
+    this.used--;
   }
 
   /** The free list, top first (tests and debugging; O(free)). */

@@ -8,13 +8,18 @@ import type { Clock } from '../sim/clock.ts';
 import type { Tracer } from '../sim/tracer.ts';
 import type { Req, Worker } from '../state.ts';
 import { BlockPool, type UtilisationReading } from './block-pool.ts';
-import { NO_HITS, PREFIX_POOL, type PrefixCache } from './prefix-cache.ts';
+import { PREFIX_POOL, type PrefixCache } from './prefix-cache.ts';
 
 export class KvManager {
   readonly pools: BlockPool[] = [];
   private readonly blockSize: number;
   private readonly watermarkBlocks: number;
   private readonly stepAllocEvents: boolean;
+  /** Blocks may have several holders (trace v2): prefix caching is on. */
+  readonly sharing: boolean;
+  private readonly cacheSizeEvents: boolean;
+  /** Copy-on-write copies not yet carried out by a step, per GPU: [from, to] block pairs. */
+  readonly pendingCopies: [number, number][][] = [];
 
   constructor(
     config: EngineConfig,
@@ -27,50 +32,180 @@ export class KvManager {
     this.blockSize = config.blockSize;
     this.watermarkBlocks = config.watermarkBlocks;
     this.stepAllocEvents = config.stepAllocEvents;
-    for (let g = 0; g < config.mode.gpus; g++) this.pools.push(new BlockPool(g, config.blocks, config.poolLocking, config.blockOwnerChecks));
+    this.sharing = config.prefixCaching;
+    this.cacheSizeEvents = config.cacheSizeEvents;
+    for (let g = 0; g < config.mode.gpus; g++) {
+      this.pools.push(new BlockPool(g, config.blocks, config.poolLocking, config.blockOwnerChecks, this.sharing));
+      this.pendingCopies.push([]);
+    }
   }
 
   /**
-   * Allocates `count` blocks of `gpu`'s pool to `r`, by `worker`: first the blocks named in `cached` (prefix
-   * cache hits, the table's first logical blocks), then blocks from the top of the free list. `shared` (a
-   * fault's only) is another request's block appended to the table by reference, not taken from the pool.
+   * Allocates `count` blocks of `gpu`'s pool to `r`, by `worker`, from the top of the free list (evicting
+   * parked prefix-cache blocks first when the list is short). `shared` (a fault's only) is another request's
+   * block appended to the table by reference, not taken from the pool.
    */
-  allocate(worker: Worker, r: Req, gpu: number, count: number, cached: readonly number[] = NO_HITS, shared = -1): void {
+  allocate(worker: Worker, r: Req, gpu: number, count: number, shared = -1): void {
     const pool = this.pools[gpu];
     const table = r.blocks[gpu];
     const start = table.length;
-    const fresh = count - cached.length - (shared >= 0 ? 1 : 0);
+    const fresh = count - (shared >= 0 ? 1 : 0);
     const tracer = this.tracer;
+    if (this.sharing) this.makeRoom(gpu, fresh);
     const open = this.wiring.seams.openReading(worker);
     if (open) {
       // A reading left open by someone else (a fault: taken at the start of the pass, committed at its end).
-      this.takeBlocks(pool, open, r, cached, fresh, shared, table);
-      if (tracer.on) tracer.emit(this.allocEvent('alloc_take', worker, r, table.slice(start), cached.length));
+      this.takeBlocks(pool, open, r, fresh, shared, table);
+      if (tracer.on) tracer.emit({ t: this.clock.now, ev: 'alloc_take', worker: worker.id, req: r.id, blocks: table.slice(start) });
       return;
     }
     const reading = pool.query(worker.id);
     if (tracer.on && this.stepAllocEvents) tracer.emit({ t: this.clock.now, ev: 'alloc_query', worker: worker.id });
-    this.takeBlocks(pool, reading, r, cached, fresh, shared, table);
-    if (tracer.on) tracer.emit(this.allocEvent(this.stepAllocEvents ? 'alloc_take' : 'alloc', worker, r, table.slice(start), cached.length));
+    this.takeBlocks(pool, reading, r, fresh, shared, table);
+    if (tracer.on) tracer.emit({ t: this.clock.now, ev: this.stepAllocEvents ? 'alloc_take' : 'alloc', worker: worker.id, req: r.id, blocks: table.slice(start) });
     pool.commit(reading);
     if (tracer.on && this.stepAllocEvents) tracer.emit({ t: this.clock.now, ev: 'alloc_commit', worker: worker.id });
   }
 
-  private allocEvent(ev: 'alloc' | 'alloc_take', worker: Worker, r: Req, blocks: number[], hits: number): TraceEvent {
-    const t = this.clock.now;
-    return hits > 0 ? { t, ev, worker: worker.id, req: r.id, blocks, note: `prefix cache hit: the first ${hits} block(s)` } : { t, ev, worker: worker.id, req: r.id, blocks };
-  }
-
-  private takeBlocks(pool: BlockPool, reading: UtilisationReading, r: Req, cached: readonly number[], fresh: number, shared: number, table: number[]): void {
-    for (const b of cached) {
-      pool.takeBlock(reading, r.idx, b, table);
-      this.prefix.evict(b);
-    }
+  private takeBlocks(pool: BlockPool, reading: UtilisationReading, r: Req, fresh: number, shared: number, table: number[]): void {
     const from = table.length;
     pool.take(reading, r.idx, fresh, table);
-    // A cached block reissued to another request is evicted from the prefix map.
-    if (this.prefix.enabled) this.wiring.seams.evictReissued(table, from);
+    if (this.sharing) pool.heldFresh(r.idx, table, from);
     if (shared >= 0) table.push(shared);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Shared KV (trace v2): hits, insertions, evictions, forks and copy-on-write
+
+  /** Evicts parked blocks of `gpu`'s pool, least recently parked first, until the free list has `need`. */
+  private makeRoom(gpu: number, need: number): void {
+    if (gpu !== PREFIX_POOL) return;
+    const pool = this.pools[gpu];
+    if (pool.unmapped >= need) return;
+    while (pool.unmapped < need) {
+      const b = this.prefix.oldestParked();
+      if (b < 0) break;
+      const key = this.wiring.seams.evictParked(b);
+      pool.unpark(b);
+      if (this.tracer.on) this.tracer.emit(key === null ? { t: this.clock.now, ev: 'evict', block: b } : { t: this.clock.now, ev: 'evict', block: b, key });
+    }
+    this.reportCacheSize();
+  }
+
+  /**
+   * Admission of scheduled `r` to `w` with a prefix cache: the cached blocks of its first keys are taken
+   * (cache_hit) and count as computed, then the rest of `count` blocks are allocated.
+   */
+  admitShared(worker: Worker, r: Req, gpu: number, count: number): void {
+    const hits = this.prefix.match(r, gpu);
+    if (hits.length > 0) {
+      this.wiring.seams.holdHits(r, gpu, hits);
+      const tokens = hits.length * this.blockSize;
+      if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'cache_hit', req: r.id, blocks: hits, tokens });
+      r.computed = tokens;
+      r.prefixReady = hits.length;
+      this.prefix.hits += hits.length;
+      this.prefix.hitTokens += tokens;
+      this.reportCacheSize();
+    }
+    if (count > hits.length) this.allocate(worker, r, gpu, count - hits.length);
+    this.wiring.seams.insertOnAdmit(r);
+  }
+
+  /** `r` takes a reference on cached block `b` (a hit); `count`: the counters move a revived block from evictable to protected. */
+  holdHit(r: Req, gpu: number, b: number, count = true): void {
+    const pool = this.pools[gpu];
+    if (pool.isParked(b)) {
+      this.prefix.revive(b);
+      if (count) {
+        this.prefix.evictable--;
+        this.prefix.protected++;
+      }
+    }
+    pool.hold(r.idx, b);
+    r.blocks[gpu].push(b);
+  }
+
+  /**
+   * A fault's only (Z22): the parked blocks `r` matches on `gpu` are taken out of the eviction order and
+   * counted as protected, as a reference taken by a match and never given back would leave them.
+   */
+  leakMatch(r: Req, gpu: number): void {
+    const pool = this.pools[gpu];
+    let leaked = false;
+    for (const b of this.prefix.match(r, gpu)) {
+      if (!pool.isParked(b)) continue;
+      this.prefix.revive(b);
+      this.prefix.evictable--;
+      this.prefix.protected++;
+      pool.leak(b);
+      leaked = true;
+    }
+    if (leaked) this.reportCacheSize();
+  }
+
+  /** Enters `r`'s full, computed blocks of its shared prefix in the cache (cache_insert), those not cached yet. */
+  insertComputed(r: Req, upTo = Math.floor(r.computed / this.blockSize)): void {
+    const table = r.blocks[PREFIX_POOL];
+    const end = Math.min(r.prefixBlocks, upTo, table.length);
+    let changed = false;
+    for (let i = r.prefixReady; i < end; i++) {
+      const b = table[i];
+      const key = this.prefix.keyOf(r, i);
+      if (this.prefix.isCached(b) || this.prefix.has(key)) continue;
+      this.prefix.insert(b, key);
+      changed = true;
+      if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'cache_insert', req: r.id, block: b, key });
+    }
+    if (end > r.prefixReady) r.prefixReady = end;
+    if (changed) this.reportCacheSize();
+  }
+
+  /** Reports the cache's counters (cache_size, in tokens) after an operation on the cache, as SGLang's would be read. */
+  reportCacheSize(): void {
+    const p = this.prefix;
+    if (this.tracer.on && this.cacheSizeEvents) this.tracer.emit({ t: this.clock.now, ev: 'cache_size', evictable: p.evictable * this.blockSize, protected: p.protected * this.blockSize });
+  }
+
+  /** Child `c` of a fork takes a reference on every block of `parent`, every pool. */
+  forkBlocks(parent: Req, c: Req): void {
+    for (let g = 0; g < parent.blocks.length; g++) {
+      const pool = this.pools[g];
+      for (const b of parent.blocks[g]) {
+        pool.hold(c.idx, b);
+        c.blocks[g].push(b);
+      }
+    }
+  }
+
+  /** Whether `r`'s block at logical index `i` of `gpu` is held by someone else too (a write needs a copy first). */
+  sharedAt(r: Req, gpu: number, i: number): boolean {
+    const table = r.blocks[gpu];
+    if (i >= table.length) return false;
+    const pool = this.pools[gpu];
+    return pool.holders![table[i] - pool.base].length > 1;
+  }
+
+  /**
+   * Copy-on-write of `r`'s block at logical index `i` of `gpu`, by `worker`: a fresh block (an allocation),
+   * the contents copied by the next step, and `r`'s reference moved to the copy. The pool must have a free block.
+   */
+  copyOnWrite(worker: Worker, r: Req, gpu: number, i: number): void {
+    const pool = this.pools[gpu];
+    const table = r.blocks[gpu];
+    const shared = table[i];
+    this.makeRoom(gpu, 1);
+    const got: number[] = [];
+    const reading = pool.query(worker.id);
+    pool.take(reading, r.idx, 1, got);
+    pool.commit(reading);
+    const copy = got[0];
+    pool.heldFresh(r.idx, got, 0);
+    pool.drop(r.idx, shared);
+    table[i] = copy;
+    this.pendingCopies[gpu].push([shared, copy]);
+    this.prefix.copies++;
+    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'cow', worker: worker.id, req: r.id, shared, copy });
   }
 
   /** The free of a request's blocks, every pool, once: one `free` per pool that holds some. */
@@ -83,18 +218,32 @@ export class KvManager {
     }
   }
 
-  /** Frees `r`'s blocks of pool `g`; those holding its computed prefix stay in the prefix cache. */
+  /** Frees `r`'s blocks of pool `g` (with sharing: drops its references; a cached block's last holder parks it). */
   freePool(r: Req, g: number): void {
     const blocks = r.blocks[g];
     if (blocks.length === 0) return;
     r.blocks[g] = [];
     if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'free', req: r.id, blocks });
-    this.pools[g].release(r.idx, blocks);
-    if (g === PREFIX_POOL && r.prefixReady > 0) {
-      this.prefix.remember(r, blocks);
-      r.prefixReady = 0;
-    }
+    if (this.sharing) this.dropAll(r, g, blocks);
+    else this.pools[g].release(r.idx, blocks);
     this.wiring.seams.afterRelease(r, g, blocks);
+  }
+
+  private dropAll(r: Req, g: number, blocks: readonly number[]): void {
+    const pool = this.pools[g];
+    let parked = false;
+    for (const b of blocks) {
+      if (!pool.drop(r.idx, b)) continue;
+      if (g === PREFIX_POOL && this.prefix.isCached(b)) {
+        pool.park(b);
+        this.prefix.park(b);
+        parked = true;
+      } else {
+        pool.releaseDropped(b);
+      }
+    }
+    r.prefixReady = 0;
+    if (parked) this.reportCacheSize();
   }
 
   /** Room in `gpu`'s pool for `need` more blocks, keeping the watermark free once anything is in use. */
@@ -105,7 +254,9 @@ export class KvManager {
 
   /** Room for `r`'s whole prompt (and generated tokens, for a recompute) in `gpu`'s pool. */
   canAdmit(r: Req, gpu: number): boolean {
-    return this.hasRoom(gpu, Math.ceil(r.length / this.blockSize));
+    const ok = this.hasRoom(gpu, Math.ceil(r.length / this.blockSize));
+    if (!ok && this.sharing) this.wiring.seams.admissionRefused(r, gpu);
+    return ok;
   }
 
   totalFree(): number {
@@ -114,7 +265,7 @@ export class KvManager {
     return free;
   }
 
-  /** Fraction of all blocks (every pool) owned now. */
+  /** Fraction of all blocks (every pool) held now. */
   occupancy(): number {
     let used = 0;
     let size = 0;

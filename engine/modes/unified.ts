@@ -25,6 +25,7 @@ export class UnifiedMode extends ServingMode {
     if (tracer.on) tracer.emit({ t: clock.now, ev: 'join', req: r.id, worker: w.id });
     r.state = 'decoding';
     w.running.push(r);
+    if (r.forksLeft > 0 && this.rooms.kv.sharing && r.generated < r.maxTokens) this.rooms.forks.forkShared(r, w);
     return r.generated >= r.maxTokens;
   }
 }

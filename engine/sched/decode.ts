@@ -47,7 +47,10 @@ export class DecodeScheduler extends RoleScheduler {
       if (tracer.on) tracer.emit({ t: clock.now, ev: 'join', req: r.id, worker: w.id });
       r.state = 'decoding';
       if (r.generated >= r.maxTokens) lifecycle.finish(r);
-      else w.running.push(r);
+      else {
+        w.running.push(r);
+        if (r.forksLeft > 0 && this.rooms.kv.sharing) this.rooms.forks.forkShared(r, w);
+      }
     }
     return w.running.length > 0;
   }
@@ -73,6 +76,12 @@ export function addDecodeItems(rooms: Rooms, w: Worker, reqs: Req[]): void {
         if (kv.pools[gpu].free < need) continue;
         kv.allocate(w, r, gpu, need);
       } else if (!preemption.ensureBlocks(w, r, need)) continue;
+    }
+    // Shared KV: the block the next position lands in may be shared (a fork): copy it first.
+    if (kv.sharing && kv.sharedAt(r, gpu, Math.floor((r.computed + ahead) / T))) {
+      if (!preemption.makeRoom(w, r, 1)) continue;
+      const i = Math.floor((r.computed + ahead) / T);
+      if (kv.sharedAt(r, gpu, i)) kv.copyOnWrite(w, r, gpu, i);
     }
     reqs.push(r);
   }

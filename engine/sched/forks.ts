@@ -1,4 +1,6 @@
-// Parallel samples (a request with n > 1): the fork, when the parent's prompt is first prefilled.
+// Parallel samples (a request with n > 1). Without shared KV (trace v1) the fork copies, when the parent's
+// prompt is first prefilled; with it (trace v2) the children share every block of the parent from its join
+// on, as vLLM v0's BlockSpaceManager.fork does, and a write to a shared block copies it first.
 import type { Rooms } from '../rooms.ts';
 import type { Req, Worker } from '../state.ts';
 
@@ -18,6 +20,8 @@ export class Forks {
     parent.children = [];
     for (let k = 1; k < n; k++) {
       const c = lifecycle.create(`${parent.id}#${k}`, parent.seed, parent.prompt, parent.maxTokens, parent.arrival, Number.POSITIVE_INFINITY);
+      c.prefixSeed = parent.prefixSeed;
+      c.prefixLength = parent.prefixLength;
       if (parent.prefixId !== null) {
         c.prefixId = parent.prefixId;
         c.prefixBlocks = parent.prefixBlocks;
@@ -33,6 +37,40 @@ export class Forks {
       }
       this.rooms.seams.forkCopy(this.rooms.workers.allocatorFor(w), c, w.gpu, count, table);
       lifecycle.schedule(c, w);
+    }
+    parent.forksLeft = 0;
+  }
+
+  /**
+   * Shared KV: `parent` has just joined `w`'s running batch: fork its n − 1 parallel samples. Each child is a
+   * new request in the parent's state (its tokens so far, its computed positions), decoding on `w` and
+   * holding every block of the parent (fork). The child has the parent's seed, so its greedy output is the
+   * parent's. (A parent whose first token is its last finishes without joining: it has nothing left to sample.)
+   */
+  forkShared(parent: Req, w: Worker): void {
+    const { lifecycle, tracer, clock, kv } = this.rooms;
+    const n = parent.forksLeft + 1;
+    parent.children = [];
+    for (let k = 1; k < n; k++) {
+      const c = lifecycle.create(`${parent.id}#${k}`, parent.seed, parent.prompt, parent.maxTokens, parent.arrival, Number.POSITIVE_INFINITY);
+      c.prefixId = parent.prefixId;
+      c.prefixBlocks = parent.prefixBlocks;
+      c.prefixSeed = parent.prefixSeed;
+      c.prefixLength = parent.prefixLength;
+      c.prefixReady = parent.prefixBlocks; // the parent has cached (or found cached) what the child could
+      c.state = 'decoding';
+      c.server = w;
+      c.generated = parent.generated;
+      c.computed = parent.computed;
+      c.firstTokenAt = parent.firstTokenAt;
+      c.lastTokenAt = parent.lastTokenAt;
+      if (c.outputs && parent.outputs) c.outputs.push(...parent.outputs);
+      w.load++;
+      parent.children.push(c);
+      if (tracer.on) tracer.emit({ t: clock.now, ev: 'fork', parent: parent.id, child: c.id, note: `sample ${k} of ${n}` });
+      kv.forkBlocks(parent, c);
+      kv.prefix.forks++;
+      w.running.push(c);
     }
     parent.forksLeft = 0;
   }

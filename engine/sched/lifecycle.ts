@@ -36,12 +36,17 @@ export class Lifecycle {
     const { config, clock, tracer, kv } = this.rooms;
     const w = config.workload[this.nextArrival];
     const r = this.create(w.id, w.seed ?? hash2(config.seed, hashString(w.id)), w.prompt, w.output, w.arrival, w.abortAt ?? Number.POSITIVE_INFINITY);
-    if (w.prefix) this.rooms.prefix.setPrefix(r, w.prefix.id, w.prefix.length);
+    if (w.prefix) {
+      r.prefixSeed = hashString(w.prefix.id);
+      r.prefixLength = w.prefix.length;
+      this.rooms.prefix.setPrefix(r, w.prefix.id, w.prefix.length);
+    }
     r.forksLeft = (w.n ?? 1) - 1;
     this.rooms.history.arrived(clock.now);
     this.nextArrival++;
     if (this.nextArrival < config.workload.length) clock.push(config.workload[this.nextArrival].arrival, SimKind.Arrival, null);
-    if (tracer.on) tracer.emit({ t: clock.now, ev: 'arrive', req: r.id, prompt: r.prompt, maxTokens: r.maxTokens });
+    if (tracer.on)
+      tracer.emit(r.prefixBlocks > 0 && kv.sharing ? { t: clock.now, ev: 'arrive', req: r.id, prompt: r.prompt, maxTokens: r.maxTokens, keys: this.rooms.prefix.keysOf(r) } : { t: clock.now, ev: 'arrive', req: r.id, prompt: r.prompt, maxTokens: r.maxTokens });
     const need = Math.ceil((r.prompt + r.maxTokens - 1) / config.blockSize);
     const poolSize = kv.pools[0].size;
     if (need > poolSize) {

@@ -33,6 +33,13 @@ export class Preemption {
    * if there is no room now (`r` itself retracted, no victim left, or a victim's free still deferred).
    */
   ensureBlocks(w: Worker, r: Req, need: number): boolean {
+    if (!this.makeRoom(w, r, need)) return false;
+    this.rooms.kv.allocate(w, r, w.gpu, need);
+    return true;
+  }
+
+  /** Makes room for `need` free blocks in `w`'s pool for `r`, preempting victims; false as for ensureBlocks. */
+  makeRoom(w: Worker, r: Req, need: number): boolean {
     const { kv, seams, lifecycle } = this.rooms;
     const pool = kv.pools[w.gpu];
     while (pool.free < need) {
@@ -43,7 +50,6 @@ export class Preemption {
       lifecycle.preempt(victim, w);
       if (victim === r) return false;
     }
-    kv.allocate(w, r, w.gpu, need);
     return true;
   }
 }

@@ -22,8 +22,7 @@ export class PrefillScheduler extends RoleScheduler {
     // During a resize only the newest prefill worker admits.
     if (w === workers.admitter('prefill')) {
       for (let head = waiting.head(); head && left > 0 && kv.canAdmit(head, w.gpu); head = waiting.head()) {
-        this.admit(head, w);
-        const n = Math.min(head.length, left);
+        const n = Math.min(this.admit(head, w), left);
         reqs.push(head);
         toks.push(n);
         left -= n;

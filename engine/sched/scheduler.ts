@@ -23,13 +23,23 @@ export abstract class RoleScheduler {
     for (const r of due) if (r.state === 'decoding') this.rooms.lifecycle.finish(r);
   }
 
-  /** Admits the waiting head `r` to `w`: its blocks (all of its prompt, prefix cache hits first), then the schedule. */
-  protected admit(r: Req, w: Worker): void {
+  /**
+   * Admits the waiting head `r` to `w`: its blocks (all of its prompt), then the schedule. With a prefix
+   * cache the schedule comes first, then the hit on its cached first blocks, then the rest of its blocks.
+   * Returns the positions its prefill still has to compute.
+   */
+  protected admit(r: Req, w: Worker): number {
     const { waiting, config, kv, workers } = this.rooms;
     waiting.admitHead(r);
     const count = Math.ceil(r.length / config.blockSize);
-    kv.allocate(workers.allocatorFor(w), r, w.gpu, count, kv.prefix.enabled ? kv.prefix.lookup(r, w.gpu, count) : undefined);
+    if (kv.sharing) {
+      this.rooms.lifecycle.schedule(r, w);
+      kv.admitShared(workers.allocatorFor(w), r, w.gpu, count);
+      return r.length - r.computed;
+    }
+    kv.allocate(workers.allocatorFor(w), r, w.gpu, count);
     this.rooms.lifecycle.schedule(r, w);
+    return r.length;
   }
 
   /** A step of this role ended: apply its tokens and positions, hand on completed prefills, then the hooks. */
@@ -76,12 +86,13 @@ export abstract class RoleScheduler {
 /** `n` more prompt positions of `r` computed on `w`; true when its whole sequence is (the token is owed, forks made). */
 function prefilled(rooms: Rooms, r: Req, w: Worker, n: number, token: number): boolean {
   r.computed += n;
-  if (r.prefixBlocks > 0) r.prefixReady = Math.min(r.prefixBlocks, Math.floor(r.computed / rooms.config.blockSize));
+  if (r.prefixBlocks > r.prefixReady && rooms.kv.sharing) rooms.kv.insertComputed(r);
   if (r.computed !== r.length) return false;
   r.state = 'prefilled';
   r.tokenOwed = true;
   r.pendingToken = token;
-  if (r.forksLeft > 0 && r.generated === 0) rooms.forks.fork(r, w);
+  // With shared KV the samples are forked once the parent decodes (Forks.forkShared, at its join).
+  if (r.forksLeft > 0 && r.generated === 0 && !rooms.kv.sharing) rooms.forks.fork(r, w);
   return true;
 }
 

@@ -49,8 +49,7 @@ export class UnifiedScheduler extends RoleScheduler {
       left -= n;
     }
     for (let head = waiting.head(); head && left > 0 && kv.canAdmit(head, w.gpu) && this.hasBatchRoom(w); head = waiting.head()) {
-      this.admit(head, w);
-      const n = Math.min(head.length, left);
+      const n = Math.min(this.admit(head, w), left);
       reqs.push(head);
       toks.push(n);
       flags.push(0);
@@ -73,11 +72,11 @@ export class UnifiedScheduler extends RoleScheduler {
     }
     for (let head = waiting.head(); head && kv.canAdmit(head, w.gpu) && this.hasBatchRoom(w); head = waiting.head()) {
       if (reqs.length > 0 && head.length > left) break;
-      this.admit(head, w);
+      const n = this.admit(head, w);
       reqs.push(head);
-      toks.push(head.length);
+      toks.push(n);
       flags.push(0);
-      left -= head.length;
+      left -= n;
     }
   }
 

@@ -2,20 +2,23 @@
 import { Random } from '../random.ts';
 import { loadAzure } from './azure.ts';
 import { loadWorkloadFile } from './file.ts';
+import { sharedPrefix, type SharedPrefixOptions } from './shared-prefix.ts';
 import { parseLength, scaleToRate, synthetic, type ArrivalProcess } from './synthetic.ts';
 import { normalise, WorkloadError, type WorkloadRequest } from './types.ts';
 
 export { loadAzure } from './azure.ts';
 export { loadWorkloadFile } from './file.ts';
 export { parseLength, sampleLength, scaleToRate, synthetic } from './synthetic.ts';
+export { expectedTurns, resolveSharedPrefixOptions, sharedPrefix, SHARED_PREFIX_DEFAULTS } from './shared-prefix.ts';
+export type { SharedPrefixOptions } from './shared-prefix.ts';
 export type { ArrivalProcess, LengthDistribution, SyntheticOptions } from './synthetic.ts';
 export { WorkloadError, normalise, checkRequest } from './types.ts';
 export type { WorkloadRequest } from './types.ts';
 
-export const WORKLOAD_NAMES = ['azure-conv', 'azure-code', 'poisson', 'bursty'] as const;
+export const WORKLOAD_NAMES = ['azure-conv', 'azure-code', 'poisson', 'bursty', 'shared-prefix'] as const;
 
 export interface WorkloadSpec {
-  /** azure-conv, azure-code, poisson, bursty, or a path to a CSV/JSONL file. */
+  /** azure-conv, azure-code, poisson, bursty, shared-prefix, or a path to a CSV/JSONL file. */
   workload: string;
   /** Requests per second: the synthetic rate, or the rate a trace is rescaled to. */
   rate?: number;
@@ -23,9 +26,14 @@ export interface WorkloadSpec {
   duration?: number;
   /** Keep the first N requests. */
   requests?: number;
-  /** Length distributions of synthetic workloads (parseLength syntax). */
+  /**
+   * Length distributions of synthetic workloads (parseLength syntax). For shared-prefix, promptLen is the
+   * length of a user message (after a system prompt, or a conversation turn's new message).
+   */
   promptLen?: string;
   outputLen?: string;
+  /** The other knobs of the shared-prefix workload (its defaults otherwise); rate, duration, requests and seed come from above. */
+  sharedPrefix?: Omit<SharedPrefixOptions, 'rate' | 'duration' | 'requests' | 'seed'>;
   /** Coefficient of variation of bursty inter-arrival times (default 4). */
   cv?: number;
   /** Fraction of requests the client aborts, after an exponential delay of mean abortAfter seconds. */
@@ -61,9 +69,19 @@ export function buildWorkload(spec: WorkloadSpec): WorkloadRequest[] {
       output: parseLength(spec.outputLen ?? 'empirical:azure-conv', 'output'),
       seed: spec.seed,
     });
+  } else if (name === 'shared-prefix') {
+    requests = sharedPrefix({
+      ...spec.sharedPrefix,
+      ...(spec.promptLen === undefined ? {} : { userLen: parseLength(spec.promptLen, 'prompt') }),
+      ...(spec.outputLen === undefined ? {} : { output: parseLength(spec.outputLen, 'output') }),
+      rate: spec.rate ?? 5,
+      requests: spec.requests ?? (spec.duration === undefined ? 1000 : undefined),
+      duration: spec.duration,
+      seed: spec.seed,
+    });
   } else {
     if (spec.promptLen !== undefined || spec.outputLen !== undefined) {
-      throw new WorkloadError(`--prompt-len and --output-len apply to synthetic workloads (poisson, bursty), not to '${name}'`);
+      throw new WorkloadError(`--prompt-len and --output-len apply to synthetic workloads (poisson, bursty, shared-prefix), not to '${name}'`);
     }
     requests = name === 'azure-conv' ? loadAzure('conv') : name === 'azure-code' ? loadAzure('code') : normalise(loadWorkloadFile(name), name);
     if (spec.rate !== undefined) requests = scaleToRate(requests, spec.rate);

@@ -5,6 +5,7 @@ import type { ModelWeights } from '../../model/checkpoint.ts';
 import {
   ExecutorInputError,
   kvPoolFloats,
+  kvBlockFloats,
   planStep,
   validatePool,
   type KvPool,
@@ -63,6 +64,8 @@ export class WebGpuExecutor implements ModelExecutor {
   private readonly pipelines: Pipelines;
   private readonly weights: Record<'emb' | 'norms' | 'wqkv' | 'wo' | 'w13' | 'w2' | 'wcls', GPUBuffer>;
   private readonly kv: GPUBuffer;
+  /** Staging for copy-on-write copies (one block), made on the first copy. */
+  private copyBlock: GPUBuffer | null = null;
   private readonly stepUniform: GPUBuffer;
   private readonly layerUniform: GPUBuffer;
   private buffers: StepBuffers | null = null;
@@ -94,7 +97,7 @@ export class WebGpuExecutor implements ModelExecutor {
     });
 
     this.weights = this.uploadWeights(weights);
-    this.kv = this.storage('kv pool', kvPoolFloats(this.model, this.pool), GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    this.kv = this.storage('kv pool', kvPoolFloats(this.model, this.pool), GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     if (options.profile) {
       if (!device.features.has('timestamp-query')) throw new ExecutorInputError("profile needs a device with the 'timestamp-query' feature");
       this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * this.dispatchesPerStep() });
@@ -352,6 +355,15 @@ export class WebGpuExecutor implements ModelExecutor {
     this.writeTables(plan, b, tableEntries);
     d.pushErrorScope('validation');
     const enc = d.createCommandEncoder({ label: 'step' });
+    if (plan.copies.length > 0) {
+      // Copy-on-write first; a buffer cannot be copied onto itself, so each block goes through a staging block.
+      const bytes = 4 * kvBlockFloats(this.model, this.pool);
+      this.copyBlock ??= d.createBuffer({ label: 'cow block', size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      for (const c of plan.copies) {
+        enc.copyBufferToBuffer(this.kv, c.from * bytes, this.copyBlock, 0, bytes);
+        enc.copyBufferToBuffer(this.copyBlock, 0, this.kv, c.to * bytes, bytes);
+      }
+    }
     const kernels = this.encodeForward(enc, plan, b);
     const nextBytes = 4 * nItems;
     const logitsBytes = plan.wantLogits ? 4 * nItems * this.model.vocabSize : 0;
@@ -486,6 +498,7 @@ export class WebGpuExecutor implements ModelExecutor {
     const w = this.weights;
     for (const buffer of new Set([w.emb, w.norms, w.wqkv, w.wo, w.w13, w.w2, w.wcls])) buffer?.destroy();
     this.kv.destroy();
+    this.copyBlock?.destroy();
     this.stepUniform.destroy();
     this.layerUniform.destroy();
     this.querySet?.destroy();
