@@ -70,10 +70,42 @@ export interface CampaignResult {
   runs: number;
   seconds: number;
   failure?: CampaignFailure;
+  /** What the runs covered of shared KV (counted over every run, shrinking included). */
+  sharing: SharingCoverage;
+}
+
+/** Shared-KV coverage of a campaign: runs with a v2 trace, and the prefix hits, evictions, forks and copies they had. */
+export interface SharingCoverage {
+  runs: number;
+  hits: number;
+  evictions: number;
+  forks: number;
+  copies: number;
+}
+
+/** Adds one run's trace to `into`. */
+export function tallySharing(into: SharingCoverage, header: TraceHeader, events: readonly TraceEvent[]): void {
+  if (header.version < 2) return;
+  into.runs++;
+  for (const e of events) {
+    if (e.ev === 'cache_hit') into.hits += e.blocks.length;
+    else if (e.ev === 'evict') into.evictions++;
+    else if (e.ev === 'fork') into.forks++;
+    else if (e.ev === 'cow') into.copies++;
+  }
+}
+
+/** What a campaign covered of shared KV, in words. */
+export function sharingDetail(s: SharingCoverage): string {
+  return `shared KV in ${s.runs} of them: ${s.hits} prefix-cache hit(s), ${s.evictions} eviction(s), ${s.forks} fork(s), ${s.copies} copy-on-write`;
+}
+
+export function noSharing(): SharingCoverage {
+  return { runs: 0, hits: 0, evictions: 0, forks: 0, copies: 0 };
 }
 
 /** The lockstep property: for every scenario and environment schedule, the run keeps every property. */
-export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath' | 'policy'>) {
+export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath' | 'policy'>, sharing?: SharingCoverage) {
   const commandArb = fc.commands([runCommand, abortCommand, resizeCommand].map((a) => a.map(asFastCheckCommand)), {
     maxCommands: 12,
     ...(options.replayPath ? { replayPath: options.replayPath } : {}),
@@ -81,22 +113,27 @@ export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'fault
   return fc.property(scenario(options.modes ?? allModes, options.faults ?? {}, options.maxRequests ?? 6, options.extra), commandArb, (sc, cmds) =>
     withRunPolicy(options.policy, (policy) => {
       const both = start(sc, policy);
-      fc.modelRun(() => ({ model: both, real: both }), cmds);
-      finish(both.judge, both.run);
+      try {
+        fc.modelRun(() => ({ model: both, real: both }), cmds);
+        finish(both.judge, both.run);
+      } finally {
+        if (sharing) tallySharing(sharing, both.run.engine.header, both.judge.events);
+      }
     }),
   );
 }
 
 export function runCampaign(options: CampaignOptions): CampaignResult {
   const t0 = performance.now();
-  const details = fc.check(lockstepProperty(options), {
+  const sharing = noSharing();
+  const details = fc.check(lockstepProperty(options, sharing), {
     seed: options.seed,
     numRuns: options.path ? 1 : options.runs,
     ...(options.path ? { path: options.path } : {}),
     ...(options.timeLimitMs ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
-  if (!details.failed) return { ok: true, runs: details.numRuns, seconds };
+  if (!details.failed) return { ok: true, runs: details.numRuns, seconds, sharing };
   const err = details.errorInstance;
   const [sc, cmds] = details.counterexample as unknown as [Scenario, Iterable<unknown>];
   const commands = [...cmds].map((c) => String(c));
@@ -109,6 +146,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
       ok: false,
       runs: details.numRuns,
       seconds,
+      sharing,
       failure: {
         property: 'crash',
         family: 'crash',
@@ -128,6 +166,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
     ok: false,
     runs: details.numRuns,
     seconds,
+    sharing,
     failure: {
       property: err.property,
       family: err.family,

@@ -67,7 +67,7 @@ export const RULES = {
   CacheCoherent: {
     family: 'SharedKv',
     kind: 'state',
-    says: 'A cache key maps to a block whose contents are exactly the tokens of that key: a block is cached under the key of its position in its holders, a hit takes only blocks cached under the keys it expects, and a block is evicted before it is handed out again (no stale entry, bug zoo Z2) (trace v2).',
+    says: 'A cache key maps to a block whose contents are exactly the tokens of that key: a block is cached under the key of its position in its holders, a hit takes only blocks cached under the keys it expects, a block is cached only once its positions are computed, and a block is evicted before it is handed out again (no stale entry: bug zoo Z2, Z21) (trace v2).',
   },
   WritesUnshared: {
     family: 'SharedKv',
@@ -82,7 +82,7 @@ export const RULES = {
   CacheSizeAccounted: {
     family: 'SharedKv',
     kind: 'guard',
-    says: 'The engine’s evictable and protected counters equal the cached blocks no request holds and those some request holds: the scheduler admits work against capacity that is really there (bug zoo Z17) (trace v2).',
+    says: 'The engine’s evictable and protected counters equal the cached blocks no request holds and those some request holds: the scheduler admits work against capacity that is really there (bug zoo Z17, Z22) (trace v2).',
   },
   HitSkipsExactly: {
     family: 'SharedKv',

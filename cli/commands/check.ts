@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import type { Mode } from '../../engine/engine.ts';
 import { loadPolicy, loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyHandle, type PolicyInstances } from '../../engine/policies/index.ts';
 import { latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
-import { failureTrace, replayOf, runCampaign } from '../../properties/campaign.ts';
-import { DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
-import { explore } from '../../properties/explore/explorer.ts';
+import { failureTrace, replayOf, runCampaign, sharingDetail } from '../../properties/campaign.ts';
+import { DEFAULT_CONFIG, SHARING_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
+import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
 import { guardedCheck, PolicyHang } from '../../properties/monotonicity/guard.ts';
@@ -17,7 +17,7 @@ import { intOption, MAX_BUDGET_SECONDS, parseOptions, UsageError, type Command }
 import { InternalError, reportCrash } from '../crash.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
 import { ReportDir } from '../report/report-dir.ts';
-import { exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
+import { describeExploreBound, describeSharingCoverage, exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
 import { selfTest } from '../../properties/self-test.ts';
 
 const BUILT_INS = ['static', 'semi-pd', 'nexus', 'unified', 'disaggregated'];
@@ -53,6 +53,8 @@ interface Context {
   command: string;
   /** Engine crashes met on the way (internal errors, each with its replay): the run then exits 70. */
   crashes: InternalError[];
+  /** The shared-KV explorations by mode (explore check): searched once per run. */
+  sharing?: Map<Mode, ExploreResult>;
 }
 
 export function exploreConfigFor(mode: Mode): ExploreConfig {
@@ -82,7 +84,32 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   ctx.progress.phase(policyName, 'explore');
   const r = explore(config, { progress: (n) => ctx.progress.tick(policyName, 'explore', Math.min(0.99, n / 400_000)) });
   const replay = exploreReplay(policyName, config);
-  return exploreCheckResult(r, config, replay, ctx.reportDir, policyName, (performance.now() - t0) / 1000);
+  const v1 = exploreCheckResult(r, config, replay, ctx.reportDir, policyName, (performance.now() - t0) / 1000);
+  if (v1.status !== 'pass') return v1;
+  // The shared-KV bound (trace v2): it has no resize, so the policy never decides in it; each mode's is searched once.
+  const sharing = sharingConfigFor(mode);
+  ctx.sharing ??= new Map();
+  let s = ctx.sharing.get(mode);
+  if (!s) ctx.sharing.set(mode, (s = explore(sharing)));
+  const seconds = (performance.now() - t0) / 1000;
+  if (s.verdict !== 'verified') return exploreCheckResult(s, sharing, sharingReplay(sharing), ctx.reportDir, `${policyName} sharing`, seconds);
+  return { ...v1, seconds, detail: `${v1.detail}; shared KV (trace v2) at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}` };
+}
+
+/** The shared-KV bound (trace v2) `check` searches in a mode: the explorer's `--sharing` default, smaller with two pools. */
+export function sharingConfigFor(mode: Mode): ExploreConfig {
+  if (mode === 'disaggregated') return { ...SHARING_CONFIG, mode, blocks: 3, preemptions: 0 };
+  if (mode === 'nexus') return { ...SHARING_CONFIG, mode, splits: [{ prefill: 70, decode: 30 }] };
+  return { ...SHARING_CONFIG, mode };
+}
+
+/** The explore command that searches the shared-KV bound `config` again. */
+export function sharingReplay(config: ExploreConfig): string {
+  const flags = ['--sharing'];
+  if (config.mode !== SHARING_CONFIG.mode) flags.push(`--mode ${config.mode}`);
+  if (config.blocks !== SHARING_CONFIG.blocks) flags.push(`--blocks ${config.blocks}`);
+  if (config.preemptions !== SHARING_CONFIG.preemptions) flags.push(`--preemptions ${config.preemptions}`);
+  return `npx pdspec explore ${flags.join(' ')}`;
 }
 
 function campaignCheck(ctx: Context, policyName: string, instances: PolicyInstances, mode: Mode, seconds: number): CheckResult {
@@ -98,7 +125,7 @@ function campaignCheck(ctx: Context, policyName: string, instances: PolicyInstan
       family: 'all',
       status: 'pass',
       seconds: result.seconds,
-      detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode: every event allowed, every invariant held, the observable state agreed; quiescence, no stall, no preemption cascade, output invariance`,
+      detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode: every event allowed, every invariant held, the observable state agreed; quiescence, no stall, no preemption cascade, output invariance; ${sharingDetail(result.sharing)}`,
     };
   const f = result.failure!;
   const replay = replayOf(f.seed, f.path, f.replayPath, [mode], undefined, policyName);

@@ -11,7 +11,7 @@ export function exitCodeOf(v: Verdict): number {
 export const conform: Command = {
   name: 'conform',
   summary: [
-    'Replays a trace (format v1, JSON Lines) through the reference spec.',
+    'Replays a trace (format v1 or v2, JSON Lines) through the reference spec.',
     'Exit 0: every event allowed, every invariant held, and the trace ends consistent (with --quiescent: every',
     'request ended and every block free). Exit 1: the first offending line, the guard or invariant that failed,',
     'the ids involved and the longest conforming prefix. Exit 2: unreadable input, with its line number.',

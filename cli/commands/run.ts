@@ -1,5 +1,5 @@
 // `pdspec run`: serves a workload with the engine in virtual time (the cost-model simulator) and reports
-// latency, SLO attainment and goodput; optionally writes the run's trace (format v1) for `pdspec conform`.
+// latency, SLO attainment and goodput; optionally writes the run's trace (format v1; v2 with prefix caching) for `pdspec conform`.
 // With --executor cpu|webgpu every step also runs on a llama2.c model (engine/executors/model-adapter.ts),
 // so the requests get real tokens; time stays virtual (the cost model's).
 import { Engine, EngineConfigError, InvalidDecisionError, MODES, type Mode, type PolicyHandle, type RunResult } from '../../engine/engine.ts';
@@ -33,7 +33,7 @@ const usage = [
   '           [--policy NAME|FILE] [--policy-option KEY=VALUE ...] [--mode semi-pd|nexus|disaggregated|unified]',
   '           [--split P:D] [--allocator lock|decode-owned] [--executor cost-model|cpu|webgpu] [--model FILE]',
   '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
-  '           [--max-batch N] [--async-scheduling] [--prefix-caching] [--seed N] [--trace-out FILE|-] [--json]',
+  '           [--max-batch N] [--async-scheduling] [--prefix-caching [--prefix-cache hash|radix]] [--seed N] [--trace-out FILE|-] [--json]',
   '           [--outputs] [--fault NAME ...] [--report DIR]',
 ].join('\n');
 
@@ -63,6 +63,7 @@ const options = {
   'no-chunking': { type: 'boolean' },
   'async-scheduling': { type: 'boolean' },
   'prefix-caching': { type: 'boolean' },
+  'prefix-cache': { type: 'string' },
   'max-batch': { type: 'string' },
   seed: { type: 'string' },
   'trace-out': { type: 'string' },
@@ -156,6 +157,9 @@ function summaryText(r: RunResult, context: SummaryContext): string {
     `throughput: ${fmt(m.throughput.requestsPerSecond, 2)} req/s, ${fmt(m.throughput.tokensPerSecond, 0)} output tokens/s; ${m.preemptions} preemption(s)`,
     `KV occupancy: mean ${fmt(m.kvOccupancy.mean * 100, 1)} %, peak ${fmt(m.kvOccupancy.peak * 100, 1)} %`,
   ];
+  const sh = r.sharing;
+  if (r.header.version >= 2)
+    lines.push(`shared KV (${r.header.prefixCache ?? 'hash'} prefix cache): ${sh.hits} block(s) hit (${sh.hitTokens} tokens not recomputed), ${sh.inserts} cached, ${sh.evictions} evicted; ${sh.forks} fork(s), ${sh.copies} copy-on-write`);
   const splits = m.splitTimeline.map((s) => `${s.prefill}/${s.decode}@${fmt(s.t, 1)}s`);
   lines.push(`split: ${r.resizes} resize(s)${splits.length > 1 ? `: ${splits.slice(0, 8).join(' → ')}${splits.length > 8 ? ` → … (${splits.length} in all)` : ''}` : ''}`);
   if (r.stalled.length > 0) {
@@ -176,7 +180,7 @@ export const run: Command = {
   name: 'run',
   summary: [
     'Serves a workload with the engine in virtual time (the cost-model simulator) and reports TTFT, TPOT,',
-    'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1) that',
+    'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1; v2 with prefix caching) that',
     '`pdspec conform --quiescent` replays through the spec (--trace-out - writes it to standard output, the',
     'summary then to standard error: `pdspec run ... --trace-out - | pdspec conform -`). --fault NAME turns on a bug-zoo fault switch of the',
     `engine (${FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
@@ -306,7 +310,8 @@ export const run: Command = {
           trace: sink,
           faults,
           asyncScheduling: v['async-scheduling'] === true,
-          prefixCaching: v['prefix-caching'] === true,
+          prefixCaching: v['prefix-caching'] === true || v['prefix-cache'] !== undefined,
+          ...(v['prefix-cache'] !== undefined ? { prefixCache: v['prefix-cache'] as 'hash' } : {}),
           executor: adapter ?? undefined,
           recordOutputs: v.outputs === true,
         });
