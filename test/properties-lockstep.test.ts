@@ -24,6 +24,20 @@ describe('the engine in lockstep with the spec', () => {
   );
 });
 
+describe('shared KV in the campaign', () => {
+  it('about half the runs share KV, and between them they hit, evict, fork and copy on write', () => {
+    const result = runCampaign({ seed: 5, runs: 300 });
+    expect(result.ok, result.failure?.message).toBe(true);
+    const s = result.sharing;
+    expect(s.runs).toBeGreaterThan(100);
+    expect(s.runs).toBeLessThan(200);
+    expect(s.hits).toBeGreaterThan(20);
+    expect(s.evictions).toBeGreaterThan(0);
+    expect(s.forks).toBeGreaterThan(20);
+    expect(s.copies).toBeGreaterThan(0);
+  });
+});
+
 describe('the campaign finds a broken engine, shrinks it and replays it', () => {
   it('a double release (bug zoo Z12) is caught as FreeListUnique, and the printed replay reproduces it exactly', () => {
     const faults = { releaseBlockTwice: true, duplicateRelease: true };
