@@ -62,6 +62,11 @@ export interface SystemOptions {
   machines?: Partial<Record<MachineName, AnyCompiled>>;
   /** Whether allocation takes the pool lock (default true; false is the lockless variant of bug zoo Z13). */
   locking?: boolean;
+  /**
+   * Trace v2: whether a step that writes a block others hold is refused until `cow` gives the writer its own
+   * copy (default true; false is the explorer's variant of an engine that writes shared blocks in place).
+   */
+  copyOnWrite?: boolean;
 }
 
 interface Move {
@@ -143,6 +148,7 @@ export class System {
   touched: { kind: MachineName; index: number }[] = [];
   private idsShared = false;
   private readonly retireEnded: boolean;
+  private readonly copyOnWrite: boolean;
   private moves: Move[] = [];
   /** Per block, the slot of its move in the event being attempted (valid where the stamp matches). */
   private blockSlot: Int32Array;
@@ -153,6 +159,7 @@ export class System {
     if (from) {
       // A copy for the explorer: snapshots are immutable, so containers are copied and snapshots shared.
       this.retireEnded = from.retireEnded;
+      this.copyOnWrite = from.copyOnWrite;
       this.machines = from.machines;
       this.requests = from.requests.slice();
       this.requestIds = from.requestIds;
@@ -179,6 +186,7 @@ export class System {
       return;
     }
     this.retireEnded = options.retireEnded === true;
+    this.copyOnWrite = options.copyOnWrite !== false;
     this.machines = { ...MACHINES, ...options.machines };
     this.requests = [];
     this.requestIds = [];
@@ -471,8 +479,8 @@ export class System {
           seen.add(item.req);
           const r = this.req(ev, item.req);
           if (typeof r !== 'number') return r;
-          if (this.header.version !== 1) {
-            const shared = this.sharedBlockWritten(r, item.tokens);
+          if (this.header.version !== 1 && this.copyOnWrite) {
+            const shared = this.sharedBlockWritten(r, item.tokens, gpu);
             if (shared !== null)
               return this.refuse(ev.ev, 'WritesUnshared', `request ${item.req}'s step writes block ${shared}, which ${this.blocks[shared].context.owners.filter((o) => o !== item.req).join(', ')} also hold(s): a shared block is read-only (copy it first: cow)`);
           }
@@ -624,11 +632,14 @@ export class System {
     return server === null ? null : this.workers[this.workerIndex.get(server)!].context.gpu;
   }
 
-  /** Trace v2: a block of r's table that a step of `tokens` more positions writes while others hold it too. */
-  private sharedBlockWritten(r: number, tokens: number): number | null {
+  /**
+   * Trace v2: a block of r's table that a step of `tokens` more positions writes while others hold it too. The
+   * step writes in its worker's pool (`gpu`): after a handoff across GPUs the table also lists the old copy.
+   */
+  private sharedBlockWritten(r: number, tokens: number, gpu: number): number | null {
     const T = this.header.blockSize;
     const from = this.requests[r].context.computed + this.inFlightTokens(r);
-    const table = this.tables[r];
+    const table = this.header.gpus === 1 ? this.tables[r] : this.tables[r].filter((b) => this.poolOf(b) === gpu);
     const last = Math.min(Math.floor((from + tokens - 1) / T), table.length - 1);
     for (let i = Math.floor(from / T); i <= last; i++) if (this.blocks[table[i]].context.owners.length > 1) return table[i];
     return null;

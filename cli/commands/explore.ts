@@ -1,5 +1,5 @@
 // `pdspec explore`: exhaustive bounded model checking of the spec.
-import { configProblems, DEFAULT_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
+import { configProblems, DEFAULT_CONFIG, SHARING_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { formatEvent, writeCounterexample } from '../../properties/explore/counterexample.ts';
 import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { swarmSearch, type SwarmMember } from '../../properties/explore/swarm.ts';
@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { loadPolicy, PolicyFault, PolicyLoadError } from '../../engine/policies/index.ts';
 import { latencyModel, loadProfile } from '../../engine/profile.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
-import { VARIANTS } from '../../properties/explore/variants.ts';
-import { MODES, ALLOCATORS } from '../../spec/trace-format.ts';
+import { defaultConfigFor, VARIANTS } from '../../properties/explore/variants.ts';
+import { MODES, ALLOCATORS, PREFIX_CACHES } from '../../spec/trace-format.ts';
 import type { ReportData } from '../../properties/report-data.ts';
 import { ReportDir } from '../report/report-dir.ts';
 import { checkOutputFile, EXIT, intOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
@@ -18,6 +18,7 @@ const usage = [
   'pdspec explore [--requests N] [--prompt N] [--output N] [--blocks N] [--block-size N] [--chunk N]',
   '               [--resizes N] [--aborts N] [--preemptions N] [--mode MODE] [--allocator lock|decode-owned]',
   '               [--alloc-steps auto|one|three] [--no-symmetry] [--variant NAME] [--max-states N]',
+  '               [--sharing] [--prefix-cache hash|radix] [--prefixes KEY,KEY,...] [--forks N]   (trace v2, shared KV)',
   '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--out cex.jsonl] [--report DIR] [--json]',
   '               [--workers N | --shard I/N] [--seed S]   (a swarm of randomized searches instead of one exhaustive one)',
   '       pdspec explore --merge SHARD.json ...   (the --json outputs of the members of one swarm)',
@@ -37,6 +38,10 @@ const options = {
   allocator: { type: 'string' },
   'alloc-steps': { type: 'string' },
   'no-symmetry': { type: 'boolean' },
+  sharing: { type: 'boolean' },
+  'prefix-cache': { type: 'string' },
+  prefixes: { type: 'string' },
+  forks: { type: 'string' },
   variant: { type: 'string' },
   'max-states': { type: 'string' },
   out: { type: 'string' },
@@ -50,16 +55,32 @@ const options = {
   report: { type: 'string' },
 } as const;
 
+/** Options that choose how to search, not what: with only these (or none), `explore` searches both default bounds. */
+const SEARCH_ONLY = new Set(['no-symmetry', 'max-states', 'json', 'out', 'report']);
+
+/** Whether the options leave the bound at its defaults: then the v1 bound and the sharing bound are both searched. */
+export function defaultBounds(values: Record<string, unknown>): boolean {
+  return Object.entries(values).every(([k, v]) => v === undefined || SEARCH_ONLY.has(k));
+}
+
 export function configFromArgs(values: Record<string, string | boolean | undefined>): ExploreConfig {
-  const d = DEFAULT_CONFIG;
+  const variant = (values.variant as string | undefined) ?? null;
+  if (variant !== null && !VARIANTS[variant]) throw new UsageError(`unknown variant '${variant}' (variants: ${Object.keys(VARIANTS).join(', ')})`);
+  // The bound starts from the v1 default, the sharing default (--sharing or any of its options), or the bound
+  // of a shared-KV variant.
+  const sharing = values.sharing === true || values['prefix-cache'] !== undefined || values.prefixes !== undefined || values.forks !== undefined;
+  const base = defaultConfigFor(variant);
+  const d = !base.sharing && sharing ? SHARING_CONFIG : base;
+  const prefixCache = (values['prefix-cache'] as string | undefined) ?? d.prefixCache;
+  if (!(PREFIX_CACHES as readonly string[]).includes(prefixCache)) throw new UsageError(`--prefix-cache must be one of ${PREFIX_CACHES.join(', ')}`);
+  const prefixes = values.prefixes === undefined ? d.prefixes : String(values.prefixes).split(',');
+  if (!prefixes.every((p) => /^[A-Za-z0-9_.-]{1,16}$/.test(p))) throw new UsageError(`--prefixes must be a comma-separated list of keys (1 to 16 letters, digits, _ . -), got '${values.prefixes}'`);
   const mode = (values.mode as string | undefined) ?? d.mode;
   if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
   const allocator = (values.allocator as string | undefined) ?? d.allocator;
   if (!(ALLOCATORS as readonly string[]).includes(allocator)) throw new UsageError(`--allocator must be one of ${ALLOCATORS.join(', ')}`);
   const allocSteps = (values['alloc-steps'] as string | undefined) ?? d.allocSteps;
   if (!['auto', 'one', 'three'].includes(allocSteps)) throw new UsageError('--alloc-steps must be auto, one or three');
-  const variant = (values.variant as string | undefined) ?? null;
-  if (variant !== null && !VARIANTS[variant]) throw new UsageError(`unknown variant '${variant}' (variants: ${Object.keys(VARIANTS).join(', ')})`);
   const int = (name: string, fallback: number, min: number) => intOption(values[name] as string | undefined, name, fallback, min);
   const prompt = int('prompt', d.prompt, 1);
   const resizes = int('resizes', mode === 'unified' || mode === 'disaggregated' ? 0 : d.resizes, 0);
@@ -78,6 +99,9 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
     aborts: int('aborts', d.aborts, 0),
     preemptions: int('preemptions', d.preemptions, 0),
     splits: mode === 'nexus' ? [{ prefill: 70, decode: 30 }] : d.splits,
+    prefixCache: prefixCache as ExploreConfig['prefixCache'],
+    prefixes,
+    forks: int('forks', d.forks, 0),
     symmetry: !values['no-symmetry'],
     variant,
     maxStates: int('max-states', d.maxStates, 1),
@@ -93,6 +117,7 @@ function describeBound(c: ExploreConfig): string {
     `${c.aborts} abort(s)`,
     `${c.preemptions} preemption(s)`,
     `${c.allocator} allocator`,
+    ...(c.sharing ? [`shared KV (trace v2): prefixes ${c.prefixes.join(',') || 'all distinct'}, ${c.prefixCache} cache, ${c.forks} fork(s)`] : []),
     `symmetry ${c.symmetry ? 'on' : 'off'}`,
     ...(c.variant ? [`variant ${c.variant} (${VARIANTS[c.variant].zoo}: ${VARIANTS[c.variant].says})`] : []),
   ].join(', ');
@@ -130,10 +155,11 @@ function humanReport(r: ExploreResult, out: string | undefined, replay: string, 
           : `shortest counterexample (${f.trace.length} events):`,
     );
     f.trace.forEach((ev, i) => lines.push(`  ${String(i + 1).padStart(3)}  ${formatEvent(ev)}${f.cycle && i === f.trace.length - f.cycle ? '   ← the cycle starts here' : ''}`));
-    if (out) lines.push(`written to ${out} (trace v1) — check it with: npx pdspec conform ${out}`);
+    if (out) lines.push(`written to ${out} (trace v${r.config.sharing ? 2 : 1}) — check it with: npx pdspec conform ${out}`);
     lines.push(`reproduce: ${replay}`);
   }
   // Coverage means something only for a search that went through the whole bound.
+  if (r.verdict === 'verified' && r.sharing) lines.push(`shared KV covered: ${sharingWords(r)}`);
   if (r.verdict === 'verified' && !swarm) {
     if (r.neverEnabled.length) lines.push(`events never enabled at this bound: ${r.neverEnabled.join(', ')}`);
     if (r.neverTaken.length) lines.push(`machine transitions never taken at this bound (${r.neverTaken.length}): ${r.neverTaken.join(', ')}`);
@@ -141,12 +167,21 @@ function humanReport(r: ExploreResult, out: string | undefined, replay: string, 
   return lines.join('\n');
 }
 
+/** The shared KV a search covered, in words: its transitions that hit, evict, fork, copy and insert. */
+export function sharingWords(r: ExploreResult): string {
+  const c = r.sharing!;
+  const n = (x: number) => x.toLocaleString('en');
+  return `${n(c.hits)} prefix hit(s), ${n(c.evictions)} eviction(s), ${n(c.forks)} fork(s), ${n(c.copies)} copy-on-write(s), ${n(c.inserts)} cache insert(s) (edges of the explored state graph)`;
+}
+
 export const exploreCommand: Command = {
   name: 'explore',
   summary: [
     'Explores every interleaving of the spec at a bound: every reached state is checked against every invariant,',
     'deadlocks and (weakly fair) starvation cycles are searched for; a violation comes back as the shortest',
-    `counterexample, written as a trace v1 file. Variants reintroduce bug-zoo mechanisms: ${Object.keys(VARIANTS).join(', ')}.`,
+    'counterexample, written as a trace file that `pdspec conform` rejects. Without options that change the bound, two',
+    'bounds are searched: the v1 default and the shared-KV default (trace v2: prefix hits, evictions, a fork,',
+    `copy-on-write; --sharing alone). Variants reintroduce bug-zoo mechanisms: ${Object.keys(VARIANTS).join(', ')}.`,
     '--report DIR writes the result into the report of `pdspec check`, a counterexample drawn as a timeline.',
     'Exit 0: verified at the bound; 1: a violation; 2: bad configuration.',
   ].join('\n'),
@@ -160,6 +195,7 @@ export const exploreCommand: Command = {
     const seed = intOption(values.seed as string | undefined, 'seed', 1, 0);
     if (values.out !== undefined) checkOutputFile(values.out as string, '--out');
     if (values.report !== undefined) ReportDir.check(values.report as string);
+    if (!values.merge && positionals.length === 0 && defaultBounds(values)) return runDefaultBounds(args, values, seed);
     if (values.merge) {
       if (positionals.length === 0) throw new UsageError(`--merge needs the JSON outputs of the shards\nusage: ${usage}`);
       const results = positionals.map((file) => {
@@ -243,7 +279,7 @@ export const exploreCommand: Command = {
     if (values.json) console.log(JSON.stringify({ ...result, replay, ...(out && result.finding ? { out } : {}) }));
     else console.log(humanReport(result, out, replay, swarm));
     if (values.report !== undefined) {
-      const where = await writeExploreReport(values.report as string, result, config, replay, swarm, args, seed, policySource);
+      const where = await writeExploreReport(values.report as string, [{ r: result, config, replay }], swarm, args, seed, policySource);
       if (!values.json) console.log(`report: ${where}`);
     }
     if (result.verdict === 'incomplete' && swarm) return EXIT.holds;
@@ -255,26 +291,88 @@ export const exploreCommand: Command = {
   },
 };
 
-/** The exploration as a report (cli/report/): one check, and a violation's counterexample as a timeline. */
-async function writeExploreReport(dir: string, r: ExploreResult, config: ExploreConfig, replay: string, swarm: boolean, args: string[], seed: number, policySource: string | null): Promise<string> {
+/**
+ * `pdspec explore` with no option that changes the bound: the v1 default bound, then the shared-KV default
+ * bound (`--sharing`), each reported as its own search; the exit code is the worse of the two.
+ */
+async function runDefaultBounds(args: string[], values: Record<string, string | boolean | undefined>, seed: number): Promise<number> {
+  const configs = [configFromArgs(values), configFromArgs({ ...values, sharing: true })];
+  const problems = [...new Set(configs.flatMap(configProblems))];
+  if (problems.length) throw new UsageError(problems.join('\n'));
+  const replays = [replayCommand(args), replayCommand(['--sharing', ...args])];
+  const tty = process.stderr.isTTY && !process.env.CI && !values.json;
+  const started = performance.now();
+  let lastLine = started;
+  const progress = tty
+    ? (n: number, d: number) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `)
+    : values.json
+      ? undefined
+      : (n: number, d: number) => {
+          const now = performance.now();
+          if (now - lastLine < 10_000) return;
+          lastLine = now;
+          process.stderr.write(`  ${n.toLocaleString('en')} states, depth ${d}, ${((now - started) / 1000).toFixed(0)} s\n`);
+        };
+  const results: ExploreResult[] = [];
+  for (const config of configs) {
+    results.push(explore(config, { progress }));
+    if (tty) process.stderr.write('\r\x1b[K');
+  }
+  const out = values.out as string | undefined;
+  const violated = results.findIndex((r) => r.verdict === 'violated');
+  if (out && violated >= 0) writeCounterexample(out, configs[violated], results[violated].finding!, replays[violated]);
+  if (values.json) console.log(JSON.stringify({ verdict: violated >= 0 ? 'violated' : results.some((r) => r.verdict === 'incomplete') ? 'incomplete' : 'verified', bounds: results.map((r, i) => ({ ...r, replay: replays[i], ...(out && i === violated ? { out } : {}) })) }));
+  else console.log(results.map((r, i) => humanReport(r, i === violated ? out : undefined, replays[i], false)).join('\n\n'));
+  if (values.report !== undefined) {
+    const where = await writeExploreReport(values.report as string, results.map((r, i) => ({ r, config: configs[i], replay: replays[i] })), false, args, seed, null);
+    if (!values.json) console.log(`report: ${where}`);
+  }
+  if (violated >= 0) return EXIT.violated;
+  const cut = results.find((r) => r.verdict === 'incomplete');
+  if (cut) {
+    if (!values.json) console.error(`the bound is too large for --max-states ${cut.config.maxStates}: raise --max-states`);
+    return EXIT.badInput;
+  }
+  return EXIT.holds;
+}
+
+/** The exploration as a report (cli/report/): a check per bound searched, and a violation's counterexample as a timeline. */
+async function writeExploreReport(
+  dir: string,
+  runs: { r: ExploreResult; config: ExploreConfig; replay: string }[],
+  swarm: boolean,
+  args: string[],
+  seed: number,
+  policySource: string | null,
+): Promise<string> {
   const { exploreCheckResult } = await import('../report/results.ts');
   const report = ReportDir.open(dir);
+  const config = runs[0].config;
   const name = config.policy?.name ?? (config.variant ? `spec + ${config.variant}` : 'spec');
-  const check = exploreCheckResult(r, config, replay, report.staging, name);
-  if (swarm && r.verdict === 'verified') Object.assign(check, { property: 'safety rules, deadlock', detail: `every state of the bound (${r.states.toLocaleString('en')}) visited by one member of a swarm: the safety rules hold and nothing deadlocks; starvation is searched by the exhaustive search only` });
-  if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
+  const checks = runs.map(({ r, config: c, replay }) => {
+    // Each bound's counterexample file is named after the bound (a v1 and a v2 one may both fail).
+    const check = exploreCheckResult(r, c, replay, report.staging, runs.length > 1 && c.sharing ? `${name} sharing` : name);
+    if (swarm && r.verdict === 'verified') Object.assign(check, { property: 'safety rules, deadlock', detail: `every state of the bound (${r.states.toLocaleString('en')}) visited by one member of a swarm: the safety rules hold and nothing deadlocks; starvation is searched by the exhaustive search only` });
+    if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
+    return check;
+  });
+  const verdicts = runs.map(({ r }) => r.verdict);
   const data: ReportData = {
     version: 1,
     command: ['pdspec explore', ...args].join(' '),
     seed,
-    verdict: r.verdict === 'violated' ? 'violated' : r.verdict === 'incomplete' && !swarm ? 'bad-input' : 'holds',
+    verdict: verdicts.includes('violated') ? 'violated' : verdicts.includes('incomplete') && !swarm ? 'bad-input' : 'holds',
     startedAt: new Date().toISOString(),
-    seconds: r.seconds,
-    policies: [{ name, source: policySource ?? (config.variant ? `properties/explore/variants.ts (${config.variant})` : 'spec/'), claimsMonotone: false, checks: [check], sweeps: [] }],
+    seconds: runs.reduce((a, { r }) => a + r.seconds, 0),
+    policies: [{ name, source: policySource ?? (config.variant ? `properties/explore/variants.ts (${config.variant})` : 'spec/'), claimsMonotone: false, checks, sweeps: [] }],
     sources: {
       profile: config.policy ? 'llama3-8b-h100: the latency model the policy decides with' : 'none: the exploration is untimed',
       traces: [],
-      notes: [`Bound: ${config.mode}, ${config.requests} requests (prompt ${config.prompt}, output ${config.output}), ${config.blocks} blocks of ${config.blockSize}, ${config.resizes} resize(s), ${config.aborts} abort(s), ${config.preemptions} preemption(s); symmetry ${config.symmetry ? 'on' : 'off'}.`],
+      notes: runs.map(
+        ({ config: c }) =>
+          `Bound: ${c.mode}, ${c.requests} requests (prompt ${c.prompt}, output ${c.output}), ${c.blocks} blocks of ${c.blockSize}, ${c.resizes} resize(s), ${c.aborts} abort(s), ${c.preemptions} preemption(s)` +
+          `${c.sharing ? `; shared KV (trace v2): prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork(s)` : ''}; symmetry ${c.symmetry ? 'on' : 'off'}.`,
+      ),
     },
   };
   return (await report.commit(data)).html;

@@ -15,17 +15,26 @@ export function slug(name: string): string {
 }
 
 export function describeExploreBound(c: ExploreConfig): string {
-  return `${c.requests} requests, ${c.blocks} blocks, ${c.resizes} resize(s), ${c.aborts} abort, ${c.preemptions} preemption`;
+  const shared = c.sharing ? `, shared KV (prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork)` : '';
+  return `${c.requests} requests, ${c.blocks} blocks, ${c.resizes} resize(s), ${c.aborts} abort, ${c.preemptions} preemption${shared}`;
+}
+
+/** What a search at a shared-KV bound covered: its prefix hits, evictions and forks (edges of the state graph). */
+export function describeSharingCoverage(r: ExploreResult): string {
+  if (!r.sharing) return '';
+  const { hits, evictions, forks, copies } = r.sharing;
+  const n = (x: number) => x.toLocaleString('en');
+  return `; covered ${n(hits)} prefix hit(s), ${n(evictions)} eviction(s), ${n(forks)} fork(s) and ${n(copies)} copy-on-write(s)`;
 }
 
 /**
- * An exploration as a report check. A violation's counterexample is written as a trace v1 file into the
- * report directory, named after `label`, so that `pdspec conform` replays it.
+ * An exploration as a report check. A violation's counterexample is written as a trace file (v1, or v2 at a
+ * shared-KV bound) into the report directory, named after `label`, so that `pdspec conform` replays it.
  */
 export function exploreCheckResult(r: ExploreResult, config: ExploreConfig, replay: string, reportDir: string, label: string, seconds = r.seconds): CheckResult {
   const bound = describeExploreBound(config);
   if (r.verdict === 'verified')
-    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states` };
+    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states${describeSharingCoverage(r)}` };
   if (r.verdict === 'incomplete')
     return { check: 'explore', property: '-', family: '-', status: 'error', seconds, detail: `stopped at ${r.states.toLocaleString('en')} states, before the bound was covered (raise --max-states or lower the bound)` };
   const f = r.finding!;

@@ -5,6 +5,11 @@
 //   parameters and progress: the key sorts requests by everything observable about them (their blocks by
 //   position in their table, their place in FIFOs and steps) and renames requests and blocks in that order.
 // Without symmetry reduction the key keeps every id as it is (the count to compare against).
+// Trace v2 adds what sharing makes observable: each request's cache keys (by value: requests with different
+// keys are not interchangeable, and keys are never renamed), each block's key and its holders (a block shared
+// by several requests is named once, where the first of them lists it, and its holders are written by rank),
+// which is enough to tell apart every state the spec tells apart. A judged variant's key is the variant's state
+// and the reference's, both without renaming.
 // A key is a sequence of 32-bit words (state-store.ts keeps them): names and machine states are interned as
 // small codes, and every list is written with its length first, so that different states never share a key.
 import type { System } from '../../spec/system.ts';
@@ -45,6 +50,7 @@ function writeBlockAttrs(out: KeyBuffer, sys: System, b: number, querying: numbe
   out.push(c.committed ? 1 : 0);
   if (c.committed) for (let i = 0; i < querying.length; i++) out.push(c.committedAt > sys.allocators[querying[i]].context.seen ? 1 : 0);
   out.push(sys.holds[b]);
+  if (sys.header.version !== 1) out.push(code(c.key));
 }
 
 function writeRequestAttrs(out: KeyBuffer, sys: System, r: number, querying: number[], opSlots: Map<number, number[]> | null): void {
@@ -63,6 +69,11 @@ function writeRequestAttrs(out: KeyBuffer, sys: System, r: number, querying: num
   const slots = opSlots?.get(r);
   out.push(slots ? slots.length : 0);
   if (slots) for (let i = 0; i < slots.length; i++) out.push(slots[i]);
+  if (sys.header.version !== 1) {
+    const keys = sys.keys[r];
+    out.push(keys.length);
+    for (let i = 0; i < keys.length; i++) out.push(code(keys[i] ?? null));
+  }
   const table = sys.tables[r];
   out.push(table.length);
   for (let i = 0; i < table.length; i++) writeBlockAttrs(out, sys, table[i], querying);
@@ -79,8 +90,15 @@ const scratch = new KeyBuffer();
 
 /** Writes the key of a search state into `out` (cleared first); equal keys mean states with the same future (up to renaming, with symmetry). */
 export function writeKey(node: Node, symmetry: boolean, out: KeyBuffer): void {
-  const sys = node.sys;
   out.length = 0;
+  out.push(node.preemptions);
+  if (!node.ref) return writeSystem(node.sys, symmetry, out);
+  writeSystem(node.sys, false, out);
+  writeSystem(node.ref, false, out);
+}
+
+/** Appends the key of a system to `out`. */
+function writeSystem(sys: System, symmetry: boolean, out: KeyBuffer): void {
   scratch.length = 0;
   // Workers in id order, not in the order they started: which new worker of a resize started first has no
   // bearing on the future (the generator and the spec find workers by id or role).
@@ -147,7 +165,6 @@ export function writeKey(node: Node, symmetry: boolean, out: KeyBuffer): void {
     for (let b = 0; b < n; b++) blockName[b] = b;
   }
 
-  out.push(node.preemptions);
   out.push(querying.length); // how many comparison bits each committed block carries below
   out.push(R);
   for (const r of order) {

@@ -28,6 +28,22 @@ export interface ExploreConfig {
    * when it does not (the lockless variant), where their interleaving is the point.
    */
   allocSteps: 'three' | 'one' | 'auto';
+  /**
+   * Trace v2, shared KV: the requests' prompts carry cache keys (`prefixes`), and the engine may enter full
+   * blocks in the prefix cache, hit them, evict them, fork a decoding request (`forks`) and copy a shared
+   * block before writing it. Off: trace v1, one owner per block.
+   */
+  sharing: boolean;
+  /** Trace v2: how the cache holds blocks (the header's `prefixCache`). */
+  prefixCache: 'hash' | 'radix';
+  /**
+   * Trace v2: the key of each request's first full prompt block, by arrival (a request past the list gets a
+   * key of its own). Requests with the same key have the same full prompt blocks (a later block's key is the
+   * first key and its position), so they may hit each other's.
+   */
+  prefixes: string[];
+  /** Trace v2: forks that may happen (each a new request in its parent's state). */
+  forks: number;
   /** Canonical hashing under block and request symmetry. */
   symmetry: boolean;
   /** A spec variant (see variants.ts), or null for the reference spec. */
@@ -62,10 +78,43 @@ export const DEFAULT_CONFIG: ExploreConfig = {
   aborts: 1,
   preemptions: 1,
   allocSteps: 'auto',
+  sharing: false,
+  prefixCache: 'hash',
+  prefixes: [],
+  forks: 0,
   symmetry: true,
   variant: null,
   maxStates: Math.min(5_000_000, stateCapacity()),
 };
+
+/**
+ * The default bound of shared KV (trace v2, `--sharing`): two requests whose prompts share their first full
+ * block (key `a`), in semi-PD on one pool of 4 blocks of 2 tokens. Prompts of 3 tokens make that block
+ * cacheable and hittable (a hit never covers the last position); an output of 2 makes a decode step that
+ * writes the block a fork shares, so that it must be copied first. Pressure on the pool brings evictions.
+ */
+export const SHARING_CONFIG: ExploreConfig = {
+  ...DEFAULT_CONFIG,
+  requests: 2,
+  prompt: 3,
+  output: 2,
+  blocks: 4,
+  blockSize: 2,
+  chunk: 3,
+  resizes: 0,
+  aborts: 1,
+  preemptions: 1,
+  sharing: true,
+  prefixes: ['a', 'a'],
+  forks: 1,
+};
+
+/** The cache keys of request `i`'s full prompt blocks (trace v2). */
+export function keysOf(config: ExploreConfig, i: number): string[] {
+  const first = config.prefixes[i] ?? `k${i}`;
+  const full = Math.floor(config.prompt / config.blockSize);
+  return Array.from({ length: full }, (_, j) => (j === 0 ? first : `${first}${j}`));
+}
 
 /** The trace header of the explored system (also the header of every counterexample). */
 export function headerOf(config: ExploreConfig): TraceHeader {
@@ -75,6 +124,7 @@ export function headerOf(config: ExploreConfig): TraceHeader {
     blockSize: config.blockSize,
     sms: 132,
     allocator: config.allocator,
+    ...(config.sharing ? { version: 2 as const, prefixCache: config.prefixCache } : {}),
     source: `pdspec explore${config.variant ? ` --variant ${config.variant}` : ''}`,
   });
 }
@@ -84,8 +134,13 @@ export function configProblems(c: ExploreConfig): string[] {
   const problems: string[] = [];
   const positive: (keyof ExploreConfig)[] = ['requests', 'prompt', 'output', 'blocks', 'blockSize', 'chunk', 'maxStates'];
   for (const k of positive) if (!Number.isInteger(c[k]) || (c[k] as number) < 1) problems.push(`--${kebab(k)} must be an integer ≥ 1`);
-  for (const k of ['resizes', 'aborts', 'preemptions'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`--${k} must be an integer ≥ 0`);
-  if (c.requests > 8) problems.push('--requests above 8 is beyond what exhaustive search can finish; use the property campaign for large workloads');
+  for (const k of ['resizes', 'aborts', 'preemptions', 'forks'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`--${k} must be an integer ≥ 0`);
+  if (c.forks > 0 && !c.sharing) problems.push('--forks needs --sharing (a fork shares its parent\'s blocks: trace v2)');
+  if (c.sharing && c.prompt <= c.blockSize) problems.push(`--sharing needs a prompt longer than a block (--prompt > --block-size ${c.blockSize}): a hit covers whole blocks and never the last position`);
+  if (c.prefixCache !== 'hash' && c.prefixCache !== 'radix') problems.push('--prefix-cache must be hash or radix');
+  if (!Array.isArray(c.prefixes) || !c.prefixes.every((p) => typeof p === 'string' && /^[A-Za-z0-9_.-]{1,16}$/.test(p))) problems.push('--prefixes must be a comma-separated list of keys (letters, digits, _ . -)');
+  if (c.requests + c.forks > 8)
+    problems.push(`${c.forks > 0 ? '--requests and --forks together' : '--requests'} above 8 is beyond what exhaustive search can finish; use the property campaign for large workloads`);
   if (c.blocks > 64) problems.push('--blocks above 64 is beyond what exhaustive search can finish');
   if (c.resizes > c.splits.length * 4) problems.push('more resizes than splits to resize to');
   if (c.mode === 'unified' && c.resizes > 0) problems.push('a unified worker has no split to resize; use --resizes 0');

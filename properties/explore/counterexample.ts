@@ -1,4 +1,5 @@
-// Counterexamples as trace v1: the same file `pdspec conform` reads, so a violation the explorer finds in a
+// Counterexamples as trace files (v1, or v2 at a shared-KV bound: the header is the explored system's): the
+// same file `pdspec conform` reads, so a violation the explorer finds in a
 // spec variant is a trace the reference spec rejects, with the same rule.
 import { writeFileSync } from 'node:fs';
 import type { TraceEvent, TraceHeader } from '../../spec/trace-format.ts';
@@ -23,7 +24,7 @@ export function asTrace(events: TraceEvent[]): TraceEvent[] {
   });
 }
 
-/** The counterexample as the lines of a trace v1 file. */
+/** The counterexample as the lines of a trace file (the version of the explored system's header). */
 export function counterexampleLines(config: ExploreConfig, finding: Finding, replay: string): string[] {
   const header: TraceHeader = {
     ...headerOf(config),

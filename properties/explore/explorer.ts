@@ -15,7 +15,8 @@ import { KeyBuffer, StateStore } from './state-store.ts';
 import { VARIANTS, type Variant } from './variants.ts';
 
 export interface Finding {
-  kind: 'invariant' | 'at-rest' | 'deadlock' | 'starvation';
+  /** `guard`: a judged variant took an event the reference spec refuses (the last event of `trace`). */
+  kind: 'invariant' | 'at-rest' | 'deadlock' | 'starvation' | 'guard';
   rule: string;
   message: string;
   /** The events from the initial state to the violation (for starvation: to the cycle, then the cycle). */
@@ -39,7 +40,22 @@ export interface ExploreResult {
   neverEnabled: EventName[];
   /** Machine transitions (`machine:state:event`) of the reference machines never taken at this bound. */
   neverTaken: string[];
+  /** Trace v2 (`sharing`): transitions of the search that are prefix-cache inserts, hits, evictions, forks and copies. */
+  sharing?: SharingCoverage;
   finding?: Finding;
+}
+
+/** How much shared KV a search covered: its transitions by event (each an edge between two distinct states). */
+export interface SharingCoverage {
+  inserts: number;
+  hits: number;
+  evictions: number;
+  forks: number;
+  copies: number;
+}
+
+export function sharingCoverage(events: Partial<Record<EventName, number>>): SharingCoverage {
+  return { inserts: events.cache_insert ?? 0, hits: events.cache_hit ?? 0, evictions: events.evict ?? 0, forks: events.fork ?? 0, copies: events.cow ?? 0 };
 }
 
 /** Bytes in use: the JS heap and the typed arrays outside it. */
@@ -66,10 +82,18 @@ class IntList {
 }
 
 export function initialNode(config: ExploreConfig, variant: Variant | null): Node {
-  return { sys: new System(headerOf(config), variant?.system ?? {}), preemptions: variant?.unboundedPreemption ? -1 : 0 };
+  const header = headerOf(config);
+  return {
+    sys: new System(header, variant?.system ?? {}),
+    preemptions: variant?.unboundedPreemption ? -1 : 0,
+    ...(variant?.judged ? { ref: new System(header) } : {}),
+  };
 }
 
-/** Applies a proposal to a copy of the node; null when the spec refuses it. */
+/**
+ * Applies a proposal to a copy of the node; null when the spec (the variant's, for a variant) refuses it. For
+ * a judged variant, the reference spec takes the event too: where it refuses, the node says so (`refused`).
+ */
 export function successor(node: Node, ev: TraceEvent, fired: string[] | null = null): Node | null {
   node.sys.fired = fired;
   const pending = node.sys.attempt(ev);
@@ -78,7 +102,27 @@ export function successor(node: Node, ev: TraceEvent, fired: string[] | null = n
   const sys = node.sys.clone();
   sys.commit(ev, pending);
   // Preemptions are counted against the bound; where they are unbounded the count is not part of the state.
-  return { sys, preemptions: node.preemptions + (ev.ev === 'preempt' && node.preemptions >= 0 ? 1 : 0) };
+  const preemptions = node.preemptions + (ev.ev === 'preempt' && node.preemptions >= 0 ? 1 : 0);
+  if (!node.ref) return { sys, preemptions };
+  const judged = node.ref.attempt(ev);
+  if (!Array.isArray(judged)) return { sys, preemptions, ref: node.ref, refused: judged };
+  const ref = node.ref.clone();
+  ref.commit(ev, judged);
+  return { sys, preemptions, ref };
+}
+
+/** A judged variant's event that the reference refuses, as a finding (the rule and message `conform` gives). */
+export function refusalFinding(next: Node, trace: TraceEvent[]): Finding {
+  const r = next.refused!;
+  return { kind: 'guard', rule: r.protects, message: `the reference spec refuses ${trace[trace.length - 1].ev}: ${r.message}`, trace };
+}
+
+/**
+ * Events that observe the state and change nothing (the cache's counters): not transitions of the search — a
+ * self-loop in every state would hide deadlocks and rest states — but a judged variant's may be refused.
+ */
+export function isObservation(ev: TraceEvent): boolean {
+  return ev.ev === 'cache_size';
 }
 
 /** The events along a path of (proposal index) choices from the initial state. */
@@ -143,7 +187,8 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
     queue[i] = undefined;
     const depth = depthOf.data[i];
     maxDepth = Math.max(maxDepth, depth);
-    const broken = checkState(node.sys);
+    // A judged variant: the invariants are the reference's, on the trace the variant wrote (as conform checks it).
+    const broken = checkState(node.ref ?? node.sys);
     if (broken) {
       finding = { kind: 'invariant', rule: broken.invariant, message: broken.message, trace: replay(config, variant, pathTo(i)).trace };
       break;
@@ -155,6 +200,14 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
       const firedNow: string[] = [];
       const next = successor(node, ev, firedNow);
       if (!next) continue;
+      if (next.refused) {
+        finding = refusalFinding(next, [...replay(config, variant, pathTo(i)).trace, ev]);
+        break search;
+      }
+      if (isObservation(ev)) {
+        events[ev.ev] = (events[ev.ev] ?? 0) + 1;
+        continue;
+      }
       enabled++;
       transitions++;
       events[ev.ev] = (events[ev.ev] ?? 0) + 1;
@@ -199,7 +252,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
         };
         break;
       }
-      const rest = checkAtRest(node.sys);
+      const rest = checkAtRest(node.ref ?? node.sys);
       if (rest) {
         finding = { kind: 'at-rest', rule: rest.invariant, message: rest.message, trace: replay(config, variant, pathTo(i)).trace };
         break;
@@ -235,6 +288,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
     events,
     neverEnabled,
     neverTaken: [...new Set(neverTaken)],
+    ...(config.sharing ? { sharing: sharingCoverage(events) } : {}),
     ...(finding ? { finding } : {}),
   };
 }
@@ -397,7 +451,7 @@ function replayLasso(config: ExploreConfig, variant: Variant | null, prefix: num
   for (const want of cycleKeys) {
     const ev = proposals(cur, config, variant).find((p) => {
       const next = successor(cur, p);
-      return next !== null && !isProgress(p) && stateKey(next, config.symmetry) === want;
+      return next !== null && !next.refused && !isObservation(p) && !isProgress(p) && stateKey(next, config.symmetry) === want;
     });
     if (!ev) throw new Error('the cycle could not be replayed');
     trace.push(ev);

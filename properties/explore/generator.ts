@@ -2,9 +2,10 @@
 // controller may propose next. Proposals are a superset; the spec's guards decide which are allowed (a
 // refused proposal is simply not a transition). Every choice a real engine has is a branch here: which
 // worker, which request, which blocks, when to abort, preempt or resize.
+import type { Refusal } from '../../spec/machine-kit.ts';
 import type { System } from '../../spec/system.ts';
 import type { TraceEvent } from '../../spec/trace-format.ts';
-import type { ExploreConfig } from './config.ts';
+import { keysOf, type ExploreConfig } from './config.ts';
 import type { Variant } from './variants.ts';
 
 /** A state of the search: the system and the environment's own counters. */
@@ -12,6 +13,10 @@ export interface Node {
   sys: System;
   /** Preemptions so far, or -1 where they are not bounded (and not counted). */
   preemptions: number;
+  /** A judged variant (variants.ts): the reference spec, judging the events `sys` (the variant) takes. */
+  ref?: System;
+  /** A judged variant: the reference spec's refusal of the event that led here (the node is not explored). */
+  refused?: Refusal;
 }
 
 const LIVE_WORKER = new Set(['idle', 'busy']);
@@ -65,7 +70,10 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
   // --- requests arrive in order (they are identical, so the order loses nothing), and before anything else:
   // an arrival only adds a waiting request, so it commutes with every other event and disables none;
   // moving it first reaches the same states (a partial-order reduction).
-  if (sys.requests.length < config.requests) return [{ t, ev: 'arrive', req: `r${sys.requests.length}`, prompt: config.prompt, maxTokens: config.output }];
+  if (sys.requests.length < config.requests) {
+    const i = sys.requests.length;
+    return [{ t, ev: 'arrive', req: `r${i}`, prompt: config.prompt, maxTokens: config.output, ...(config.sharing ? { keys: keysOf(config, i) } : {}) }];
+  }
 
   // --- per request
   const needs: { req: string; pool: number; need: number; allocators: string[] }[] = [];
@@ -137,9 +145,19 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
     }
   }
 
+  // --- trace v2: the prefix cache, forks and copy-on-write
+  // The pools where some request cannot get the blocks it needs (or a copy-on-write a free block).
+  const short = new Set<number>();
+  for (const n of needs) if (freeIn(n.pool).length < n.need) short.add(n.pool);
+  if (config.sharing) {
+    sharingProposals(sys, config, variant, freeIn, allSubsets, short, out);
+    evictions(sys, config, short, out);
+  }
+  const pressure = short.size > 0;
+
   // --- preemption: a decoding request is retracted when some request cannot get the blocks it needs
   const preemptionsLeft = variant?.unboundedPreemption || node.preemptions < config.preemptions;
-  if (preemptionsLeft && needs.some((n) => freeIn(n.pool).length < n.need)) {
+  if (preemptionsLeft && pressure) {
     for (let r = 0; r < sys.requests.length; r++) {
       const { value, context: c } = sys.requests[r];
       const victim = value === 'decoding' || (value === 'prefilling' && variant?.unboundedPreemption);
@@ -228,12 +246,101 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
     if (ev.ev === 'alloc_take' || ev.ev === 'alloc_commit' || ev.ev === 'arrive' || ev.ev === 'abort') return true;
     if ('worker' in ev && allocating.has(ev.worker)) return false;
     if ((ev.ev === 'handoff' || ev.ev === 'migrate') && (allocating.has(ev.from) || allocating.has(ev.to))) return false;
-    if ('req' in ev) {
-      const server = sys.requests[sys.requestIndex.get(ev.req)!].context.server;
+    const req = 'req' in ev ? ev.req : ev.ev === 'fork' ? ev.parent : null;
+    if (req !== null) {
+      const server = sys.requests[sys.requestIndex.get(req)!].context.server;
       if (server !== null && allocating.has(server)) return false;
     }
     return true;
   });
+}
+
+/**
+ * Trace v2 proposals: entering a request's full blocks in the cache, hits on cached blocks before a request's
+ * first step, evictions when some request cannot get the blocks it needs (vLLM evicts lazily, when it
+ * allocates; SGLang when the pool runs short), forks of decoding requests (bounded), copies of a shared block
+ * a request's next step writes, and the cache's counters as the engine reports them. Adds to `short` the
+ * pools where a copy cannot get a free block (pressure, as where an allocation cannot).
+ */
+function sharingProposals(sys: System, config: ExploreConfig, variant: Variant | null, freeIn: (pool: number) => number[], allSubsets: boolean, short: Set<number>, out: TraceEvent[]): void {
+  const t = 0;
+  const T = config.blockSize;
+  const B = config.blocks;
+  const poolOfServer = (server: string | null) => (server === null ? 0 : sys.workers[sys.workerIndex.get(server)!].context.gpu);
+  const computing = (r: number) => {
+    let n = 0;
+    for (const key of sys.reqOps[r]) {
+      const op = sys.ops.get(key)!;
+      if (op.kind !== 'step') continue;
+      const k = op.reqs.indexOf(r);
+      if (k >= 0) n += op.tokens[k];
+    }
+    return n;
+  };
+  const forksLeft = sys.requests.length - config.requests < config.forks;
+  for (let r = 0; r < sys.requests.length; r++) {
+    const { value, context: c } = sys.requests[r];
+    if (value === 'waiting' || value === 'retracting' || value === 'finished' || value === 'aborted') continue;
+    const id = sys.requestIds[r];
+    const keys = sys.keys[r];
+    const table = sys.tables[r];
+    const length = c.prompt + c.generated;
+    const pool = poolOfServer(c.server);
+    // Full blocks (computed, or being computed by a step in flight) enter the cache under their keys.
+    const full = c.computed + computing(r);
+    for (let i = 0; i < table.length && i < keys.length && (i + 1) * T <= full; i++) {
+      const key = keys[i];
+      const blk = sys.blocks[table[i]];
+      if (key !== undefined && blk.value === 'owned' && blk.context.key === null) out.push({ t, ev: 'cache_insert', req: id, block: table[i], key });
+    }
+    // A hit, before the first step and block: cached blocks under the request's first keys (any cached block
+    // for a variant that does not compare keys), whole blocks, never the last position.
+    if (value === 'prefilling' && c.computed === 0 && c.inFlight === 0 && table.length === 0) {
+      const most = Math.min(keys.length, Math.floor((length - 1) / T));
+      let prefixes: number[][] = [[]];
+      for (let i = 0; i < most; i++) {
+        const candidates: number[] = [];
+        for (let b = pool * B; b < (pool + 1) * B; b++) {
+          const k = sys.blocks[b].context.key;
+          if (k !== null && (k === keys[i] || variant?.hitsAnyKey)) candidates.push(b);
+        }
+        prefixes = prefixes.flatMap((p) => candidates.filter((b) => !p.includes(b)).map((b) => [...p, b]));
+        if (prefixes.length === 0) break;
+        for (const blocks of prefixes) out.push({ t, ev: 'cache_hit', req: id, blocks, tokens: blocks.length * T });
+      }
+    }
+    if (value !== 'decoding' || c.server === null || c.tokenOwed || c.inFlight > 0) continue;
+    if (forksLeft && c.generated < config.output) out.push({ t, ev: 'fork', parent: id, child: `r${sys.requests.length}` });
+    // Copy-on-write: the block the next decode step writes (in its worker's pool), where others hold it too.
+    const here = sys.header.gpus === 1 ? table : table.filter((b) => sys.poolOf(b) === pool);
+    const at = Math.floor(c.computed / T);
+    if (at < here.length && sys.blocks[here[at]].context.owners.length > 1) {
+      const copies = freeIn(pool);
+      if (copies.length === 0) short.add(pool);
+      for (const [copy] of choose(copies, 1, allSubsets)) out.push({ t, ev: 'cow', worker: c.server, req: id, shared: here[at], copy });
+    }
+  }
+  // The engine's own counters (SGLang's evictable_size_ and protected_size_): an observation, which changes
+  // nothing, and which the reference refuses where a variant's cache has lost count.
+  const size = sys.cacheSize();
+  out.push({ t, ev: 'cache_size', evictable: size.evictable * T, protected: size.protected * T });
+}
+
+/**
+ * Evictions of cached blocks in the pools where some request cannot get the blocks it needs. vLLM's
+ * allocation evicts only blocks on the free queue (no request holds them); SGLang's radix cache looks for
+ * pages among all its nodes, and must skip those a request has locked (the spec refuses them): under a radix
+ * cache held blocks are proposed too. (vLLM's connector path, which uncaches a held block, is left out: the
+ * request would enter it in the cache again, and the two would make a cycle without progress.)
+ */
+function evictions(sys: System, config: ExploreConfig, pools: Set<number>, out: TraceEvent[]): void {
+  const B = config.blocks;
+  const held = config.prefixCache === 'radix';
+  for (const pool of pools)
+    for (let b = pool * B; b < (pool + 1) * B; b++) {
+      const { value, context } = sys.blocks[b];
+      if (context.key !== null && (held || value === 'cached')) out.push({ t: 0, ev: 'evict', block: b, key: context.key });
+    }
 }
 
 /** The request an event concerns (for liveness: whether a request is enabled, and whether it advances). */

@@ -3,7 +3,7 @@
 // exhausted the bound verifies it; otherwise the swarm found nothing, which is not a proof.
 import { Worker } from 'node:worker_threads';
 import type { ExploreConfig } from './config.ts';
-import type { ExploreResult } from './explorer.ts';
+import { sharingCoverage, type ExploreResult } from './explorer.ts';
 import type { EventName } from '../../spec/trace-format.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
@@ -53,6 +53,7 @@ export function mergeResults(results: ExploreResult[]): ExploreResult {
     events,
     neverEnabled: results[0].neverEnabled.filter((e) => !events[e]),
     neverTaken: [...neverTaken],
+    ...(results[0].config.sharing ? { sharing: sharingCoverage(events) } : {}),
     ...(violated.length ? { finding: violated[0].finding } : {}),
   };
 }

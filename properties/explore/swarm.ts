@@ -8,7 +8,7 @@ import { checkAtRest, checkState } from '../../spec/invariants.ts';
 import type { TraceEvent } from '../../spec/trace-format.ts';
 import type { ExploreConfig } from './config.ts';
 import type { ExploreResult, Finding } from './explorer.ts';
-import { initialNode, memoryInUse, successor } from './explorer.ts';
+import { initialNode, isObservation, memoryInUse, refusalFinding, sharingCoverage, successor } from './explorer.ts';
 import { proposals, type Node } from './generator.ts';
 import { writeKey } from './canonical.ts';
 import { KeyBuffer, StateStore } from './state-store.ts';
@@ -62,7 +62,7 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
   const stack: { node: Node; todo: TraceEvent[]; via: TraceEvent | null }[] = [];
   const enter = (node: Node, via: TraceEvent | null): boolean => {
     const trace = () => [...stack.slice(1).map((f) => f.via!), ...(via ? [via] : [])];
-    const broken = checkState(node.sys);
+    const broken = checkState(node.ref ?? node.sys);
     if (broken) {
       finding = { kind: 'invariant', rule: broken.invariant, message: broken.message, trace: trace() };
       return false;
@@ -87,7 +87,7 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
         const trace = stack.slice(1).map((f) => f.via!);
         if (frame.node.sys.liveCount > 0) finding = { kind: 'deadlock', rule: 'deadlock', message: 'nothing can move while requests are live', trace };
         else {
-          const rest = checkAtRest(frame.node.sys);
+          const rest = checkAtRest(frame.node.ref ?? frame.node.sys);
           if (rest) finding = { kind: 'at-rest', rule: rest.invariant, message: rest.message, trace };
         }
       }
@@ -97,6 +97,11 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
     }
     const next = successor(frame.node, ev);
     if (!next) continue;
+    if (next.refused) {
+      finding = refusalFinding(next, [...stack.slice(1).map((f) => f.via!), ev]);
+      break;
+    }
+    if (isObservation(ev)) continue;
     enabledHere.set(frame.node, (enabledHere.get(frame.node) ?? 0) + 1);
     transitions++;
     events[ev.ev] = (events[ev.ev] ?? 0) + 1;
@@ -119,6 +124,7 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
     events,
     neverEnabled: [],
     neverTaken: [],
+    ...(config.sharing ? { sharing: sharingCoverage(events) } : {}),
     ...(finding ? { finding } : {}),
   };
 }

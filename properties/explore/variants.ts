@@ -2,11 +2,18 @@
 // from the bug zoo. The explorer must refute each at the default bound while the reference spec verifies
 // clean. A variant is built the way XState swaps implementations — `machine.provide({ guards })` — and the
 // compiled transition function is derived from the provided machine.
+//
+// The shared-KV variants (trace v2) are explored at the sharing bound and judged: the variant runs as the
+// engine, and every event it takes is checked by the reference spec as `pdspec conform` checks a trace
+// (explorer.ts). Their bugs break rules that only a guard can see (a write to a shared block, an eviction
+// under a lock, the cache's counters) or that show only when a later event meets the damage (a reference
+// count that was ignored), so the counterexample is the first event the reference refuses.
 import { blockMachine, blockParts } from '../../spec/kv.ts';
 import { compileMachine, type GuardDef, type MachineParts } from '../../spec/machine-kit.ts';
 import { workerMachine, workerParts } from '../../spec/partition.ts';
 import { requestMachine, requestParts } from '../../spec/request.ts';
 import type { MachineName, SystemOptions } from '../../spec/system.ts';
+import { DEFAULT_CONFIG, SHARING_CONFIG, type ExploreConfig } from './config.ts';
 import type { AnyStateMachine } from 'xstate';
 
 export interface Variant {
@@ -20,6 +27,12 @@ export interface Variant {
   duplicateRelease?: true;
   /** Preemptions are not counted: the scheduler may retract again and again. */
   unboundedPreemption?: true;
+  /** Trace v2: explored at the sharing bound (SHARING_CONFIG), with these changes. */
+  sharing?: Partial<ExploreConfig>;
+  /** The variant runs as the engine and the reference spec judges each event it takes (as `conform` would). */
+  judged?: true;
+  /** Extra proposals the variant's engine makes: hits on cached blocks whatever their key. */
+  hitsAnyKey?: true;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -88,7 +101,58 @@ export const VARIANTS: Record<string, Variant> = {
     system: { machines: machines({ request: withGuards(requestMachine, requestParts, { preemptsPrefill: () => true }) }) },
     unboundedPreemption: true,
   },
+  // --- trace v2, shared KV
+  'hit-ignores-key': {
+    name: 'hit-ignores-key',
+    zoo: 'Z2',
+    says: 'a prefix-cache hit takes a cached block without comparing its key with the one the request expects there',
+    expect: 'CacheCoherent',
+    system: { machines: machines({ block: withGuards(blockMachine, blockParts, { keyMatches: () => true }) }) },
+    // Two prefixes: a hit can only be wrong where some cached block is not the request's.
+    sharing: { prefixes: ['a', 'b'], forks: 0 },
+    judged: true,
+    hitsAnyKey: true,
+  },
+  'refcount-ignored': {
+    name: 'refcount-ignored',
+    zoo: 'Z1',
+    says: "a request's free returns a block to the free list (cached, so evictable) even when other requests still hold it",
+    // The engine's own counters then call a held block evictable: the first thing the reference sees.
+    expect: 'CacheSizeAccounted',
+    system: { machines: machines({ block: withGuards(blockMachine, blockParts, { heldByOthers: () => false, lastUncached: ({ context }: any) => context.key === null }) }) },
+    sharing: { forks: 0 },
+    judged: true,
+  },
+  'evict-locked': {
+    name: 'evict-locked',
+    zoo: 'Z16',
+    says: 'the radix cache evicts a node whose pages a request still reads under its lock',
+    expect: 'NoEvictWhileLocked',
+    system: { machines: machines({ block: withGuards(blockMachine, blockParts, { unlocked: () => true }) }) },
+    // A pool of three blocks: the second request's allocation is short as soon as the first holds two.
+    sharing: { prefixCache: 'radix', forks: 0, blocks: 3 },
+    judged: true,
+  },
+  'write-shared': {
+    name: 'write-shared',
+    zoo: 'Z1',
+    says: "a forked request's step writes the last block it shares with its parent in place, without copying it first",
+    expect: 'WritesUnshared',
+    system: { copyOnWrite: false },
+    sharing: {},
+    judged: true,
+  },
 };
 
 /** The variants that are refuted with a safety counterexample (the bug zoo rows of the explorer). */
 export const SAFETY_VARIANTS = ['lockless-allocator', 'switch-drops-fifo', 'free-on-output', 'lost-completion-signal', 'duplicate-release'];
+
+/** The shared-KV variants (trace v2), refuted at the sharing bound. */
+export const SHARING_VARIANTS = ['hit-ignores-key', 'refcount-ignored', 'evict-locked', 'write-shared'];
+
+/** The bound a variant is explored at by default: the v1 default, or the sharing bound with the variant's changes. */
+export function defaultConfigFor(variant: string | null): ExploreConfig {
+  const v = variant === null ? null : VARIANTS[variant];
+  if (v?.sharing) return { ...SHARING_CONFIG, ...v.sharing, variant };
+  return { ...DEFAULT_CONFIG, variant };
+}
