@@ -93,7 +93,7 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   if (!s) ctx.sharing.set(mode, (s = explore(sharing)));
   const seconds = (performance.now() - t0) / 1000;
   if (s.verdict !== 'verified') return exploreCheckResult(s, sharing, sharingReplay(sharing), ctx.reportDir, `${policyName} sharing`, seconds);
-  return { ...v1, seconds, detail: `${v1.detail}; shared KV (trace v2) at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}` };
+  return { ...v1, seconds, detail: `${v1.detail}; trace v2 at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}` };
 }
 
 /** The shared-KV bound (trace v2) `check` searches in a mode: the explorer's `--sharing` default, smaller with two pools. */
