@@ -4,7 +4,7 @@
 // (the end of a trace, a state with nothing left to do); the protocol rules are the guards' reasons.
 import type { System } from './system.ts';
 
-export type Family = 'NoLeak' | 'SingleOwnership' | 'SharedKv' | 'NothingLost' | 'Protocol';
+export type Family = 'NoLeak' | 'SingleOwnership' | 'SharedKv' | 'NothingLost' | 'OutputInvariance' | 'Protocol';
 
 interface RuleInfo {
   family: Family;
@@ -88,6 +88,26 @@ export const RULES = {
     family: 'SharedKv',
     kind: 'guard',
     says: 'A cache hit, before the request’s first step, covers whole blocks of its prefix and never its whole sequence: the positions it skips are exactly those its blocks hold, and the last position is always computed (trace v2).',
+  },
+  StepsInOrder: {
+    family: 'NothingLost',
+    kind: 'guard',
+    says: 'A step of a request starts where its computed and accepted positions end and computes consecutive positions, so no position is skipped, computed twice, or computed on top of rolled-back drafts (bug zoo Z19) (trace v3).',
+  },
+  KvMatchesOutput: {
+    family: 'OutputInvariance',
+    kind: 'guard',
+    says: 'Where a step names the token ids it writes, every position of the request’s output holds the token the output has there, so the cache never holds a token the output lacks (bug zoo Z18) (trace v3).',
+  },
+  AcceptIsPrefix: {
+    family: 'OutputInvariance',
+    kind: 'guard',
+    says: 'A speculative verify accepts a prefix of its drafts, says how many at its end, and is followed by exactly that many tokens, the accepted drafts themselves, then the correction or bonus token: speculative decoding emits what plain greedy decoding would (trace v3).',
+  },
+  DraftsAtTail: {
+    family: 'Protocol',
+    kind: 'guard',
+    says: 'Draft positions are the last positions of a decoding request’s step, right after the position of its last token, so acceptance is a prefix and rolled-back positions are the step’s last (trace v3).',
   },
   ServedByLiveWorker: {
     family: 'NothingLost',

@@ -21,6 +21,8 @@ export interface RequestContext {
   inFlight: number;
   /** A step computed the whole sequence: its token must be appended next. */
   tokenOwed: boolean;
+  /** Trace v3: accepted draft tokens still to append before the owed token (the correction or bonus). */
+  extraOwed: number;
   /** Handed off across GPUs: the KV has not arrived at the decode side yet. */
   awaitingKv: boolean;
   /** Ended while a step or transfer used its blocks: the free waits for that op's completion signal. */
@@ -32,14 +34,14 @@ export type RequestEvent =
   | { type: 'alloc' | 'alloc_take'; pool: number; count: number }
   | { type: 'cache_hit'; pool: number; count: number; tokens: number; blockSize: number; keyed: number }
   | { type: 'fork' }
-  | { type: 'step_begin'; worker: string; role: string; tokens: number; pool: number; blockSize: number }
-  | { type: 'step_end'; tokens: number }
+  | { type: 'step_begin'; worker: string; role: string; tokens: number; pool: number; blockSize: number; from: number | null; draft: number }
+  | { type: 'step_end'; tokens: number; draft: number; accepted: number }
   | { type: 'token'; index: number }
   | { type: 'handoff'; from: string; to: string; toRole: string; crossGpu: boolean }
   | { type: 'join'; worker: string; role: string }
   | { type: 'transfer_begin'; to: string }
   | { type: 'transfer_end'; ok: boolean }
-  | { type: 'preempt'; worker: string }
+  | { type: 'preempt'; worker: string; anyPhase: boolean }
   | { type: 'free'; pool: number; count: number; remaining: number; serverPool: number }
   | { type: 'finish' }
   | { type: 'abort' }
@@ -82,11 +84,38 @@ const guards = {
     explain: (c) => `${c.inFlight} step or transfer still in flight on its blocks`,
   },
   chunkFits: {
-    check: ({ context, event }) => context.computed + (event as Ev<'step_begin'>).tokens <= length(context),
+    check: ({ context, event }) => context.computed + (event as Ev<'step_begin'>).tokens - (event as Ev<'step_begin'>).draft <= length(context),
     protects: 'LifecycleOrder',
-    explain: (c, e) =>
-      `step computes ${(e as Ev<'step_begin'>).tokens} position(s) but only ${length(c) - c.computed} of its ${length(c)} are not computed yet` +
-      (c.tokenOwed ? ' (its last token was not appended)' : ''),
+    explain: (c, e) => {
+      const s = e as Ev<'step_begin'>;
+      return `step computes ${s.tokens - s.draft} position(s)${s.draft ? ` besides its ${s.draft} draft(s)` : ''} but only ${length(c) - c.computed} of its ${length(c)} are not computed yet` + (c.tokenOwed ? ' (its last token was not appended)' : '');
+    },
+  },
+  // Trace v3: the step says where it starts; it must be where the request's computed positions end.
+  startsAtComputed: {
+    check: ({ context, event }) => (event as Ev<'step_begin'>).from === null || (event as Ev<'step_begin'>).from === context.computed,
+    protects: 'StepsInOrder',
+    explain: (c, e) => {
+      const from = (e as Ev<'step_begin'>).from!;
+      return `step starts at position ${from}, but ${c.computed} position(s) are computed and accepted: ${from > c.computed ? `positions ${c.computed}..${from - 1} would be skipped (or hold rolled-back drafts)` : `positions ${from}..${c.computed - 1} would be computed again`}`;
+    },
+  },
+  // Trace v3: draft positions extend the sequence's end: the item first computes every position up to the last token.
+  draftsAtTail: {
+    check: ({ context, event }) => {
+      const s = event as Ev<'step_begin'>;
+      return s.draft === 0 || context.computed + s.tokens - s.draft === length(context);
+    },
+    protects: 'DraftsAtTail',
+    explain: (c, e) => {
+      const s = e as Ev<'step_begin'>;
+      return `step verifies ${s.draft} draft(s) after ${s.tokens - s.draft} position(s) from ${c.computed}, which do not reach the sequence's end (${length(c)} positions): drafts only follow the last token`;
+    },
+  },
+  noDrafts: {
+    check: ({ event }) => (event as Ev<'step_begin'>).draft === 0,
+    protects: 'DraftsAtTail',
+    explain: () => `a prefill step carries no drafts: drafts are verified by a decoding request`,
   },
   coversStep: {
     check: ({ context, event }) => {
@@ -182,10 +211,11 @@ const guards = {
   ownsNoBlocks: { check: ({ context }) => context.owned.every((n) => n === 0), explain: () => '' },
   // Variant switch (a preemption cascade, bug zoo Z4's liveness failure): the scheduler may also retract a
   // request that is still being prefilled.
-  preemptsPrefill: { check: () => false, explain: () => '', variant: true },
+  // Trace v3 allows it (vLLM v1 preempts a request mid-prefill like any other).
+  preemptsPrefill: { check: ({ event }) => (event as Ev<'preempt'>).anyPhase, explain: () => '', variant: true },
   // Whether the decode side believes a KV transfer is still running when it aborts a queued request.
   transferPending: { check: ({ context }) => context.inFlight > 0, explain: () => '' },
-  completesSequence: { check: ({ context, event }) => context.computed + (event as Ev<'step_end'>).tokens === length(context), explain: () => '' },
+  completesSequence: { check: ({ context, event }) => context.computed + (event as Ev<'step_end'>).tokens >= length(context), explain: () => '' },
 } satisfies Record<string, G>;
 
 type U = Update<RequestContext, RequestEvent>;
@@ -203,13 +233,15 @@ const updates = {
   releaseBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'free'>).pool, -(event as Ev<'free'>).count) }),
   beginStep: ({ context }) => ({ inFlight: context.inFlight + 1 }),
   endStep: ({ context, event }) => {
-    const computed = context.computed + (event as Ev<'step_end'>).tokens;
-    return { inFlight: context.inFlight - 1, computed, tokenOwed: computed === length(context) };
+    const e = event as Ev<'step_end'>;
+    // A verify keeps its accepted drafts and rolls back the rest; it owes the accepted tokens, then one more.
+    const computed = context.computed + e.tokens - (e.draft - e.accepted);
+    return { inFlight: context.inFlight - 1, computed, tokenOwed: computed >= length(context), extraOwed: e.draft > 0 ? e.accepted : 0 };
   },
   // The completion signal of an op in flight when the request ended: the deferred free may happen now.
   endStepDiscarded: ({ context }) => ({ inFlight: context.inFlight - 1, deferredFree: context.deferredFree && context.inFlight > 1 }),
   deferFree: () => ({ deferredFree: true }),
-  appendToken: ({ context }) => ({ generated: context.generated + 1, tokenOwed: false }),
+  appendToken: ({ context }) => (context.extraOwed > 0 ? { generated: context.generated + 1, extraOwed: context.extraOwed - 1 } : { generated: context.generated + 1, tokenOwed: false }),
   // Across GPUs the KV must still be transferred before the decode worker can use it.
   handOver: ({ event }) => ({ server: (event as Ev<'handoff'>).to, awaitingKv: (event as Ev<'handoff'>).crossGpu }),
   beginTransfer: ({ context }) => ({ inFlight: context.inFlight + 1 }),
@@ -219,8 +251,8 @@ const updates = {
     deferredFree: context.deferredFree && context.inFlight > 1,
   }),
   moveServer: ({ event }) => ({ server: (event as Ev<'migrate'>).to }),
-  retract: () => ({ server: null, computed: 0, tokenOwed: false }),
-  leaveServer: () => ({ server: null, tokenOwed: false }),
+  retract: () => ({ server: null, computed: 0, tokenOwed: false, extraOwed: 0 }),
+  leaveServer: () => ({ server: null, tokenOwed: false, extraOwed: 0 }),
 } satisfies Record<string, U>;
 
 const unhandled: Unhandled<RequestContext, RequestEvent> = (state, _c, event) => {
@@ -229,7 +261,8 @@ const unhandled: Unhandled<RequestContext, RequestEvent> = (state, _c, event) =>
     return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' is not allowed after the end` };
   }
   if (event.type === 'free') return { protects: 'KeepsLiveKv', message: `is ${state}; a live request's blocks are freed only after it ends or is preempted` };
-  if (event.type === 'preempt') return { protects: 'LifecycleOrder', message: `is ${state}; only a decoding request can be preempted (never one on the prefill FIFO)` };
+  if (event.type === 'preempt')
+    return { protects: 'LifecycleOrder', message: `is ${state}; only a decoding request (or, in trace v3, a prefilling one) can be preempted (never one on the prefill FIFO)` };
   return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' is not allowed there` };
 };
 
@@ -268,6 +301,7 @@ export const requestMachine = setup({
     server: null,
     inFlight: 0,
     tokenOwed: false,
+    extraOwed: 0,
     awaitingKv: false,
     deferredFree: false,
   }),
@@ -284,7 +318,7 @@ export const requestMachine = setup({
         ...alloc,
         // Trace v2: a prefix-cache hit, before the first step, skips the positions its blocks hold.
         cache_hit: { guard: and(['beforeFirstStep', 'hitKeyed', 'hitWholeBlocks', 'hitLeavesLast']), actions: 'takeHit' },
-        step_begin: { guard: and(['servedBy', 'prefillRole', 'notInFlight', 'chunkFits', 'coversStep']), actions: 'beginStep' },
+        step_begin: { guard: and(['servedBy', 'prefillRole', 'notInFlight', 'startsAtComputed', 'noDrafts', 'chunkFits', 'coversStep']), actions: 'beginStep' },
         step_end: [{ guard: 'completesSequence', target: 'prefilled', actions: 'endStep' }, { actions: 'endStep' }],
         preempt: [
           { guard: and(['preemptsPrefill', 'servedBy', 'ownsNoBlocks']), target: 'waiting', actions: 'retract' },
@@ -324,7 +358,7 @@ export const requestMachine = setup({
     decoding: {
       on: {
         ...alloc, // one block more every blockSize tokens
-        step_begin: { guard: and(['servedBy', 'decodeRole', 'notInFlight', 'chunkFits', 'coversStep']), actions: 'beginStep' },
+        step_begin: { guard: and(['servedBy', 'decodeRole', 'notInFlight', 'startsAtComputed', 'draftsAtTail', 'chunkFits', 'coversStep']), actions: 'beginStep' },
         step_end: { actions: 'endStep' },
         ...appendToken,
         ...freeOldCopy,

@@ -7,7 +7,7 @@ import { allocatorMachine, allocatorParts, blockMachine, blockParts, poolMachine
 import { compileMachine, fireOrRefuse, type CompiledMachine, type Refusal, type Snapshot } from './machine-kit.ts';
 import { partitionMachine, partitionParts, workerMachine, workerParts, type WorkerContext } from './partition.ts';
 import { LIVE_REQUEST_STATES, requestMachine, requestParts, type RequestContext } from './request.ts';
-import type { TraceEvent, TraceHeader } from './trace-format.ts';
+import type { BatchItem, TraceEvent, TraceHeader } from './trace-format.ts';
 import type { AllocatorContext, BlockContext, PoolContext } from './kv.ts';
 import type { PartitionContext } from './partition.ts';
 import type { InvariantName } from './invariants.ts';
@@ -49,6 +49,8 @@ export interface InFlightOp {
   tokens: number[];
   /** The blocks it holds, per request (index aligned with `reqs`): a copy of the block table at its start. */
   held: number[][];
+  /** Trace v3: per request, the draft positions at the item's end (0: none). */
+  drafts?: number[];
 }
 
 export interface SystemOptions {
@@ -87,6 +89,7 @@ const ENDED_CONTEXT: RequestContext = Object.freeze({
   server: null,
   inFlight: 0,
   tokenOwed: false,
+  extraOwed: 0,
   awaitingKv: false,
   deferredFree: false,
 }) as RequestContext;
@@ -141,6 +144,12 @@ export class System {
   /** Trace v2: cached blocks no request holds, and cached blocks some request holds (kept as blocks move). */
   cachedFree = 0;
   cachedHeld = 0;
+  /**
+   * Trace v3, where the trace names token ids: per request, its output's token ids so far (-1 where a token
+   * event gave none), and the draft ids of its verify in flight or just ended (the tokens still to match).
+   */
+  outputIds = new Map<number, number[]>();
+  draftIds = new Map<number, number[]>();
   time: number;
   /** When set, each applied event records the machine transitions it took (`machine:state:event`), for coverage. */
   fired: string[] | null = null;
@@ -180,6 +189,8 @@ export class System {
       this.liveCount = from.liveCount;
       this.cachedFree = from.cachedFree;
       this.cachedHeld = from.cachedHeld;
+      for (const [r, ids] of from.outputIds) this.outputIds.set(r, ids.slice());
+      for (const [r, ids] of from.draftIds) this.draftIds.set(r, ids.slice());
       this.time = from.time;
       this.blockSlot = from.blockSlot;
       this.blockStamp = from.blockStamp;
@@ -256,6 +267,25 @@ export class System {
   holdersOf(b: number): string {
     const labels = [...this.ops.values()].filter((op) => op.held.some((blocks) => blocks.includes(b))).map((op) => op.label);
     return labels.length ? labels.join(', ') : `${this.holds[b]} op(s)`;
+  }
+
+  /**
+   * Trace v3: where a step names the ids it writes, the first position whose id is not the output's token
+   * there, in words; null when every output position it writes holds the output's token (prompt ids and
+   * tokens given without ids cannot be checked).
+   */
+  private writesOtherTokens(r: number, item: BatchItem): string | null {
+    const out = this.outputIds.get(r);
+    if (out === undefined) return null;
+    const ctx = this.requests[r].context;
+    const from = item.from ?? ctx.computed;
+    const written = item.tokens - (item.draft ?? 0);
+    for (let k = 0; k < written; k++) {
+      const j = from + k - ctx.prompt;
+      if (j < 0 || j >= out.length || out[j] < 0) continue;
+      if (item.ids![k] !== out[j]) return `request ${this.requestIds[r]}'s step writes token ${item.ids![k]} at position ${from + k}, but its output holds token ${out[j]} there (output index ${j}): the cache would hold a token the output lacks`;
+    }
+    return null;
   }
 
   /** A copy that can move on its own (the explorer's successor states). */
@@ -484,7 +514,11 @@ export class System {
             if (shared !== null)
               return this.refuse(ev.ev, 'WritesUnshared', `request ${item.req}'s step writes block ${shared}, which ${this.blocks[shared].context.owners.filter((o) => o !== item.req).join(', ')} also hold(s): a shared block is read-only (copy it first: cow)`);
           }
-          this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T } as never);
+          if (item.ids !== undefined) {
+            const wrong = this.writesOtherTokens(r, item);
+            if (wrong) return this.refuse(ev.ev, 'KvMatchesOutput', wrong);
+          }
+          this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T, from: item.from ?? null, draft: item.draft ?? 0 } as never);
         }
         return moves;
       }
@@ -494,12 +528,25 @@ export class System {
         const op = this.ops.get(stepKey(ev.worker, ev.step));
         if (!op) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is not in flight`);
         this.add('worker', w, { type: 'step_end' });
-        for (let i = 0; i < op.reqs.length; i++) this.add('request', op.reqs[i], { type: 'step_end', tokens: op.tokens[i] } as never);
+        const accepted = ev.accepted;
+        for (let i = 0; i < op.reqs.length; i++) {
+          const draft = op.drafts?.[i] ?? 0;
+          const id = this.requestIds[op.reqs[i]];
+          const a = accepted?.[id];
+          if (draft > 0 && a === undefined) return this.refuse(ev.ev, 'AcceptIsPrefix', `request ${id}'s item verified ${draft} draft(s), but the step's end does not say how many were accepted (accepted.${id})`);
+          if (draft === 0 && a !== undefined) return this.refuse(ev.ev, 'AcceptIsPrefix', `request ${id}'s item verified no drafts, but the step's end accepts ${a}`);
+          if (a !== undefined && a > draft) return this.refuse(ev.ev, 'AcceptIsPrefix', `request ${id} accepts ${a} draft(s) of the ${draft} its item verified`);
+          this.add('request', op.reqs[i], { type: 'step_end', tokens: op.tokens[i], draft, accepted: a ?? 0 } as never);
+        }
+        if (accepted) for (const id in accepted) if (!op.reqs.some((r) => this.requestIds[r] === id)) return this.refuse(ev.ev, 'AcceptIsPrefix', `the step's end accepts drafts of ${id}, which is not in the step`);
         return moves;
       }
       case 'token': {
         const r = this.req(ev, ev.req);
         if (typeof r !== 'number') return r;
+        const drafts = this.draftIds.get(r);
+        if (drafts !== undefined && drafts.length > 0 && ev.token !== undefined && this.requests[r].context.extraOwed > 0 && ev.token !== drafts[0])
+          return this.refuse(ev.ev, 'AcceptIsPrefix', `token ${ev.index} of ${ev.req} is ${ev.token}, but the verify accepted its draft ${drafts[0]} there: an accepted token is the draft itself`);
         this.add('request', r, { type: 'token', index: ev.index } as never);
         return moves;
       }
@@ -531,7 +578,7 @@ export class System {
         if (typeof r !== 'number') return r;
         const w = this.worker(ev, ev.worker);
         if (typeof w !== 'number') return w;
-        this.add('request', r, { type: ev.ev, worker: ev.worker, role: this.workers[w].context.role } as never);
+        this.add('request', r, { type: ev.ev, worker: ev.worker, role: this.workers[w].context.role, anyPhase: this.header.version >= 3 } as never);
         this.add('worker', w, { type: ev.ev, req: ev.req } as never);
         return moves;
       }
@@ -822,6 +869,10 @@ export class System {
           const r = this.requestIndex.get(item.req)!;
           op.reqs.push(r);
           op.tokens.push(item.tokens);
+          if (item.draft) {
+            (op.drafts ??= new Array(op.reqs.length - 1).fill(0)).push(item.draft);
+            if (item.ids) this.draftIds.set(r, item.ids.slice(item.tokens - item.draft));
+          } else if (op.drafts) op.drafts.push(0);
           // A step reads all of the request's blocks in its worker's pool and writes the last ones.
           op.held.push(onePool ? this.tables[r].slice() : this.tables[r].filter((b) => this.poolOf(b) === gpu));
           this.reqOps[r].push(key);
@@ -837,16 +888,45 @@ export class System {
         this.beginOp(key, { label: `transfer ${ev.xfer}`, kind: 'transfer', writer: ev.to, reqs: [r], tokens: [0], held: [blocks] });
         return;
       }
-      case 'step_end':
+      case 'step_end': {
+        const op = this.ops.get(stepKey(ev.worker, ev.step))!;
+        if (op.drafts) {
+          // A verify's drafts beyond the accepted prefix are rolled back: only the accepted are still to match.
+          for (let i = 0; i < op.reqs.length; i++) {
+            const ids = this.draftIds.get(op.reqs[i]);
+            if (op.drafts[i] === 0 || ids === undefined) continue;
+            ids.length = ev.accepted?.[this.requestIds[op.reqs[i]]] ?? 0;
+            if (ids.length === 0) this.draftIds.delete(op.reqs[i]);
+          }
+        }
         this.endOp(stepKey(ev.worker, ev.step));
         return;
+      }
+      case 'token': {
+        if (this.header.version < 3) return;
+        const r = this.requestIndex.get(ev.req)!;
+        const drafts = this.draftIds.get(r);
+        if (drafts !== undefined) {
+          drafts.shift();
+          if (drafts.length === 0) this.draftIds.delete(r);
+        }
+        let ids = this.outputIds.get(r);
+        if (ids === undefined && ev.token === undefined) return;
+        if (ids === undefined) this.outputIds.set(r, (ids = new Array<number>(ev.index).fill(-1)));
+        ids[ev.index] = ev.token ?? -1;
+        return;
+      }
       case 'transfer_end':
         this.endOp(transferKey(ev.xfer));
         return;
       case 'finish':
-      case 'abort':
+      case 'abort': {
         this.liveCount--;
+        const r = this.requestIndex.get(ev.req)!;
+        this.outputIds.delete(r);
+        this.draftIds.delete(r);
         return;
+      }
       case 'worker_start':
         this.addWorker(ev.worker, { role: ev.role, epoch: ev.epoch, share: ev.share, gpu: ev.gpu ?? 0 }, this.machines.worker.initial);
         this.touched.push({ kind: 'worker', index: this.workers.length - 1 });

@@ -1,4 +1,4 @@
-// Trace format v1: one definition from which the TypeScript types, the line validator, the JSON Schema and
+// Trace format (v1, v2, v3): one definition from which the TypeScript types, the line validator, the JSON Schema and
 // the event table of docs/trace-format.md are all derived, so that they cannot drift apart.
 
 export const TRACE_FORMAT = 'pdspec-trace';
@@ -6,9 +6,11 @@ export const TRACE_FORMAT = 'pdspec-trace';
 export const TRACE_VERSION = 1;
 /**
  * Versions this pdspec reads. v2 adds shared KV: reference-counted blocks and a prefix cache (the events
- * marked `since: 2`); a v1 header keeps the v1 semantics, and a v2 event in a v1 trace is bad input.
+ * marked `since: 2`); a v1 header keeps the v1 semantics, and a v2 event in a v1 trace is bad input. v3 adds
+ * what a step computes (each batch item's first position, draft positions and token ids), speculative
+ * verification (`step_end.accepted`) and preemption in any phase; v3 includes v2.
  */
-export const TRACE_VERSIONS = [1, 2] as const;
+export const TRACE_VERSIONS = [1, 2, 3] as const;
 export type TraceVersion = (typeof TRACE_VERSIONS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -25,7 +27,8 @@ type Kind =
   | 'block' // one block id (integer ≥ 0)
   | 'key' // a cache key: a non-empty string (an engine's block hash, a radix node's path)
   | 'keys' // an array of cache keys
-  | 'batch' // non-empty array of {req, tokens}
+  | 'batch' // non-empty array of {req, tokens, from?, draft?, ids?} (from, draft, ids: v3)
+  | 'counts' // an object mapping request ids to counts
   | 'text' // free text
   | { readonly enum: readonly string[] };
 
@@ -164,13 +167,20 @@ export const EVENTS = {
     fields: {
       worker: f.worker,
       step: { kind: 'id', doc: 'step id, unique among the worker’s steps in flight' },
-      batch: { kind: 'batch', doc: 'requests and the number of positions computed for each' },
+      batch: {
+        kind: 'batch',
+        doc: 'requests and the number of positions computed for each; v3: `from`, the first position computed (required), `draft`, how many of the last positions hold unverified draft tokens, and `ids`, the token id written at each position',
+      },
     },
   },
   step_end: {
-    doc: 'The iteration completes: its K/V writes have landed and its blocks are no longer in use by it.',
-    emit: 'vLLM: update_from_output for that step; SGLang: process_batch_result; semi-PD: the worker iteration returns.',
-    fields: { worker: f.worker, step: { kind: 'id', doc: 'step id of a step_begin of this worker' } },
+    doc: 'The iteration completes: its K/V writes have landed and its blocks are no longer in use by it. v3: for each item that verified drafts, how many were accepted; the rest are rolled back.',
+    emit: 'vLLM: update_from_output for that step (num_accepted = len(generated_token_ids) − 1); SGLang: process_batch_result (EagleVerifyInput.verify: accept_length); semi-PD: the worker iteration returns.',
+    fields: {
+      worker: f.worker,
+      step: { kind: 'id', doc: 'step id of a step_begin of this worker' },
+      accepted: { kind: 'counts', optional: true, since: 3, doc: 'per request whose item had `draft` > 0: the draft tokens accepted (a prefix of them, 0..draft); exactly a + 1 tokens follow (the accepted drafts, then the correction or bonus token)' },
+    },
   },
   token: {
     doc: 'A generated token is appended to the request’s output. `index` counts from 0 and continues across preemption and migration.',
@@ -285,6 +295,12 @@ export function eventsOfVersion(version: TraceVersion): EventName[] {
 export interface BatchItem {
   req: string;
   tokens: number;
+  /** v3: the first position the step computes for the request (it computes from .. from + tokens − 1). */
+  from?: number;
+  /** v3: how many of the last positions hold unverified draft tokens (a speculative verify). */
+  draft?: number;
+  /** v3: the token id written at each position, `tokens` of them. */
+  ids?: number[];
 }
 
 type ValueOf<K> = K extends 'id' | 'text' | 'key'
@@ -299,6 +315,8 @@ type ValueOf<K> = K extends 'id' | 'text' | 'key'
       ? number[]
       : K extends 'batch'
         ? BatchItem[]
+        : K extends 'counts'
+          ? Record<string, number>
         : K extends { readonly enum: readonly (infer V)[] }
           ? V
           : never;
@@ -357,7 +375,7 @@ interface HeaderFieldSpec {
 
 export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   format: { kind: { const: TRACE_FORMAT }, doc: 'always "pdspec-trace"' },
-  version: { kind: 'version', doc: 'format version: 1, or 2 for shared KV (reference-counted blocks, a prefix cache)' },
+  version: { kind: 'version', doc: 'format version: 1; 2 for shared KV (reference-counted blocks, a prefix cache); 3 adds positions, speculative verification and preemption in any phase' },
   mode: { kind: { enum: MODES }, doc: 'serving architecture' },
   blocks: { kind: 'positive', doc: 'KV blocks per pool (one pool per GPU)' },
   blockSize: { kind: 'positive', doc: 'tokens per block' },
@@ -459,21 +477,47 @@ function readKey(value: unknown, name: string): string {
   throw new FormatError(`field '${name}' must be a cache key (a non-empty string), got ${describe(value)}`);
 }
 
-function readBatch(value: unknown, name: string): BatchItem[] {
+const V3_ITEM_FIELDS = new Set(['from', 'draft', 'ids']);
+
+function readBatch(value: unknown, name: string, version: TraceVersion): BatchItem[] {
   if (!Array.isArray(value) || value.length === 0) throw new FormatError(`field '${name}' must be a non-empty array of {req, tokens}, got ${describe(value)}`);
   for (let i = 0; i < value.length; i++) {
     const item = value[i];
     if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new FormatError(`${name}[${i}] must be an object {req, tokens}, got ${describe(item)}`);
-    for (const key in item) if (key !== 'req' && key !== 'tokens') throw new FormatError(`${name}[${i}] has unknown field '${key}'`);
+    for (const key in item) {
+      if (key === 'req' || key === 'tokens') continue;
+      if (!V3_ITEM_FIELDS.has(key)) throw new FormatError(`${name}[${i}] has unknown field '${key}'`);
+      if (version < 3) throw new FormatError(`field '${name}[${i}].${key}' needs trace version 3; the header says version ${version}`);
+    }
     const b = item as BatchItem;
     const req = readId(b.req, `${name}[${i}].req`);
     if (req !== b.req) b.req = req;
     readInt(b.tokens, `${name}[${i}].tokens`, 1);
+    if (version < 3) continue;
+    if (b.from === undefined) throw new FormatError(`${name}[${i}] is missing field 'from' (trace v3: the first position the step computes)`);
+    readInt(b.from, `${name}[${i}].from`, 0);
+    if (b.draft !== undefined) {
+      readInt(b.draft, `${name}[${i}].draft`, 0);
+      if (b.draft >= b.tokens) throw new FormatError(`${name}[${i}].draft must be less than tokens (${b.tokens}): a verify also computes the last accepted token's position, got ${b.draft}`);
+    }
+    if (b.ids !== undefined) {
+      if (!Array.isArray(b.ids) || b.ids.length !== b.tokens) throw new FormatError(`${name}[${i}].ids must be an array of ${b.tokens} token id(s), one per position, got ${describe(b.ids)}`);
+      for (let k = 0; k < b.ids.length; k++) readInt(b.ids[k], `${name}[${i}].ids[${k}]`, 0);
+    }
   }
   return value as BatchItem[];
 }
 
-function readField(kind: Kind, value: unknown, name: string): unknown {
+function readCounts(value: unknown, name: string): Record<string, number> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new FormatError(`field '${name}' must be an object mapping request ids to counts, got ${describe(value)}`);
+  for (const key in value as Record<string, unknown>) {
+    if (key.length === 0) throw new FormatError(`field '${name}' has an empty request id`);
+    readInt((value as Record<string, unknown>)[key], `${name}.${key}`, 0);
+  }
+  return value as Record<string, number>;
+}
+
+function readField(kind: Kind, value: unknown, name: string, version: TraceVersion = 1): unknown {
   switch (kind) {
     case 'id':
       return readId(value, name);
@@ -499,7 +543,9 @@ function readField(kind: Kind, value: unknown, name: string): unknown {
       for (let i = 0; i < value.length; i++) readKey(value[i], `${name}[${i}]`);
       return value;
     case 'batch':
-      return readBatch(value, name);
+      return readBatch(value, name, version);
+    case 'counts':
+      return readCounts(value, name);
     case 'text':
       if (typeof value === 'string') return value;
       throw new FormatError(`field '${name}' must be a string, got ${describe(value)}`);
@@ -563,7 +609,7 @@ export function readEvent(raw: unknown, version: TraceVersion = 1): TraceEvent {
     const name = names[i];
     const value = obj[name];
     if (value === undefined) throw new FormatError(`event '${ev}' is missing field '${name}'`);
-    const read = readField(spec.requiredKinds[i], value, name);
+    const read = readField(spec.requiredKinds[i], value, name, version);
     if (read !== value) obj[name] = read;
     fields++;
   }
@@ -571,7 +617,7 @@ export function readEvent(raw: unknown, version: TraceVersion = 1): TraceEvent {
     const name = spec.optionalNames[i];
     const value = obj[name];
     if (value === undefined) continue;
-    const read = readField(spec.optionalKinds[i], value, name);
+    const read = readField(spec.optionalKinds[i], value, name, version);
     if (read !== value) obj[name] = read;
     fields++;
   }
@@ -598,7 +644,7 @@ export function readHeader(raw: unknown): TraceHeader {
     if ('ev' in obj) throw new FormatError(`the first line must be the header {"format":"${TRACE_FORMAT}","version":${TRACE_VERSION},...}, got an event`);
     throw new FormatError(`field 'format' must be "${TRACE_FORMAT}", got ${describe(obj.format)}`);
   }
-  if (!(TRACE_VERSIONS as readonly unknown[]).includes(obj.version)) throw new FormatError(`unsupported trace version ${describe(obj.version)}: this pdspec reads versions ${TRACE_VERSIONS.join(' and ')}`);
+  if (!(TRACE_VERSIONS as readonly unknown[]).includes(obj.version)) throw new FormatError(`unsupported trace version ${describe(obj.version)}: this pdspec reads versions ${TRACE_VERSIONS.slice(0, -1).join(', ')} and ${TRACE_VERSIONS[TRACE_VERSIONS.length - 1]}`);
   for (const key in obj) if (!(key in HEADER_FIELDS)) throw new FormatError(`header has unknown field '${key}'`);
   for (const [key, spec] of Object.entries(HEADER_FIELDS)) if (!spec.optional && !(key in obj)) throw new FormatError(`header is missing field '${key}'`);
   const mode = readField({ enum: MODES }, obj.mode, 'mode') as TraceHeader['mode'];
@@ -703,9 +749,17 @@ function kindSchema(kind: HeaderFieldSpec['kind'], doc: string): Record<string, 
           type: 'object',
           additionalProperties: false,
           required: ['req', 'tokens'],
-          properties: { req: kindSchema('id', 'request id'), tokens: kindSchema('positive', 'positions computed in this step') },
+          properties: {
+            req: kindSchema('id', 'request id'),
+            tokens: kindSchema('positive', 'positions computed in this step'),
+            from: kindSchema('count', '(since 3; required in v3) the first position computed'),
+            draft: kindSchema('count', '(since 3) how many of the last positions hold unverified draft tokens'),
+            ids: { type: 'array', items: { type: 'integer', minimum: 0 }, description: '(since 3) the token id written at each position' },
+          },
         },
       };
+    case 'counts':
+      return { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, description: doc };
     case 'split':
       return {
         type: 'object',
@@ -757,7 +811,7 @@ export function traceSchema(): Record<string, unknown> {
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'urn:pdspec:trace-format',
-    title: `pdspec trace format v${TRACE_VERSIONS.join(', v')}: one JSON object per line, the header first, then events (v2 events and fields are marked "since 2")`,
+    title: `pdspec trace format v${TRACE_VERSIONS.join(', v')}: one JSON object per line, the header first, then events (later events and fields are marked "since 2" or "since 3")`,
     $defs: {
       header: { title: 'header', description: 'The first line of every trace.', ...objectSchema(HEADER_FIELDS, {}) },
       event: { oneOf: events },

@@ -155,6 +155,18 @@ describe('protocol rules name the refusals that protect them', () => {
     ['CacheSizeAccounted', radix.slice(1, 19), '{"t":0.02,"ev":"cache_size","evictable":4,"protected":0}'],
   );
 
+  // Trace v3: r1 has verified one draft of two (accepted 1) and appended both owed tokens; computed is 7.
+  const spec = example('v3/speculative-verify.jsonl').trim().split('\n');
+  const afterVerify = spec.slice(1, 12);
+  const joinedV3 = spec.slice(1, 8);
+  cases.push(
+    ['StepsInOrder', afterVerify, '{"t":0.02,"ev":"step_begin","worker":"U0","step":"s3","batch":[{"req":"r1","tokens":1,"from":8}]}'],
+    ['KvMatchesOutput', afterVerify, '{"t":0.02,"ev":"step_begin","worker":"U0","step":"s3","batch":[{"req":"r1","tokens":1,"from":7,"ids":[40]}]}'],
+    ['AcceptIsPrefix', spec.slice(1, 9), '{"t":0.02,"ev":"step_end","worker":"U0","step":"s2","accepted":{"r1":3}}'],
+    ['DraftsAtTail', joinedV3, '{"t":0.01,"ev":"step_begin","worker":"U0","step":"s2","batch":[{"req":"r1","tokens":3,"from":5,"draft":1}]}'],
+  );
+  const v3Rules = new Set(['StepsInOrder', 'KvMatchesOutput', 'AcceptIsPrefix', 'DraftsAtTail']);
+
   it.each(cases)('%s', (rule, prefix, bad) => {
     const h =
       rule === 'ShareRule'
@@ -165,7 +177,9 @@ describe('protocol rules name the refusals that protect them', () => {
             ? radix[0]
             : rule === 'WritesUnshared'
               ? forked[0]
-              : header;
+              : v3Rules.has(rule)
+                ? spec[0]
+                : header;
     const good = checkText([h, ...prefix].join('\n'));
     expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
     const v = checkText([h, ...prefix, bad].join('\n'));

@@ -57,6 +57,9 @@ const payload = fc.record({
   decode: fc.integer({ min: 1, max: 100 }),
   share: fc.integer({ min: 1, max: 100 }),
   liveWorkers: fc.integer({ min: 1, max: 2 }),
+  draft: fc.constantFrom(0, 0, 0, 2),
+  accepted: fc.nat(2),
+  anyPhase: fc.boolean(),
 });
 
 function eventsOf(name: MachineName) {
@@ -76,7 +79,8 @@ const steer: Partial<Record<MachineName, (c: Ctx, ev: Ctx) => Ctx>> = {
     const ev = (raw.type === 'step_end' || raw.type === 'transfer_end') && c.inFlight === 0 ? { ...raw, type: raw.type === 'step_end' ? 'step_begin' : 'transfer_begin' } : raw;
     const left = c.prompt + c.generated - c.computed;
     const server = c.server ?? ev.worker;
-    return { ...ev, worker: server, from: server, to: ev.type === 'transfer_begin' ? server : ev.to, index: c.generated, tokens: Math.max(1, left), pool: 0, count: 3, blockSize: 4, toRole: 'decode', crossGpu: false, ok: true, role: ev.type === 'join' ? 'unified' : ev.role, remaining: ev.type === 'free' ? 0 : ev.remaining, serverPool: 1 };
+    // A step starts where the request's computed positions end (trace v3's `from`); elsewhere `from` is a worker.
+    return { ...ev, worker: server, from: ev.type === 'step_begin' ? c.computed : server, draft: ev.type === 'step_begin' && c.tokenOwed ? 0 : ev.draft, to: ev.type === 'transfer_begin' ? server : ev.to, index: c.generated, tokens: Math.max(1, left), pool: 0, count: 3, blockSize: 4, toRole: 'decode', crossGpu: false, ok: true, role: ev.type === 'join' ? 'unified' : ev.role, remaining: ev.type === 'free' ? 0 : ev.remaining, serverPool: 1 };
   },
   partition: (c, ev) => {
     const target = c.target ?? { prefill: ev.prefill, decode: ev.decode };
@@ -140,19 +144,19 @@ describe('request lifecycle on XState', () => {
     a.send({ type: 'alloc', pool: 0, count: 2 });
     a.send({ type: 'schedule', worker: 'P0', role: 'prefill' });
     expect(a.getSnapshot().value).toBe('prefilling');
-    a.send({ type: 'step_begin', worker: 'P0', role: 'prefill', tokens: 4, pool: 0, blockSize: 4 });
-    a.send({ type: 'step_end', tokens: 4 });
+    a.send({ type: 'step_begin', worker: 'P0', role: 'prefill', tokens: 4, pool: 0, blockSize: 4, from: null, draft: 0 });
+    a.send({ type: 'step_end', tokens: 4, draft: 0, accepted: 0 });
     expect(a.getSnapshot().value).toBe('prefilling');
-    a.send({ type: 'step_begin', worker: 'P0', role: 'prefill', tokens: 2, pool: 0, blockSize: 4 });
-    a.send({ type: 'step_end', tokens: 2 });
+    a.send({ type: 'step_begin', worker: 'P0', role: 'prefill', tokens: 2, pool: 0, blockSize: 4, from: null, draft: 0 });
+    a.send({ type: 'step_end', tokens: 2, draft: 0, accepted: 0 });
     expect(a.getSnapshot().value).toBe('prefilled');
     a.send({ type: 'handoff', from: 'P0', to: 'D0', toRole: 'decode', crossGpu: false });
     expect(a.getSnapshot().context.server).toBe('D0');
     a.send({ type: 'token', index: 0 });
     a.send({ type: 'join', worker: 'D0', role: 'decode' });
     expect(a.getSnapshot().value).toBe('decoding');
-    a.send({ type: 'step_begin', worker: 'D0', role: 'decode', tokens: 1, pool: 0, blockSize: 4 });
-    a.send({ type: 'step_end', tokens: 1 });
+    a.send({ type: 'step_begin', worker: 'D0', role: 'decode', tokens: 1, pool: 0, blockSize: 4, from: null, draft: 0 });
+    a.send({ type: 'step_end', tokens: 1, draft: 0, accepted: 0 });
     a.send({ type: 'token', index: 1 });
     a.send({ type: 'finish' });
     expect(a.getSnapshot().value).toBe('finished');
@@ -163,14 +167,14 @@ describe('request lifecycle on XState', () => {
     const a = start(4);
     a.send({ type: 'alloc', pool: 0, count: 1 });
     a.send({ type: 'schedule', worker: 'U0', role: 'unified' });
-    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 4, pool: 0, blockSize: 4 });
-    a.send({ type: 'step_end', tokens: 4 });
+    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 4, pool: 0, blockSize: 4, from: null, draft: 0 });
+    a.send({ type: 'step_end', tokens: 4, draft: 0, accepted: 0 });
     a.send({ type: 'token', index: 0 });
     a.send({ type: 'join', worker: 'U0', role: 'unified' });
-    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 1, pool: 0, blockSize: 4 });
+    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 1, pool: 0, blockSize: 4, from: null, draft: 0 });
     expect(a.getSnapshot().context.inFlight).toBe(0); // position 5 needs a second block
     a.send({ type: 'alloc', pool: 0, count: 1 });
-    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 1, pool: 0, blockSize: 4 });
+    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 1, pool: 0, blockSize: 4, from: null, draft: 0 });
     expect(a.getSnapshot().context.inFlight).toBe(1);
   });
 
@@ -178,18 +182,18 @@ describe('request lifecycle on XState', () => {
     const a = start(4);
     a.send({ type: 'alloc', pool: 0, count: 2 });
     a.send({ type: 'schedule', worker: 'U0', role: 'unified' });
-    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 4, pool: 0, blockSize: 4 });
-    a.send({ type: 'step_end', tokens: 4 });
+    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 4, pool: 0, blockSize: 4, from: null, draft: 0 });
+    a.send({ type: 'step_end', tokens: 4, draft: 0, accepted: 0 });
     a.send({ type: 'token', index: 0 });
     a.send({ type: 'join', worker: 'U0', role: 'unified' });
-    a.send({ type: 'preempt', worker: 'U0' });
+    a.send({ type: 'preempt', worker: 'U0', anyPhase: false });
     expect(a.getSnapshot().value).toBe('retracting');
     a.send({ type: 'free', pool: 0, count: 2, remaining: 0, serverPool: -1 });
     expect(a.getSnapshot().value).toBe('waiting');
     expect(a.getSnapshot().context).toMatchObject({ generated: 1, computed: 0 });
     a.send({ type: 'schedule', worker: 'U0', role: 'unified' });
     a.send({ type: 'alloc', pool: 0, count: 2 });
-    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 5, pool: 0, blockSize: 4 });
+    a.send({ type: 'step_begin', worker: 'U0', role: 'unified', tokens: 5, pool: 0, blockSize: 4, from: null, draft: 0 });
     expect(a.getSnapshot().context.inFlight).toBe(1); // the recompute covers prompt (4) + generated (1)
   });
 
