@@ -10,6 +10,7 @@ export const MACHINE_TITLES: Record<MachineName, string> = {
   allocator: 'Allocation protocol, one worker’s side: query utilisation → take blocks → update utilisation',
   worker: 'Worker (one per prefill, decode or unified worker)',
   partition: 'SM partition and resize handoff (one per system)',
+  slot: 'State slot of a hybrid model’s recurrent state (one per slot; trace v3)',
 };
 
 /** The machine as a Mermaid stateDiagram-v2: one edge per (source, target), labelled with its events and guards. */

@@ -22,12 +22,12 @@ export const RULES = {
   EndedRequestsRelease: {
     family: 'NoLeak',
     kind: 'at-rest',
-    says: 'A request that has ended owns no blocks, except while a step or transfer that uses them is still in flight.',
+    says: 'A request that has ended owns no blocks (and no state slot), except while a step or transfer that uses them is still in flight.',
   },
   QuiescentAllFree: {
     family: 'NoLeak',
     kind: 'at-rest',
-    says: 'When no request is live and nothing is in flight, every block is on the free list.',
+    says: 'When no request is live and nothing is in flight, every block is on the free list (and every state slot free).',
   },
   SingleOwner: {
     family: 'SingleOwnership',
@@ -88,6 +88,16 @@ export const RULES = {
     family: 'SharedKv',
     kind: 'guard',
     says: 'A cache hit, before the request’s first step, covers whole blocks of its prefix and never its whole sequence: the positions it skips are exactly those its blocks hold, and the last position is always computed (trace v2).',
+  },
+  SlotSingleOwner: {
+    family: 'SingleOwnership',
+    kind: 'guard',
+    says: 'A state slot is given to one request at a time and given back once, by it, so no request advances another’s recurrent state (trace v3).',
+  },
+  StepHasState: {
+    family: 'SingleOwnership',
+    kind: 'guard',
+    says: 'A request of a hybrid model steps only while it owns a state slot on its worker’s GPU, so its recurrent state is written where it alone reads it (trace v3).',
   },
   StepsInOrder: {
     family: 'NothingLost',
@@ -293,6 +303,7 @@ export function checkAtRest(sys: System): Violation | null {
       const blocks = sys.tables[r];
       if (blocks.length > 0)
         return violation('EndedRequestsRelease', `request ${sys.requestIds[r]} ${value} but still owns block(s) ${blocks.join(', ')}, and nothing in flight will release them`);
+      if (context.slots > 0) return violation('EndedRequestsRelease', `request ${sys.requestIds[r]} ${value} but still owns ${context.slots} state slot(s), and nothing in flight will release them`);
     }
   }
   if (sys.liveCount === 0 && sys.ops.size === 0) {
@@ -301,6 +312,8 @@ export function checkAtRest(sys: System): Violation | null {
       // A cached block is on the free list too: it only keeps its key until a hit or an eviction.
       if (state !== 'free' && state !== 'cached') return violation('QuiescentAllFree', `no request is live and nothing is in flight, but block ${b} is not free`);
     }
+    for (let i = 0; i < sys.slots.length; i++)
+      if (sys.slots[i].value !== 'free') return violation('QuiescentAllFree', `no request is live and nothing is in flight, but state slot ${i} is owned by ${sys.slots[i].context.owner}`);
   }
   return null;
 }

@@ -15,6 +15,8 @@ export interface RequestContext {
   computed: number;
   /** Blocks owned, per pool (GPU). */
   owned: readonly number[];
+  /** Trace v3: state slots owned (a hybrid model's recurrent state). */
+  slots: number;
   /** The worker serving the request (its queue, or its FIFO), or null. */
   server: string | null;
   /** Steps and transfers in flight that use the request's blocks. */
@@ -43,6 +45,8 @@ export type RequestEvent =
   | { type: 'transfer_end'; ok: boolean }
   | { type: 'preempt'; worker: string; anyPhase: boolean }
   | { type: 'free'; pool: number; count: number; remaining: number; serverPool: number }
+  | { type: 'slot_alloc' }
+  | { type: 'slot_free'; remaining: number }
   | { type: 'finish' }
   | { type: 'abort' }
   | { type: 'migrate'; from: string; to: string };
@@ -208,7 +212,8 @@ const guards = {
   // Branch guards: they choose a transition and protect nothing themselves.
   releasesLast: { check: ({ event }) => (event as Ev<'free'>).remaining === 0, explain: () => '' },
   opInFlight: { check: ({ context }) => context.inFlight > 0, explain: () => '' },
-  ownsNoBlocks: { check: ({ context }) => context.owned.every((n) => n === 0), explain: () => '' },
+  ownsNoBlocks: { check: ({ context }) => context.owned.every((n) => n === 0) && context.slots === 0, explain: () => '' },
+  slotReleasesLast: { check: ({ event }) => (event as Ev<'slot_free'>).remaining === 0, explain: () => '' },
   // Variant switch (a preemption cascade, bug zoo Z4's liveness failure): the scheduler may also retract a
   // request that is still being prefilled.
   // Trace v3 allows it (vLLM v1 preempts a request mid-prefill like any other).
@@ -231,6 +236,8 @@ const updates = {
   addBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'alloc'>).pool, (event as Ev<'alloc'>).count) }),
   takeHit: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'cache_hit'>).pool, (event as Ev<'cache_hit'>).count), computed: (event as Ev<'cache_hit'>).tokens }),
   releaseBlocks: ({ context, event }) => ({ owned: addTo(context.owned, (event as Ev<'free'>).pool, -(event as Ev<'free'>).count) }),
+  takeSlot: ({ context }) => ({ slots: context.slots + 1 }),
+  releaseSlot: ({ context }) => ({ slots: context.slots - 1 }),
   beginStep: ({ context }) => ({ inFlight: context.inFlight + 1 }),
   endStep: ({ context, event }) => {
     const e = event as Ev<'step_end'>;
@@ -261,6 +268,7 @@ const unhandled: Unhandled<RequestContext, RequestEvent> = (state, _c, event) =>
     return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' is not allowed after the end` };
   }
   if (event.type === 'free') return { protects: 'KeepsLiveKv', message: `is ${state}; a live request's blocks are freed only after it ends or is preempted` };
+  if (event.type === 'slot_free') return { protects: 'KeepsLiveKv', message: `is ${state}; a live request's state slot holds its recurrent state and is given back only after it ends or is preempted` };
   if (event.type === 'preempt')
     return { protects: 'LifecycleOrder', message: `is ${state}; only a decoding request (or, in trace v3, a prefilling one) can be preempted (never one on the prefill FIFO)` };
   return { protects: 'LifecycleOrder', message: `is ${state}; '${event.type}' is not allowed there` };
@@ -275,10 +283,11 @@ const abort = {
     { target: 'aborted', actions: 'leaveServer' },
   ],
 } as const;
-const alloc = { alloc: { actions: 'addBlocks' }, alloc_take: { actions: 'addBlocks' } } as const;
+const alloc = { alloc: { actions: 'addBlocks' }, alloc_take: { actions: 'addBlocks' }, slot_alloc: { actions: 'takeSlot' } } as const;
 /** An ended request releases its blocks, after the completion of any op that still uses them. */
 const ended = {
   free: { guard: 'notDeferred', actions: 'releaseBlocks' },
+  slot_free: { guard: 'notDeferred', actions: 'releaseSlot' },
   step_end: { actions: 'endStepDiscarded' },
   transfer_end: { actions: 'endTransfer' },
 } as const;
@@ -298,6 +307,7 @@ export const requestMachine = setup({
     generated: 0,
     computed: 0,
     owned: new Array(input.pools).fill(0),
+    slots: 0,
     server: null,
     inFlight: 0,
     tokenOwed: false,
@@ -376,6 +386,7 @@ export const requestMachine = setup({
     retracting: {
       on: {
         free: [{ guard: 'releasesLast', target: 'waiting', actions: 'releaseBlocks' }, { actions: 'releaseBlocks' }],
+        slot_free: [{ guard: 'slotReleasesLast', target: 'waiting', actions: 'releaseSlot' }, { actions: 'releaseSlot' }],
         step_end: { actions: 'endStepDiscarded' },
         ...abort,
       },

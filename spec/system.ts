@@ -7,6 +7,7 @@ import { allocatorMachine, allocatorParts, blockMachine, blockParts, poolMachine
 import { compileMachine, fireOrRefuse, type CompiledMachine, type Refusal, type Snapshot } from './machine-kit.ts';
 import { partitionMachine, partitionParts, workerMachine, workerParts, type WorkerContext } from './partition.ts';
 import { LIVE_REQUEST_STATES, requestMachine, requestParts, type RequestContext } from './request.ts';
+import { slotMachine, slotParts, type SlotContext } from './slot.ts';
 import type { BatchItem, TraceEvent, TraceHeader } from './trace-format.ts';
 import type { AllocatorContext, BlockContext, PoolContext } from './kv.ts';
 import type { PartitionContext } from './partition.ts';
@@ -23,6 +24,7 @@ export const MACHINES = {
   allocator: compileMachine(allocatorMachine, allocatorParts),
   worker: compileMachine(workerMachine, workerParts),
   partition: compileMachine(partitionMachine, partitionParts),
+  slot: compileMachine(slotMachine, slotParts),
 } satisfies Record<string, AnyCompiled>;
 
 export type MachineName = keyof typeof MACHINES;
@@ -32,6 +34,9 @@ export type MachineName = keyof typeof MACHINES;
  * so coverage of a v1 run leaves them out.
  */
 export const V2_ONLY = { events: new Set(['hit', 'insert', 'evict', 'cache_hit', 'fork', 'cow_from']), states: new Set(['cached']) };
+
+/** Machines and events only a v3 header with state slots reaches. */
+export const SLOTS_ONLY = { events: new Set(['slot_alloc', 'slot_free']), machines: new Set(['slot']) };
 
 /** The context a machine definition starts from, computed by the definition's own `context` factory. */
 function initialContext<C>(m: AnyCompiled, input: unknown): C {
@@ -92,6 +97,7 @@ const ENDED_CONTEXT: RequestContext = Object.freeze({
   extraOwed: 0,
   awaitingKv: false,
   deferredFree: false,
+  slots: 0,
 }) as RequestContext;
 const RETIRED = {
   finished: { value: 'finished', context: ENDED_CONTEXT } as Snapshot<RequestContext>,
@@ -116,7 +122,7 @@ function growRequestSlots(n: number) {
 /** The next snapshot of each machine an event moves. */
 export type PendingMoves = { kind: MachineName; index: number; snap: Snapshot<unknown> }[];
 
-const KIND_CODE: Record<MachineName, number> = { partition: 0, pool: 1, allocator: 2, worker: 3, request: 4, block: 5 };
+const KIND_CODE: Record<MachineName, number> = { partition: 0, pool: 1, allocator: 2, worker: 3, request: 4, block: 5, slot: 6 };
 
 export class System {
   readonly header: TraceHeader;
@@ -138,6 +144,8 @@ export class System {
   allocators: Snapshot<AllocatorContext>[];
   pools: Snapshot<PoolContext>[];
   partition: Snapshot<PartitionContext>[];
+  /** Trace v3: state slots, every GPU's (pool p holds p·S .. p·S + S − 1); none without the header's stateSlots. */
+  slots: Snapshot<SlotContext>[];
   ops: Map<string, InFlightOp>;
   reqOps: string[][];
   liveCount: number;
@@ -184,6 +192,7 @@ export class System {
       this.allocators = from.allocators.slice();
       this.pools = from.pools.slice();
       this.partition = from.partition.slice();
+      this.slots = from.slots.slice();
       this.ops = new Map(from.ops);
       this.reqOps = from.reqOps.map((o) => o.slice());
       this.liveCount = from.liveCount;
@@ -220,6 +229,8 @@ export class System {
     this.holds = new Int32Array(total);
     this.blockSlot = new Int32Array(total);
     this.blockStamp = new Int32Array(total);
+    const slotSnap: Snapshot<SlotContext> = { value: this.machines.slot.initial, context: initialContext<SlotContext>(this.machines.slot, {}) };
+    this.slots = new Array((header.stateSlots ?? 0) * header.gpus).fill(slotSnap);
     const locking = options.locking ?? true;
     for (let g = 0; g < header.gpus; g++) this.pools.push({ value: this.machines.pool.initial, context: initialContext(this.machines.pool, { locking }) });
     this.partition = [
@@ -307,6 +318,8 @@ export class System {
         return this.pools;
       case 'partition':
         return this.partition;
+      case 'slot':
+        return this.slots;
     }
   }
 
@@ -324,6 +337,8 @@ export class System {
         return `pool ${index}`;
       case 'partition':
         return 'partition';
+      case 'slot':
+        return `state slot ${index}`;
     }
   }
 
@@ -518,6 +533,8 @@ export class System {
             const wrong = this.writesOtherTokens(r, item);
             if (wrong) return this.refuse(ev.ev, 'KvMatchesOutput', wrong);
           }
+          if (this.slots.length > 0 && this.requests[r].context.slots === 0)
+            return this.refuse(ev.ev, 'StepHasState', `request ${item.req} has no state slot: a hybrid model's step advances its recurrent state, which must live in a slot it owns (slot_alloc first)`);
           this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T, from: item.from ?? null, draft: item.draft ?? 0 } as never);
         }
         return moves;
@@ -612,11 +629,30 @@ export class System {
         // The blocks first: a refused free then names the step or transfer that still holds the block.
         const unheld = { type: 'free', req: ev.req, held: 0, holders: '' };
         for (const b of ev.blocks) this.add('block', b, (this.holds[b] ? { type: 'free', req: ev.req, held: this.holds[b], holders: this.holdersOf(b) } : unheld) as never);
-        let remaining = ctx.owned.reduce((a, n) => a + n, 0);
+        let remaining = ctx.owned.reduce((a, n) => a + n, 0) + ctx.slots;
         for (const [p, count] of perPool) {
           remaining -= count;
           this.add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
         }
+        return moves;
+      }
+      case 'slot_alloc':
+      case 'slot_free': {
+        const r = this.req(ev, ev.req);
+        if (typeof r !== 'number') return r;
+        if (ev.slot >= this.slots.length) return this.unknown(ev.ev, `state slot ${ev.slot} does not exist: the header declares ${this.header.stateSlots ?? 0} per GPU × ${this.header.gpus} GPU(s)`);
+        if (ev.ev === 'slot_alloc') {
+          const w = this.worker(ev, ev.worker);
+          if (typeof w !== 'number') return w;
+          const gpu = this.workers[w].context.gpu;
+          const slotGpu = Math.floor(ev.slot / this.header.stateSlots!);
+          if (slotGpu !== gpu) return this.unknown(ev.ev, `state slot ${ev.slot} is in GPU ${slotGpu}'s pool; ${ev.worker} runs on GPU ${gpu}`);
+          this.add('request', r, { type: 'slot_alloc' });
+        } else {
+          const ctx = this.requests[r].context;
+          this.add('request', r, { type: 'slot_free', remaining: ctx.owned.reduce((a, n) => a + n, 0) + ctx.slots - 1 } as never);
+        }
+        this.add('slot', ev.slot, { type: ev.ev, req: ev.req } as never);
         return moves;
       }
       case 'finish':
@@ -779,7 +815,7 @@ export class System {
     const snap = this.requests[r];
     if (snap.value !== 'finished' && snap.value !== 'aborted') return;
     const c = snap.context;
-    if (c.inFlight !== 0 || c.deferredFree || this.tables[r].length !== 0) return;
+    if (c.inFlight !== 0 || c.deferredFree || c.slots !== 0 || this.tables[r].length !== 0) return;
     this.requests[r] = snap.value === 'finished' ? RETIRED.finished : RETIRED.aborted;
     this.tables[r] = NOTHING;
     this.keys[r] = NO_KEYS;

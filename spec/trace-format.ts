@@ -220,7 +220,7 @@ export const EVENTS = {
     },
   },
   preempt: {
-    doc: 'A decoding request is retracted: its blocks will be freed and it returns to the waiting queue to be recomputed from prompt + generated tokens.',
+    doc: 'A decoding request (v3: or a prefilling one) is retracted: its blocks (and state slots) will be freed and it returns to the waiting queue to be recomputed from prompt + generated tokens.',
     emit: 'vLLM: Scheduler._preempt_request; SGLang: retract_decode; semi-PD: the decode worker retracts a victim.',
     fields: { req: f.req, worker: f.worker },
   },
@@ -228,6 +228,18 @@ export const EVENTS = {
     doc: 'Blocks of a request go back to the free list (v2: the request drops its reference; a block goes to the free list with its last holder, and keeps its cache key there until evicted).',
     emit: 'vLLM: KVCacheManager.free; SGLang: token_to_kv_pool_allocator.free / release_kv_cache; semi-PD: the decode process frees.',
     fields: { req: f.req, blocks: f.blocks },
+  },
+  slot_alloc: {
+    since: 3,
+    doc: 'A request is given a state slot (a hybrid model’s recurrent state) in its worker’s GPU; it owns it alone until it ends or is retracted.',
+    emit: 'SGLang: HybridReqToTokenPool.alloc giving the request its mamba_pool_idx; vLLM v1: the mamba KV cache group’s block allocated for the request (MambaManager).',
+    fields: { worker: f.worker, req: f.req, slot: { kind: 'count', doc: 'slot id: pool p holds p·S .. p·S + S − 1 (S = the header’s stateSlots)' } },
+  },
+  slot_free: {
+    since: 3,
+    doc: 'A request that has ended or been retracted gives its state slot back (a recurrent state cannot be truncated: a retracted request restarts it from the beginning).',
+    emit: 'SGLang: free_mamba_cache / release_kv_cache; vLLM v1: KVCacheManager.free of the mamba group.',
+    fields: { req: f.req, slot: { kind: 'count', doc: 'the slot id' } },
   },
   finish: {
     doc: 'The request completed (stop token or length limit). Its blocks must then be freed, once.',
@@ -363,6 +375,8 @@ export interface TraceHeader {
   workers: WorkerDecl[];
   /** v2: how the prefix cache holds blocks (default `hash`). */
   prefixCache?: (typeof PREFIX_CACHES)[number];
+  /** v3: state slots per GPU (a hybrid model's recurrent states), or absent when the model has none. */
+  stateSlots?: number;
   note?: string;
   source?: string;
 }
@@ -397,6 +411,11 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
     kind: { enum: PREFIX_CACHES },
     optional: true,
     doc: 'v2 only: `hash` (vLLM v1: an eviction may uncache a block still held, as `BlockPool.evict_blocks` does) or `radix` (SGLang: eviction frees a tree node\'s pages, so it may take only blocks no request holds); default `hash`',
+  },
+  stateSlots: {
+    kind: 'positive',
+    optional: true,
+    doc: 'v3 only: state slots per GPU, for a hybrid model whose recurrent layers (Mamba) keep one state per request beside the KV blocks (slot ids as block ids: pool p holds p·S .. p·S + S − 1); absent: no state slots',
   },
   note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' },
   source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
@@ -675,6 +694,11 @@ export function readHeader(raw: unknown): TraceHeader {
   if (obj.prefixCache !== undefined) {
     if (header.version === 1) throw new FormatError(`field 'prefixCache' needs trace version 2; the header says version 1`);
     header.prefixCache = readField({ enum: PREFIX_CACHES }, obj.prefixCache, 'prefixCache') as TraceHeader['prefixCache'];
+  }
+  if (obj.stateSlots !== undefined) {
+    if (header.version < 3) throw new FormatError(`field 'stateSlots' needs trace version 3; the header says version ${header.version}`);
+    header.stateSlots = readInt(obj.stateSlots, 'stateSlots', 1, MAX_TRACE_BLOCKS);
+    if (header.stateSlots * header.gpus > MAX_TRACE_TOTAL_BLOCKS) throw new FormatError(`stateSlots × gpus must be at most ${MAX_TRACE_TOTAL_BLOCKS.toLocaleString('en')}, got ${header.stateSlots} × ${header.gpus}`);
   }
   if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;
   if (obj.source !== undefined) header.source = readField('text', obj.source, 'source') as string;

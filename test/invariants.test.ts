@@ -165,7 +165,14 @@ describe('protocol rules name the refusals that protect them', () => {
     ['AcceptIsPrefix', spec.slice(1, 9), '{"t":0.02,"ev":"step_end","worker":"U0","step":"s2","accepted":{"r1":3}}'],
     ['DraftsAtTail', joinedV3, '{"t":0.01,"ev":"step_begin","worker":"U0","step":"s2","batch":[{"req":"r1","tokens":3,"from":5,"draft":1}]}'],
   );
+  // Trace v3 with state slots: r1 holds slot 0 and its blocks, before its first step.
+  const hybrid = example('v3/hybrid-state-slot.jsonl').trim().split('\n');
+  cases.push(
+    ['SlotSingleOwner', [...hybrid.slice(1, 5), '{"t":0,"ev":"arrive","req":"r2","prompt":4}'], '{"t":0,"ev":"slot_alloc","worker":"U0","req":"r2","slot":0}'],
+    ['StepHasState', hybrid.slice(1, 4), '{"t":0,"ev":"step_begin","worker":"U0","step":"s1","batch":[{"req":"r1","tokens":4,"from":0}]}'],
+  );
   const v3Rules = new Set(['StepsInOrder', 'KvMatchesOutput', 'AcceptIsPrefix', 'DraftsAtTail']);
+  const slotRules = new Set(['SlotSingleOwner', 'StepHasState']);
 
   it.each(cases)('%s', (rule, prefix, bad) => {
     const h =
@@ -179,7 +186,9 @@ describe('protocol rules name the refusals that protect them', () => {
               ? forked[0]
               : v3Rules.has(rule)
                 ? spec[0]
-                : header;
+                : slotRules.has(rule)
+                  ? hybrid[0]
+                  : header;
     const good = checkText([h, ...prefix].join('\n'));
     expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
     const v = checkText([h, ...prefix, bad].join('\n'));

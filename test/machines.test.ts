@@ -16,6 +16,7 @@ const inputs: Record<MachineName, fc.Arbitrary<unknown>> = {
   allocator: fc.record({ role: fc.constantFrom('prefill', 'decode', 'unified'), decodeOwned: fc.boolean() }),
   worker: fc.record({ role: fc.constantFrom('prefill', 'decode', 'unified'), epoch: fc.nat(2), share: fc.integer({ min: 1, max: 100 }), gpu: fc.nat(1) }),
   partition: fc.record({ prefill: fc.integer({ min: 1, max: 100 }), decode: fc.integer({ min: 1, max: 100 }), rule: fc.constantFrom('oversubscribe', 'exact'), workers: fc.integer({ min: 1, max: 2 }) }),
+  slot: fc.constant({}),
 };
 
 const worker = fc.constantFrom('P0', 'D0', 'U0', 'P1', 'D1');
