@@ -89,6 +89,11 @@ export const RULES = {
     kind: 'guard',
     says: 'A cache hit, before the request’s first step, covers whole blocks of its prefix and never its whole sequence: the positions it skips are exactly those its blocks hold, and the last position is always computed (trace v2).',
   },
+  PartialFreeOnlyUnneeded: {
+    family: 'NothingLost',
+    kind: 'guard',
+    says: 'A live request frees blocks of a layer group only when the group has a window and every position they hold is below its computed length minus the window: its oldest blocks first, never a position a later step still reads (bug zoo Z20) (trace v3).',
+  },
   SlotSingleOwner: {
     family: 'SingleOwnership',
     kind: 'guard',

@@ -44,7 +44,7 @@ export type RequestEvent =
   | { type: 'transfer_begin'; to: string }
   | { type: 'transfer_end'; ok: boolean }
   | { type: 'preempt'; worker: string; anyPhase: boolean }
-  | { type: 'free'; pool: number; count: number; remaining: number; serverPool: number }
+  | { type: 'free'; pool: number; count: number; remaining: number; serverPool: number; unneeded?: boolean }
   | { type: 'slot_alloc' }
   | { type: 'slot_free'; remaining: number }
   | { type: 'finish' }
@@ -205,7 +205,8 @@ const guards = {
     explain: (c) => `ended while ${c.inFlight} step or transfer used its blocks; the free waits for its completion`,
   },
   keepsServingCopy: {
-    check: ({ event }) => (event as Ev<'free'>).pool !== (event as Ev<'free'>).serverPool,
+    // Another pool's copy (after a transfer), or (trace v3) blocks the composition found outside every window.
+    check: ({ event }) => (event as Ev<'free'>).pool !== (event as Ev<'free'>).serverPool || (event as Ev<'free'>).unneeded === true,
     protects: 'KeepsLiveKv',
     explain: (_, e) => `it is live and pool ${(e as Ev<'free'>).pool} holds the KV its worker computes with`,
   },
@@ -330,6 +331,7 @@ export const requestMachine = setup({
         cache_hit: { guard: and(['beforeFirstStep', 'hitKeyed', 'hitWholeBlocks', 'hitLeavesLast']), actions: 'takeHit' },
         step_begin: { guard: and(['servedBy', 'prefillRole', 'notInFlight', 'startsAtComputed', 'noDrafts', 'chunkFits', 'coversStep']), actions: 'beginStep' },
         step_end: [{ guard: 'completesSequence', target: 'prefilled', actions: 'endStep' }, { actions: 'endStep' }],
+        ...freeOldCopy, // trace v3: a sliding-window group's blocks behind the window, during a chunked prefill
         preempt: [
           { guard: and(['preemptsPrefill', 'servedBy', 'ownsNoBlocks']), target: 'waiting', actions: 'retract' },
           { guard: and(['preemptsPrefill', 'servedBy']), target: 'retracting', actions: 'retract' },

@@ -158,6 +158,14 @@ export class System {
    */
   outputIds = new Map<number, number[]>();
   draftIds = new Map<number, number[]>();
+  /**
+   * Trace v3 with layer groups: per block, the index of the group it was allocated for (-1 while free), and
+   * per request and group, how many of its first blocks it has freed while live (out of its window).
+   */
+  blockGroup: Int32Array | null = null;
+  dropped = new Map<number, number[]>();
+  /** Whether the free being applied is a live request's free of blocks outside its window. */
+  private partialFree = false;
   time: number;
   /** When set, each applied event records the machine transitions it took (`machine:state:event`), for coverage. */
   fired: string[] | null = null;
@@ -200,6 +208,8 @@ export class System {
       this.cachedHeld = from.cachedHeld;
       for (const [r, ids] of from.outputIds) this.outputIds.set(r, ids.slice());
       for (const [r, ids] of from.draftIds) this.draftIds.set(r, ids.slice());
+      this.blockGroup = from.blockGroup?.slice() ?? null;
+      for (const [r, d] of from.dropped) this.dropped.set(r, d.slice());
       this.time = from.time;
       this.blockSlot = from.blockSlot;
       this.blockStamp = from.blockStamp;
@@ -229,6 +239,7 @@ export class System {
     this.holds = new Int32Array(total);
     this.blockSlot = new Int32Array(total);
     this.blockStamp = new Int32Array(total);
+    if (header.groups) this.blockGroup = new Int32Array(total).fill(-1);
     const slotSnap: Snapshot<SlotContext> = { value: this.machines.slot.initial, context: initialContext<SlotContext>(this.machines.slot, {}) };
     this.slots = new Array((header.stateSlots ?? 0) * header.gpus).fill(slotSnap);
     const locking = options.locking ?? true;
@@ -295,6 +306,58 @@ export class System {
       const j = from + k - ctx.prompt;
       if (j < 0 || j >= out.length || out[j] < 0) continue;
       if (item.ids![k] !== out[j]) return `request ${this.requestIds[r]}'s step writes token ${item.ids![k]} at position ${from + k}, but its output holds token ${out[j]} there (output index ${j}): the cache would hold a token the output lacks`;
+    }
+    return null;
+  }
+
+  /** The index of layer group `id` (the first when absent), or -1 when the header does not declare it. */
+  private groupOf(id: string | undefined): number {
+    if (id === undefined) return 0;
+    const groups = this.header.groups;
+    if (!groups) return -1;
+    for (let i = 0; i < groups.length; i++) if (groups[i].id === id) return i;
+    return -1;
+  }
+
+  /** Request `r`'s blocks of group `g` in pool `pool`, in logical order (after the ones it freed). */
+  private groupTable(r: number, g: number, pool: number): number[] {
+    return this.tables[r].filter((b) => this.blockGroup![b] === g && this.poolOf(b) === pool);
+  }
+
+  /**
+   * Trace v3: why live request `r` may not free `blocks` of group `g` yet, in words, or null when it may:
+   * they are its first blocks of the group, and every position they hold is outside the group's window as
+   * of its computed and accepted positions (vLLM's SlidingWindowManager.remove_skipped_blocks).
+   */
+  private neededStill(r: number, blocks: readonly number[], g: number, pool: number): string | null {
+    const group = this.header.groups![g];
+    const id = this.requestIds[r];
+    if (group.window === undefined) return `request ${id} is live and group ${group.id} has no window: every position it holds is still read`;
+    const table = this.groupTable(r, g, pool);
+    for (const b of blocks) {
+      const at = table.indexOf(b);
+      if (at < 0) return `block ${b} is not one of ${id}'s blocks of group ${group.id}`;
+      if (at >= blocks.length) return `block ${b} is not among ${id}'s first blocks of group ${group.id}: a window frees the oldest positions first`;
+    }
+    const T = this.header.blockSize;
+    const before = this.dropped.get(r)?.[g] ?? 0;
+    const computed = this.requests[r].context.computed;
+    const end = (before + blocks.length) * T;
+    const firstNeeded = Math.max(0, computed - group.window + 1);
+    if (end > firstNeeded)
+      return `request ${id} has ${computed} position(s) computed, so group ${group.id} (window ${group.window}) still reads positions from ${firstNeeded}; the free would drop positions up to ${end - 1}`;
+    return null;
+  }
+
+  /** Trace v3 with groups: why a step of `item` is not covered by its request's blocks in some group, or null. */
+  private groupShort(r: number, item: BatchItem, pool: number): string | null {
+    const T = this.header.blockSize;
+    const from = item.from ?? this.requests[r].context.computed;
+    const need = Math.ceil((from + item.tokens) / T);
+    const groups = this.header.groups!;
+    for (let g = 0; g < groups.length; g++) {
+      const have = (this.dropped.get(r)?.[g] ?? 0) + this.groupTable(r, g, pool).length;
+      if (have < need) return `request ${this.requestIds[r]}'s step writes positions up to ${from + item.tokens - 1}, which need ${need} block(s) in layer group ${groups[g].id}; it has ${have}`;
     }
     return null;
   }
@@ -402,6 +465,7 @@ export class System {
         if (typeof w !== 'number') return w;
         const bad = this.checkBlocks(ev, ev.blocks);
         if (bad) return bad;
+        if (ev.ev === 'alloc' && this.groupOf(ev.group) < 0) return this.unknown(ev.ev, `layer group ${ev.group} is not among the header's groups (${(this.header.groups ?? []).map((g) => g.id).join(', ') || 'none declared'})`);
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
         if (ev.ev === 'alloc') {
@@ -533,6 +597,10 @@ export class System {
             const wrong = this.writesOtherTokens(r, item);
             if (wrong) return this.refuse(ev.ev, 'KvMatchesOutput', wrong);
           }
+          if (this.blockGroup !== null) {
+            const short = this.groupShort(r, item, gpu);
+            if (short) return this.refuse(ev.ev, 'SingleWriter', short);
+          }
           if (this.slots.length > 0 && this.requests[r].context.slots === 0)
             return this.refuse(ev.ev, 'StepHasState', `request ${item.req} has no state slot: a hybrid model's step advances its recurrent state, which must live in a slot it owns (slot_alloc first)`);
           this.add('request', r, { type: 'step_begin', worker: ev.worker, role, tokens: item.tokens, pool: gpu, blockSize: T, from: item.from ?? null, draft: item.draft ?? 0 } as never);
@@ -623,6 +691,14 @@ export class System {
         if (bad) return bad;
         const ctx = this.requests[r].context;
         const serverPool = this.serverGpu(r) ?? -1;
+        if (this.groupOf(ev.group) < 0) return this.unknown(ev.ev, `layer group ${ev.group} is not among the header's groups (${(this.header.groups ?? []).map((g) => g.id).join(', ') || 'none declared'})`);
+        let unneeded = false;
+        this.partialFree = false;
+        if (this.blockGroup !== null && this.isLive(r) && this.requests[r].value !== 'retracting' && ev.blocks.some((b) => this.poolOf(b) === serverPool)) {
+          const why = this.neededStill(r, ev.blocks, this.groupOf(ev.group), serverPool);
+          if (why) return this.refuse(ev.ev, 'PartialFreeOnlyUnneeded', why);
+          unneeded = this.partialFree = true;
+        }
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
         for (const p of perPool.keys()) this.add('pool', p, { type: 'free' });
@@ -632,7 +708,7 @@ export class System {
         let remaining = ctx.owned.reduce((a, n) => a + n, 0) + ctx.slots;
         for (const [p, count] of perPool) {
           remaining -= count;
-          this.add('request', r, { type: 'free', pool: p, count, remaining, serverPool } as never);
+          this.add('request', r, { type: 'free', pool: p, count, remaining, serverPool, unneeded } as never);
         }
         return moves;
       }
@@ -845,6 +921,10 @@ export class System {
       case 'alloc_take': {
         const t = this.tables[this.requestIndex.get(ev.req)!];
         for (const b of ev.blocks) t.push(b);
+        if (this.blockGroup !== null) {
+          const g = ev.ev === 'alloc' ? this.groupOf(ev.group) : 0;
+          for (const b of ev.blocks) this.blockGroup[b] = g;
+        }
         return;
       }
       case 'cache_hit': {
@@ -887,6 +967,16 @@ export class System {
       }
       case 'free': {
         const r = this.requestIndex.get(ev.req)!;
+        if (this.blockGroup !== null) {
+          // A live request's free of its first blocks of a windowed group; a retraction or an end frees them all.
+          if (this.partialFree) {
+            const g = this.groupOf(ev.group);
+            const d = this.dropped.get(r) ?? new Array<number>(this.header.groups!.length).fill(0);
+            d[g] += ev.blocks.length;
+            this.dropped.set(r, d);
+          } else this.dropped.delete(r);
+          for (const b of ev.blocks) this.blockGroup[b] = -1;
+        }
         const t = this.tables[r];
         // Requests usually free their whole table at once; the moves have checked that each block was theirs.
         if (ev.blocks.length === t.length) t.length = 0;

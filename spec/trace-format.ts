@@ -53,6 +53,7 @@ const f = {
   req: { kind: 'id', doc: 'request id' },
   worker: { kind: 'id', doc: 'worker id' },
   blocks: { kind: 'blocks', doc: 'block ids' },
+  group: { kind: 'id', optional: true, since: 3, doc: 'the layer group whose blocks these are (the header’s `groups`; default the first)' },
 } as const satisfies Record<string, FieldSpec>;
 
 export const ROLES = ['prefill', 'decode', 'unified'] as const;
@@ -86,7 +87,7 @@ export const EVENTS = {
   alloc: {
     doc: 'Atomic allocation: under the pool lock, the worker queries utilisation, takes these free blocks for the request and updates utilisation.',
     emit: 'vLLM: KVCacheManager.allocate_slots; SGLang: token_to_kv_pool_allocator.alloc; semi-PD: the decode process allocates for a prompt chunk or a decode step.',
-    fields: { worker: f.worker, req: f.req, blocks: f.blocks },
+    fields: { worker: f.worker, req: f.req, blocks: f.blocks, group: f.group },
   },
   alloc_query: {
     doc: 'First of the three allocation steps: take the pool lock (lock mode) and read utilisation.',
@@ -227,7 +228,7 @@ export const EVENTS = {
   free: {
     doc: 'Blocks of a request go back to the free list (v2: the request drops its reference; a block goes to the free list with its last holder, and keeps its cache key there until evicted).',
     emit: 'vLLM: KVCacheManager.free; SGLang: token_to_kv_pool_allocator.free / release_kv_cache; semi-PD: the decode process frees.',
-    fields: { req: f.req, blocks: f.blocks },
+    fields: { req: f.req, blocks: f.blocks, group: f.group },
   },
   slot_alloc: {
     since: 3,
@@ -377,12 +378,14 @@ export interface TraceHeader {
   prefixCache?: (typeof PREFIX_CACHES)[number];
   /** v3: state slots per GPU (a hybrid model's recurrent states), or absent when the model has none. */
   stateSlots?: number;
+  /** v3: layer groups, each with its own block tables (a sliding-window group frees blocks outside its window). */
+  groups?: { id: string; window?: number }[];
   note?: string;
   source?: string;
 }
 
 interface HeaderFieldSpec {
-  kind: Kind | 'split' | 'workers' | 'version' | { readonly const: string | number };
+  kind: Kind | 'split' | 'workers' | 'groups' | 'version' | { readonly const: string | number };
   optional?: true;
   doc: string;
 }
@@ -411,6 +414,11 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
     kind: { enum: PREFIX_CACHES },
     optional: true,
     doc: 'v2 only: `hash` (vLLM v1: an eviction may uncache a block still held, as `BlockPool.evict_blocks` does) or `radix` (SGLang: eviction frees a tree node\'s pages, so it may take only blocks no request holds); default `hash`',
+  },
+  groups: {
+    kind: 'groups',
+    optional: true,
+    doc: 'v3 only: layer groups [{id, window?}], each with its own block tables in the shared pool (vLLM v1’s KV cache groups: full attention, sliding window); `window` W counts the query position (a position p reads p − W + 1 .. p), so a live request may free a windowed group’s blocks whose positions are all below its computed length − W + 1; absent: one group, no window',
   },
   stateSlots: {
     kind: 'positive',
@@ -695,6 +703,20 @@ export function readHeader(raw: unknown): TraceHeader {
     if (header.version === 1) throw new FormatError(`field 'prefixCache' needs trace version 2; the header says version 1`);
     header.prefixCache = readField({ enum: PREFIX_CACHES }, obj.prefixCache, 'prefixCache') as TraceHeader['prefixCache'];
   }
+  if (obj.groups !== undefined) {
+    if (header.version < 3) throw new FormatError(`field 'groups' needs trace version 3; the header says version ${header.version}`);
+    if (!Array.isArray(obj.groups) || obj.groups.length === 0 || obj.groups.length > 64) throw new FormatError(`field 'groups' must be an array of 1 to 64 layer groups {id, window?}`);
+    const ids = new Set<string>();
+    header.groups = obj.groups.map((g: unknown, i: number) => {
+      if (g === null || typeof g !== 'object' || Array.isArray(g)) throw new FormatError(`groups[${i}] must be an object {id, window?}`);
+      const o = g as Record<string, unknown>;
+      for (const key in o) if (key !== 'id' && key !== 'window') throw new FormatError(`groups[${i}] has unknown field '${key}'`);
+      const id = readId(o.id, `groups[${i}].id`);
+      if (ids.has(id)) throw new FormatError(`groups[${i}].id '${id}' appears twice`);
+      ids.add(id);
+      return o.window === undefined ? { id } : { id, window: readInt(o.window, `groups[${i}].window`, 1) };
+    });
+  }
   if (obj.stateSlots !== undefined) {
     if (header.version < 3) throw new FormatError(`field 'stateSlots' needs trace version 3; the header says version ${header.version}`);
     header.stateSlots = readInt(obj.stateSlots, 'stateSlots', 1, MAX_TRACE_BLOCKS);
@@ -791,6 +813,14 @@ function kindSchema(kind: HeaderFieldSpec['kind'], doc: string): Record<string, 
         required: ['prefill', 'decode'],
         description: doc,
         properties: { prefill: kindSchema('share', 'prefill share'), decode: kindSchema('share', 'decode share') },
+      };
+    case 'groups':
+      return {
+        type: 'array',
+        minItems: 1,
+        maxItems: 64,
+        description: doc,
+        items: { type: 'object', additionalProperties: false, required: ['id'], properties: { id: kindSchema('id', 'group id'), window: kindSchema('positive', 'sliding window W (query position included)') } },
       };
     case 'workers':
       return {

@@ -173,6 +173,9 @@ describe('protocol rules name the refusals that protect them', () => {
   );
   const v3Rules = new Set(['StepsInOrder', 'KvMatchesOutput', 'AcceptIsPrefix', 'DraftsAtTail']);
   const slotRules = new Set(['SlotSingleOwner', 'StepHasState']);
+  // Trace v3 with layer groups: r1 has computed its 4-token prompt; group swa has a window of 4.
+  const windowed = example('v3/sliding-window.jsonl').trim().split('\n');
+  cases.push(['PartialFreeOnlyUnneeded', windowed.slice(1, 9), '{"t":0.01,"ev":"free","req":"r1","blocks":[2],"group":"swa"}']);
 
   it.each(cases)('%s', (rule, prefix, bad) => {
     const h =
@@ -188,7 +191,9 @@ describe('protocol rules name the refusals that protect them', () => {
                 ? spec[0]
                 : slotRules.has(rule)
                   ? hybrid[0]
-                  : header;
+                  : rule === 'PartialFreeOnlyUnneeded'
+                    ? windowed[0]
+                    : header;
     const good = checkText([h, ...prefix].join('\n'));
     expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
     const v = checkText([h, ...prefix, bad].join('\n'));
