@@ -5,22 +5,29 @@ import { createReadStream } from 'node:fs';
 import { checkAtRest, checkBlock, checkQuiescent, checkRequest, checkWorker, RULES, type InvariantName, type Violation } from './invariants.ts';
 import type { Refusal } from './machine-kit.ts';
 import { strictJsonProblem } from './strict-json.ts';
-import { System, type SystemOptions } from './system.ts';
+import { stepKey, System, transferKey, type SystemOptions } from './system.ts';
 import { FormatError, readEvent, readHeader, type TraceEvent, type TraceHeader } from './trace-format.ts';
 
+
+/** The event text of a finding at the end of the trace. */
+const END_OF_TRACE = '(end of trace)';
 
 /** The longest trace line read (16 MiB of text: a step of tens of thousands of requests fits). */
 export const MAX_LINE_CHARS = 1 << 24;
 
 export interface Finding {
-  /** 1-based line of the offending event; for an at-rest finding, the line after the last. */
+  /** 1-based line of the offending event; for an at-rest finding at the end of the trace, the line after the last. */
   line: number;
   /** The event's text, or "(end of trace)". */
   event: string;
   rule: InvariantName;
   family: string;
-  /** `guard`: the event was refused; `invariant`: it was allowed but broke a state invariant; `at-rest`: the trace ended inconsistent. */
-  kind: 'guard' | 'invariant' | 'at-rest';
+  /**
+   * `guard`: the event was refused; `invariant`: it was allowed but broke a state invariant; `at-rest`: the trace
+   * ended inconsistent, or an `idle` event (trace v3) came in a state that is not at rest; `deadline`: the event
+   * comes after a release deadline while the request still holds blocks (the event itself is not refused).
+   */
+  kind: 'guard' | 'invariant' | 'at-rest' | 'deadline';
   machine?: string;
   state?: string;
   guard?: string;
@@ -35,6 +42,12 @@ export type Verdict =
 export interface CheckOptions {
   /** Also require quiescence at the end: every request ended, nothing in flight, every block free. */
   quiescent?: boolean;
+  /**
+   * A release deadline in seconds (ReleaseWithin): every ended request frees all it holds by an event no later
+   * than D after its end, or after the completion of the steps and transfers in flight on its blocks at its end.
+   * Overrides the v3 header's `releaseWithin`; absent, that applies, if any.
+   */
+  releaseWithin?: number;
   system?: SystemOptions;
 }
 
@@ -55,6 +68,18 @@ export class TraceChecker {
   events = 0;
   private lastTime = 0;
   private finding: Finding | null = null;
+  /** The release deadline D in seconds, or null when none applies. */
+  private releaseWithin: number | null = null;
+  /** Ended requests that held something when their release began, by deadline; lazily dropped once free. */
+  private readonly deadlines = new DeadlineHeap();
+  /** The earliest pending deadline (Infinity when none): the one comparison every event pays. */
+  private due = Number.POSITIVE_INFINITY;
+  /** Ended requests holding blocks while a step or transfer on them is in flight: their release begins at its end. */
+  private readonly awaiting = new Set<number>();
+  /** Requests with a pending deadline whose release began at an op's completion rather than at their end (for the message). */
+  private readonly beganAtOp = new Set<number>();
+  /** Whether applied events need a second look: a deadline applies, or the trace (v3) may say `idle`. */
+  private watch = false;
 
   constructor(private readonly options: CheckOptions = {}) {}
 
@@ -90,6 +115,8 @@ export class TraceChecker {
         throw err;
       }
       this.sys = new System(this.header, { retireEnded: true, ...this.options.system });
+      this.releaseWithin = this.options.releaseWithin ?? this.header.releaseWithin ?? null;
+      this.watch = this.releaseWithin !== null || this.header.version >= 3;
       return;
     }
     let ev: TraceEvent;
@@ -102,6 +129,12 @@ export class TraceChecker {
     if (ev.t < this.lastTime) throw new BadInput(line, `time ${ev.t} is earlier than the previous event's ${this.lastTime}; times never decrease`);
     this.lastTime = ev.t;
     this.events++;
+    // A deadline is certain to be missed at the first event past it: no free can come earlier.
+    if (ev.t > this.due) {
+      this.finding = this.overdue(ev.t, line, text);
+      if (this.finding) return;
+    }
+    const opReqs = this.awaiting.size > 0 ? this.opRequests(ev) : null;
     const refusal = this.sys.apply(ev);
     if (refusal) {
       this.finding = fromRefusal(refusal, line, text);
@@ -109,6 +142,71 @@ export class TraceChecker {
     }
     const broken = checkTouched(this.sys);
     if (broken) this.finding = fromViolation(broken, line, text, 'invariant');
+    else if (this.watch) this.afterEvent(ev, line, text, opReqs);
+  }
+
+  /** The requests of the step or transfer an event ends, read before the event removes it. */
+  private opRequests(ev: TraceEvent): readonly number[] | null {
+    if (ev.ev === 'step_end') return this.sys!.ops.get(stepKey(ev.worker, ev.step))?.reqs ?? null;
+    if (ev.ev === 'transfer_end') return this.sys!.ops.get(transferKey(ev.xfer))?.reqs ?? null;
+    return null;
+  }
+
+  /** Release deadlines begin at a request's end or at its last op's completion; `idle` is judged at rest. */
+  private afterEvent(ev: TraceEvent, line: number, text: string, opReqs: readonly number[] | null): void {
+    const sys = this.sys!;
+    const D = this.releaseWithin;
+    if (ev.ev === 'finish' || ev.ev === 'abort') {
+      if (D === null) return;
+      const r = sys.requestIndex.get(ev.req)!;
+      if (!holdsAnything(sys, r)) return;
+      if (sys.requests[r].context.inFlight > 0) this.awaiting.add(r);
+      else this.startRelease(r, ev.t, D);
+    } else if (opReqs !== null && D !== null) {
+      for (const r of opReqs) {
+        if (!this.awaiting.has(r) || sys.requests[r].context.inFlight > 0) continue;
+        this.awaiting.delete(r);
+        if (!holdsAnything(sys, r)) continue;
+        this.beganAtOp.add(r);
+        this.startRelease(r, ev.t, D);
+      }
+    } else if (ev.ev === 'idle') {
+      // The engine says nothing waits, runs or is in flight: the at-rest rules hold now, as at a quiescent end.
+      const rest = checkQuiescent(sys);
+      if (rest) this.finding = fromViolation(rest, line, text, 'at-rest');
+    }
+  }
+
+  private startRelease(r: number, from: number, D: number): void {
+    this.deadlines.push(from + D, r, from);
+    this.due = this.deadlines.min();
+  }
+
+  /** The first request past its deadline at time t that still holds something, as a finding; drops those that released. */
+  private overdue(t: number, line: number, text: string): Finding | null {
+    const sys = this.sys!;
+    const heap = this.deadlines;
+    let finding: Finding | null = null;
+    while (heap.size > 0 && heap.min() < t) {
+      const { at, req, from } = heap.pop();
+      const atOp = this.beganAtOp.delete(req);
+      if (!holdsAnything(sys, req)) continue;
+      const id = sys.requestIds[req];
+      const { value, context } = sys.requests[req];
+      const blocks = sys.tables[req];
+      const held = [blocks.length ? `block(s) ${blocks.join(', ')}` : '', context.slots ? `${context.slots} state slot(s)` : ''].filter(Boolean).join(' and ');
+      finding = {
+        line,
+        event: text,
+        rule: 'ReleaseWithin',
+        family: RULES.ReleaseWithin.family,
+        kind: 'deadline',
+        message: `request ${id} ${value} ${atOp ? `while a step or transfer used its blocks, which completed at t=${num(from)} s` : `at t=${num(from)} s`}, so under the release deadline of ${num(this.releaseWithin!)} s everything it held was due free by t=${num(at)} s; at t=${num(t)} s it still holds ${held}`,
+      };
+      break;
+    }
+    this.due = heap.size > 0 ? heap.min() : Number.POSITIVE_INFINITY;
+    return finding;
   }
 
   /** The verdict once every line has been fed. */
@@ -116,7 +214,7 @@ export class TraceChecker {
     if (this.sys === null) throw new BadInput(this.lines + 1, this.lines === 0 ? 'empty trace: the header line is missing' : 'no header line');
     if (!this.finding) {
       const rest = this.options.quiescent ? checkQuiescent(this.sys) : checkAtRest(this.sys);
-      if (rest) this.finding = fromViolation(rest, this.lines + 1, '(end of trace)', 'at-rest');
+      if (rest) this.finding = fromViolation(rest, this.lines + 1, END_OF_TRACE, 'at-rest');
     }
     if (this.finding) {
       return { verdict: 'violation', lines: this.lines, events: this.events, conformingPrefix: this.finding.line - 1, finding: this.finding };
@@ -131,6 +229,79 @@ export class TraceChecker {
       ended,
       quiescent: this.sys.liveCount === 0 && this.sys.ops.size === 0,
     };
+  }
+}
+
+/** A time for people: no float noise such as 6.199999999999999. */
+function num(x: number): string {
+  return String(Number(x.toPrecision(12)));
+}
+
+/** Whether request r still holds a block or a state slot. */
+function holdsAnything(sys: System, r: number): boolean {
+  return sys.tables[r].length > 0 || sys.requests[r].context.slots > 0;
+}
+
+/** A min-heap of release deadlines: (deadline, request, when its release began). */
+class DeadlineHeap {
+  private at: number[] = [];
+  private req: number[] = [];
+  private from: number[] = [];
+
+  get size(): number {
+    return this.at.length;
+  }
+
+  min(): number {
+    return this.at[0];
+  }
+
+  push(at: number, req: number, from: number): void {
+    const A = this.at;
+    const R = this.req;
+    const F = this.from;
+    let i = A.length;
+    A.push(at);
+    R.push(req);
+    F.push(from);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (A[p] <= at) break;
+      A[i] = A[p];
+      R[i] = R[p];
+      F[i] = F[p];
+      i = p;
+    }
+    A[i] = at;
+    R[i] = req;
+    F[i] = from;
+  }
+
+  pop(): { at: number; req: number; from: number } {
+    const A = this.at;
+    const R = this.req;
+    const F = this.from;
+    const top = { at: A[0], req: R[0], from: F[0] };
+    const at = A.pop()!;
+    const req = R.pop()!;
+    const from = F.pop()!;
+    const n = A.length;
+    if (n === 0) return top;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && A[c + 1] < A[c]) c++;
+      if (A[c] >= at) break;
+      A[i] = A[c];
+      R[i] = R[c];
+      F[i] = F[c];
+      i = c;
+    }
+    A[i] = at;
+    R[i] = req;
+    F[i] = from;
+    return top;
   }
 }
 
@@ -242,20 +413,25 @@ export function formatVerdict(name: string, v: Verdict): string {
     return `${name}: conforms — ${v.events} events, ${v.requests} request(s), ${v.ended} ended, ${rest}`;
   }
   const f = v.finding;
-  const head = f.kind === 'at-rest' ? `${name}: violation of ${f.rule} (${f.family}) at the end of the trace` : `${name}:${f.line}: violation of ${f.rule} (${f.family})`;
+  const atEnd = f.kind === 'at-rest' && f.event === END_OF_TRACE;
+  const head = atEnd ? `${name}: violation of ${f.rule} (${f.family}) at the end of the trace` : `${name}:${f.line}: violation of ${f.rule} (${f.family})`;
   const how =
     f.kind === 'guard'
       ? `refused by ${f.machine}${f.guard ? ` guard '${f.guard}'` : ` (no '${eventName(f.event)}' in state '${f.state}')`}`
       : f.kind === 'invariant'
         ? 'allowed, but the state it leads to breaks the invariant'
-        : 'the trace ends in a state that breaks the invariant';
+        : f.kind === 'deadline'
+          ? 'this event comes after the release deadline while the request still holds what it names: no free can come in time any more (the event itself is allowed)'
+          : atEnd
+            ? 'the trace ends in a state that breaks the invariant'
+            : 'the engine says it is idle, but the state breaks the invariant';
   return [
     head,
-    ...(f.kind === 'at-rest' ? [] : [`  event:   ${f.event}`]),
+    ...(atEnd ? [] : [`  event:   ${f.event}`]),
     `  why:     ${f.message}`,
     `  how:     ${how}`,
     `  rule:    ${RULES[f.rule].says}`,
-    `  conforming prefix: lines 1–${v.conformingPrefix} (${f.kind === 'at-rest' ? v.events : v.events - 1} event(s))`,
+    `  conforming prefix: lines 1–${v.conformingPrefix} (${atEnd ? v.events : v.events - 1} event(s))`,
   ].join('\n');
 }
 

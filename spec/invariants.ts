@@ -8,8 +8,16 @@ export type Family = 'NoLeak' | 'SingleOwnership' | 'SharedKv' | 'NothingLost' |
 
 interface RuleInfo {
   family: Family;
-  /** `state`: a predicate on every state; `at-rest`: on states where the system rests; `guard`: enforced by guards only. */
-  kind: 'state' | 'at-rest' | 'guard';
+  /**
+   * For a protocol rule, the property its refusals protect: a request or worker off the protocol is where a
+   * leak, a second owner, a lost request or a changed output begins. Other rules are their family.
+   */
+  atStake?: Exclude<Family, 'Protocol'>;
+  /**
+   * `state`: a predicate on every state; `at-rest`: on states where the system rests; `guard`: enforced by guards
+   * only; `deadline`: a bound in time, judged at the first event past it (a trace's release deadline).
+   */
+  kind: 'state' | 'at-rest' | 'guard' | 'deadline';
   says: string;
 }
 
@@ -28,6 +36,11 @@ export const RULES = {
     family: 'NoLeak',
     kind: 'at-rest',
     says: 'When no request is live and nothing is in flight, every block is on the free list (and every state slot free).',
+  },
+  ReleaseWithin: {
+    family: 'NoLeak',
+    kind: 'deadline',
+    says: 'Under a release deadline D (`conform --release-within`, or the v3 header’s releaseWithin), everything an ended request held is freed within D seconds of the later of its end and the completion of the steps and transfers in flight on its blocks at its end; a transfer that never begins does not extend it (bug zoo Z7). Reported at the first event past the deadline.',
   },
   SingleOwner: {
     family: 'SingleOwnership',
@@ -121,6 +134,7 @@ export const RULES = {
   },
   DraftsAtTail: {
     family: 'Protocol',
+    atStake: 'OutputInvariance',
     kind: 'guard',
     says: 'Draft positions are the last positions of a decoding request’s step, right after the position of its last token, so acceptance is a prefix and rolled-back positions are the step’s last (trace v3).',
   },
@@ -151,26 +165,31 @@ export const RULES = {
   },
   LifecycleOrder: {
     family: 'Protocol',
+    atStake: 'NothingLost',
     kind: 'guard',
     says: 'A request moves only along its lifecycle: waiting, prefilling in chunks, prefilled, handed off, decoding, ended; retracted back to waiting.',
   },
   WorkersServeWhenReady: {
     family: 'Protocol',
+    atStake: 'NothingLost',
     kind: 'guard',
     says: 'Only a ready worker of the right role serves: prefill work on prefill or unified workers, decode work on decode or unified workers.',
   },
   ResizeHandoff: {
     family: 'Protocol',
+    atStake: 'SingleOwnership',
     kind: 'guard',
     says: 'A resize follows the handoff: new workers start and are all ready before old ones hand over (delayed switch); each old worker stops after its own iteration (asynchronous switch); then the new split is stable.',
   },
   ShareRule: {
     family: 'Protocol',
+    atStake: 'SingleOwnership',
     kind: 'guard',
     says: 'Shares follow the partition rule: each within 1..100 (semi-PD oversubscription), and summing to exactly 100 under the exact rule (Nexus).',
   },
   KnownIds: {
     family: 'Protocol',
+    atStake: 'NothingLost',
     kind: 'guard',
     says: 'Every id an event names exists: a request after its arrive, a worker after the header or its worker_start, a block within its pool, a step or transfer while in flight; new ids are not reused.',
   },
@@ -183,6 +202,12 @@ export interface Violation {
   invariant: InvariantName;
   family: Family;
   message: string;
+}
+
+/** The property a rule's violation puts at stake: its family, or for a protocol rule the property it protects. */
+export function propertyOf(rule: InvariantName): Exclude<Family, 'Protocol'> {
+  const info: RuleInfo = RULES[rule];
+  return info.atStake ?? (info.family as Exclude<Family, 'Protocol'>);
 }
 
 function violation(invariant: InvariantName, message: string): Violation {

@@ -38,6 +38,12 @@ export const V2_ONLY = { events: new Set(['hit', 'insert', 'evict', 'cache_hit',
 /** Machines and events only a v3 header with state slots reaches. */
 export const SLOTS_ONLY = { events: new Set(['slot_alloc', 'slot_free']), machines: new Set(['slot']) };
 
+/**
+ * Trace v3 events that move no machine: `tick` (time passes) and `idle` (the engine says it is at rest). The
+ * checker judges release deadlines and, at `idle`, the at-rest rules; an explorer need not propose them.
+ */
+export const CLOCK_EVENTS: ReadonlySet<string> = new Set(['tick', 'idle']);
+
 /** The context a machine definition starts from, computed by the definition's own `context` factory. */
 function initialContext<C>(m: AnyCompiled, input: unknown): C {
   const ctx = (m.machine.config as { context?: unknown }).context;
@@ -210,6 +216,8 @@ export class System {
       for (const [r, ids] of from.draftIds) this.draftIds.set(r, ids.slice());
       this.blockGroup = from.blockGroup?.slice() ?? null;
       for (const [r, d] of from.dropped) this.dropped.set(r, d.slice());
+      // An event attempted on the origin may be committed into this copy (the explorer's successors).
+      this.partialFree = from.partialFree;
       this.time = from.time;
       this.blockSlot = from.blockSlot;
       this.blockStamp = from.blockStamp;
@@ -762,6 +770,10 @@ export class System {
       }
       case 'resize_end':
         this.add('partition', 0, { type: 'resize_end', epoch: ev.epoch } as never);
+        return moves;
+      case 'tick':
+      case 'idle':
+        // Trace v3 clock events (CLOCK_EVENTS): they move no machine; the checker judges deadlines and, at idle, the at-rest rules.
         return moves;
     }
   }

@@ -8,7 +8,8 @@ export const TRACE_VERSION = 1;
  * Versions this pdspec reads. v2 adds shared KV: reference-counted blocks and a prefix cache (the events
  * marked `since: 2`); a v1 header keeps the v1 semantics, and a v2 event in a v1 trace is bad input. v3 adds
  * what a step computes (each batch item's first position, draft positions and token ids), speculative
- * verification (`step_end.accepted`) and preemption in any phase; v3 includes v2.
+ * verification (`step_end.accepted`) and preemption in any phase, and the clock events `tick` and `idle` with an
+ * optional release deadline (`releaseWithin`); v3 includes v2.
  */
 export const TRACE_VERSIONS = [1, 2, 3] as const;
 export type TraceVersion = (typeof TRACE_VERSIONS)[number];
@@ -292,6 +293,18 @@ export const EVENTS = {
     emit: 'semi-PD/Nexus: the resize is complete.',
     fields: { epoch: { kind: 'count', doc: 'the epoch now stable' } },
   },
+  tick: {
+    since: 3,
+    doc: 'Time passes, nothing else happens: a heartbeat, so that a release deadline that has passed is seen without waiting for the next event of the run.',
+    emit: 'Any periodic point of the engine with nothing else to write, e.g. every second: vLLM: the engine core’s busy loop when a scheduler step has no work, or its periodic stats logging; SGLang: the event loop’s idle branch (no batch to run). Needed only with a release deadline on a quiet stream.',
+    fields: {},
+  },
+  idle: {
+    since: 3,
+    doc: 'The engine says it is at rest: no request is waiting or running, no step or transfer is in flight, and nothing is held for a later free. The at-rest rules are judged here, as at the end of a trace with `--quiescent`: every request has ended, and every block and state slot is free.',
+    emit: 'vLLM: a scheduler step with no work (`has_unfinished_requests()` false) and, with a KV connector, no finished request whose blocks wait for `finished_sending`; SGLang: the event loop’s idle branch, where `self_check_during_idle` runs its own `check_memory` (in PD prefill mode only when `disagg_prefill_inflight_queue` is empty).',
+    fields: {},
+  },
 } as const satisfies Record<string, EventSpec>;
 
 export type EventName = keyof typeof EVENTS;
@@ -380,6 +393,8 @@ export interface TraceHeader {
   stateSlots?: number;
   /** v3: layer groups, each with its own block tables (a sliding-window group frees blocks outside its window). */
   groups?: { id: string; window?: number }[];
+  /** v3: the engine's own promise: seconds within which an ended request releases everything it held (ReleaseWithin). */
+  releaseWithin?: number;
   note?: string;
   source?: string;
 }
@@ -392,7 +407,7 @@ interface HeaderFieldSpec {
 
 export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   format: { kind: { const: TRACE_FORMAT }, doc: 'always "pdspec-trace"' },
-  version: { kind: 'version', doc: 'format version: 1; 2 for shared KV (reference-counted blocks, a prefix cache); 3 adds positions, speculative verification and preemption in any phase' },
+  version: { kind: 'version', doc: 'format version: 1; 2 for shared KV (reference-counted blocks, a prefix cache); 3 adds positions, speculative verification, preemption in any phase and release deadlines' },
   mode: { kind: { enum: MODES }, doc: 'serving architecture' },
   blocks: { kind: 'positive', doc: 'KV blocks per pool (one pool per GPU)' },
   blockSize: { kind: 'positive', doc: 'tokens per block' },
@@ -424,6 +439,11 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
     kind: 'positive',
     optional: true,
     doc: 'v3 only: state slots per GPU, for a hybrid model whose recurrent layers (Mamba) keep one state per request beside the KV blocks (slot ids as block ids: pool p holds p·S .. p·S + S − 1); absent: no state slots',
+  },
+  releaseWithin: {
+    kind: 'time',
+    optional: true,
+    doc: 'v3 only: the engine’s own release deadline D in seconds: every request frees all it holds within D of its end, or of the completion of the last step or transfer in flight on its blocks at its end (ReleaseWithin); `conform --release-within` overrides it; absent: no deadline',
   },
   note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' },
   source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
@@ -722,6 +742,10 @@ export function readHeader(raw: unknown): TraceHeader {
     header.stateSlots = readInt(obj.stateSlots, 'stateSlots', 1, MAX_TRACE_BLOCKS);
     if (header.stateSlots * header.gpus > MAX_TRACE_TOTAL_BLOCKS) throw new FormatError(`stateSlots × gpus must be at most ${MAX_TRACE_TOTAL_BLOCKS.toLocaleString('en')}, got ${header.stateSlots} × ${header.gpus}`);
   }
+  if (obj.releaseWithin !== undefined) {
+    if (header.version < 3) throw new FormatError(`field 'releaseWithin' needs trace version 3; the header says version ${header.version}`);
+    header.releaseWithin = readField('time', obj.releaseWithin, 'releaseWithin') as number;
+  }
   if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;
   if (obj.source !== undefined) header.source = readField('text', obj.source, 'source') as string;
   if (obj.workers === undefined) {
@@ -883,7 +907,7 @@ export function eventTableMarkdown(): string {
       .map(([k, s]) => `\`${k}\`${s.optional ? '?' : ''}: ${kindText(s.kind)}${s.since ? ` (v${s.since})` : ''}`)
       .join(', ');
     const since = (spec as EventSpec).since;
-    return `| \`${name}\` | ${fields} | ${since ? `(trace v${since}) ` : ''}${spec.doc} | ${spec.emit} |`;
+    return `| \`${name}\` | ${fields || 'none'} | ${since ? `(trace v${since}) ` : ''}${spec.doc} | ${spec.emit} |`;
   });
   return ['| event | fields (besides `ev`, `t`) | meaning | when an engine writes it |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }

@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exampleRows, exitOf } from '../cli/commands/examples.ts';
+import { exampleRows, exitOf, rowOptions } from '../cli/commands/examples.ts';
 import { checkFile } from '../spec/checker.ts';
 
 const dir = join(import.meta.dirname, '..', 'examples', 'traces');
@@ -22,8 +22,8 @@ describe('examples/traces', () => {
     expect(table.length).toBeGreaterThanOrEqual(8);
   });
 
-  it.each(table.map((r) => [`${r.file}${r.quiescent ? ' --quiescent' : ''}`, r] as const))('%s', async (_, row) => {
-    const verdict = await checkFile(join(dir, row.file), { quiescent: row.quiescent });
+  it.each(table.map((r) => [`${r.file}${r.quiescent ? ' --quiescent' : ''}${r.releaseWithin !== undefined ? ` --release-within ${r.releaseWithin}` : ''}`, r] as const))('%s', async (_, row) => {
+    const verdict = await checkFile(join(dir, row.file), rowOptions(row));
     expect(exitOf(verdict)).toBe(row.exit);
     if (verdict.verdict === 'violation') {
       expect(verdict.finding.line).toBe(row.line);
@@ -40,6 +40,6 @@ describe('examples/traces', () => {
       expect(zoo.some((r) => r.file.startsWith(`zoo/${id}`) && r.file.endsWith('-fixed.jsonl') && r.exit === 0), `${bad.file} has a fixed twin`).toBe(true);
     }
     const ids = new Set(zoo.map((r) => r.file.slice(4, 7)));
-    for (const id of ['z01', 'z02', 'z03', 'z05', 'z06', 'z08', 'z10', 'z11', 'z12', 'z13', 'z15', 'z16', 'z17', 'z18', 'z19', 'z20', 'z21', 'z22']) expect(ids.has(id), id).toBe(true);
+    for (const id of ['z01', 'z02', 'z03', 'z05', 'z06', 'z07', 'z08', 'z10', 'z11', 'z12', 'z13', 'z15', 'z16', 'z17', 'z18', 'z19', 'z20', 'z21', 'z22']) expect(ids.has(id), id).toBe(true);
   });
 });

@@ -3,13 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkFile, type Verdict } from '../../spec/checker.ts';
+import { checkFile, type CheckOptions, type Verdict } from '../../spec/checker.ts';
 import { EXIT, parseOptions, type Command } from '../common.ts';
 
 export interface ExampleRow {
   file: string;
   shows: string;
   quiescent: boolean;
+  /** `--release-within SECONDS` in the flags column: the release deadline the row is checked under. */
+  releaseWithin?: number;
   exit: number;
   line?: number;
   rule?: string;
@@ -24,10 +26,12 @@ export function exampleRows(dir = EXAMPLES_DIR): ExampleRow[] {
     .filter((l) => /^\| `[^`]+\.jsonl` \|/.test(l))
     .map((l) => {
       const [, file, shows, flags, exit, line, rule] = l.split('|').map((c) => c.trim());
+      const within = /--release-within (\S+?)`?(\s|$)/.exec(flags);
       return {
         file: file.replaceAll('`', ''),
         shows,
         quiescent: flags.includes('--quiescent'),
+        ...(within ? { releaseWithin: Number(within[1]) } : {}),
         exit: Number(exit),
         ...(line ? { line: Number(line) } : {}),
         ...(rule ? { rule } : {}),
@@ -37,6 +41,11 @@ export function exampleRows(dir = EXAMPLES_DIR): ExampleRow[] {
 
 export function exitOf(v: Verdict): number {
   return v.verdict === 'conforms' ? EXIT.holds : v.verdict === 'violation' ? EXIT.violated : EXIT.badInput;
+}
+
+/** The checker's options a row's flags ask for. */
+export function rowOptions(row: ExampleRow): CheckOptions {
+  return { quiescent: row.quiescent, ...(row.releaseWithin !== undefined ? { releaseWithin: row.releaseWithin } : {}) };
 }
 
 /** Whether a verdict is the one the row documents. */
@@ -58,7 +67,7 @@ export const examples: Command = {
     const rows = exampleRows();
     const results = [];
     for (const row of rows) {
-      const verdict = await checkFile(join(EXAMPLES_DIR, row.file), { quiescent: row.quiescent });
+      const verdict = await checkFile(join(EXAMPLES_DIR, row.file), rowOptions(row));
       results.push({ row, verdict, ok: matches(row, verdict) });
     }
     if (values.json) {

@@ -99,6 +99,8 @@ const FAMILY_SAYS: Record<string, string> = {
   NoLeak: 'Every block is free or owned; ended requests release their blocks; at quiescence every block is free.',
   SingleOwnership: 'One owner per block, one place on the free list, no free under an in-flight step or transfer, one writer per block and one worker per request, during a resize too.',
   NothingLost: 'No request is dropped by a resize, every request ends exactly once, and no generated token is lost across preemption or migration.',
+  SharedKv: 'Shared KV: reference counts are the holders, cache entries map to the contents of their keys, hits skip exactly what they cover, shared blocks are copied before a write, locked entries are not evicted, the cache counters are its size.',
+  OutputInvariance: 'Every request gets the tokens it gets alone; speculative decoding emits what plain greedy decoding would, and the cache holds the tokens the output holds.',
   Protocol: 'Requests, workers and resizes move only along the protocol the spec allows.',
 };
 

@@ -11,8 +11,8 @@ export default defineFault({
   modes: ['disaggregated'],
   options: { decodeAdmitTimeout: 0.05 },
   workload: ['decodeBacklog'],
-  note: 'a leak that starves later requests is reported first as EveryRequestEnds under --quiescent; without it (or with room to spare) as EndedRequestsRelease',
-  check: { kind: 'spec', rules: ['EndedRequestsRelease'] },
+  note: 'a leak that starves later requests is reported first as EveryRequestEnds under --quiescent; without it (or with room to spare) as EndedRequestsRelease; under a release deadline (conform --release-within, or a lockstep checker given one) as ReleaseWithin at the first event past it',
+  check: { kind: 'spec', rules: ['EndedRequestsRelease', 'ReleaseWithin'] },
   relaxes: [],
   patch: () => ({
     // - decode rejects: tell the prefill side, which frees the request's blocks
