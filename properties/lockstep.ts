@@ -9,7 +9,7 @@ import type fc from 'fast-check';
 import { Engine, InvalidDecisionError, type EngineOptions, type PolicyHandle } from '../engine/engine.ts';
 import { loadProfile, type Profile } from '../engine/profile.ts';
 import { MemorySink } from '../engine/trace-sink.ts';
-import { checkQuiescent, checkState, RULES, type InvariantName } from '../spec/invariants.ts';
+import { checkQuiescent, checkState, propertyOf, RULES, type InvariantName } from '../spec/invariants.ts';
 import { TraceChecker } from '../spec/checker.ts';
 import type { TraceEvent, TraceHeader } from '../spec/trace-format.ts';
 import { describeCommand, type Command, type Scenario } from './scenario.ts';
@@ -42,8 +42,9 @@ export class LockstepFailure extends Error {
   }
 }
 
+/** The property a finding puts at stake (a protocol rule's: the property it protects), as the report groups them. */
 export function familyOf(property: string): string {
-  return property in RULES ? RULES[property as InvariantName].family : (CAMPAIGN_PROPERTIES[property as CampaignProperty]?.family ?? 'unknown');
+  return property in RULES ? propertyOf(property as InvariantName) : (CAMPAIGN_PROPERTIES[property as CampaignProperty]?.family ?? 'unknown');
 }
 
 let profile: Profile | null = null;

@@ -2,7 +2,7 @@
 // beyond the live state. The verdict names the first line the spec does not allow, the guard or invariant
 // that failed, the ids involved and the longest prefix that conformed.
 import { createReadStream } from 'node:fs';
-import { checkAtRest, checkBlock, checkQuiescent, checkRequest, checkWorker, RULES, type InvariantName, type Violation } from './invariants.ts';
+import { checkAtRest, checkBlock, checkQuiescent, checkRequest, checkWorker, propertyOf, RULES, type InvariantName, type Violation } from './invariants.ts';
 import type { Refusal } from './machine-kit.ts';
 import { strictJsonProblem } from './strict-json.ts';
 import { stepKey, System, transferKey, type SystemOptions } from './system.ts';
@@ -22,6 +22,8 @@ export interface Finding {
   event: string;
   rule: InvariantName;
   family: string;
+  /** The property at stake: the family, or for a protocol rule the property its refusal protects. */
+  property: string;
   /**
    * `guard`: the event was refused; `invariant`: it was allowed but broke a state invariant; `at-rest`: the trace
    * ended inconsistent, or an `idle` event (trace v3) came in a state that is not at rest; `deadline`: the event
@@ -200,6 +202,7 @@ export class TraceChecker {
         event: text,
         rule: 'ReleaseWithin',
         family: RULES.ReleaseWithin.family,
+        property: propertyOf('ReleaseWithin'),
         kind: 'deadline',
         message: `request ${id} ${value} ${atOp ? `while a step or transfer used its blocks, which completed at t=${num(from)} s` : `at t=${num(from)} s`}, so under the release deadline of ${num(this.releaseWithin!)} s everything it held was due free by t=${num(at)} s; at t=${num(t)} s it still holds ${held}`,
       };
@@ -324,6 +327,7 @@ function fromRefusal(r: Refusal, line: number, text: string): Finding {
     event: text,
     rule: r.protects,
     family: RULES[r.protects].family,
+    property: propertyOf(r.protects),
     kind: 'guard',
     machine: r.machine,
     state: r.state,
@@ -333,7 +337,7 @@ function fromRefusal(r: Refusal, line: number, text: string): Finding {
 }
 
 function fromViolation(v: Violation, line: number, text: string, kind: 'invariant' | 'at-rest'): Finding {
-  return { line, event: text, rule: v.invariant, family: v.family, kind, message: v.message };
+  return { line, event: text, rule: v.invariant, family: v.family, property: propertyOf(v.invariant), kind, message: v.message };
 }
 
 /** Checks a whole trace given as text (tests and the explorer's round trip). */
@@ -414,7 +418,8 @@ export function formatVerdict(name: string, v: Verdict): string {
   }
   const f = v.finding;
   const atEnd = f.kind === 'at-rest' && f.event === END_OF_TRACE;
-  const head = atEnd ? `${name}: violation of ${f.rule} (${f.family}) at the end of the trace` : `${name}:${f.line}: violation of ${f.rule} (${f.family})`;
+  const family = f.property === f.family ? f.family : `${f.family}; at stake: ${f.property}`;
+  const head = atEnd ? `${name}: violation of ${f.rule} (${family}) at the end of the trace` : `${name}:${f.line}: violation of ${f.rule} (${family})`;
   const how =
     f.kind === 'guard'
       ? `refused by ${f.machine}${f.guard ? ` guard '${f.guard}'` : ` (no '${eventName(f.event)}' in state '${f.state}')`}`

@@ -6,7 +6,7 @@ import type { Profile } from '../../engine/profile.ts';
 import type { ExploreConfig } from '../../properties/explore/config.ts';
 import { counterexampleLines } from '../../properties/explore/counterexample.ts';
 import type { ExploreResult } from '../../properties/explore/explorer.ts';
-import { RULES } from '../../spec/invariants.ts';
+import { propertyOf, RULES } from '../../spec/invariants.ts';
 import { EXIT } from '../common.ts';
 import type { CheckResult, ReportData } from '../../properties/report-data.ts';
 
@@ -44,7 +44,7 @@ export function exploreCheckResult(r: ExploreResult, config: ExploreConfig, repl
   return {
     check: 'explore',
     property: f.rule,
-    family: f.rule in RULES ? RULES[f.rule as keyof typeof RULES].family : 'Liveness',
+    family: f.rule in RULES ? propertyOf(f.rule as keyof typeof RULES) : 'Liveness',
     status: 'fail',
     seconds,
     detail: `${f.message} (${f.trace.length} events)`,
