@@ -28,10 +28,12 @@ function time<T>(f: () => T): [T, number] {
 
 const picked = scenarios(40);
 const sharing = (sc: Scenario) => (sc.setup.extra as { prefixCaching?: boolean } | undefined)?.prefixCaching === true;
+const speculative = (sc: Scenario) => Boolean((sc.setup.extra as { speculative?: unknown } | undefined)?.speculative);
 const groups: [string, Scenario[]][] = [
   ['all', picked],
-  ['trace v1 (no sharing)', picked.filter((sc) => !sharing(sc))],
-  ['trace v2 (shared KV)', picked.filter(sharing)],
+  ['trace v1 (no sharing)', picked.filter((sc) => !sharing(sc) && !speculative(sc))],
+  ['trace v2 (shared KV)', picked.filter((sc) => sharing(sc) && !speculative(sc))],
+  ['trace v3 (speculative decoding)', picked.filter(speculative)],
 ];
 
 /** Best of three rounds: lockstep steps and seconds, and the engine alone on the same scenarios. */

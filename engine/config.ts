@@ -88,7 +88,44 @@ export interface EngineOptions {
   sampleInterval?: number;
   /** Written into the trace header's `source`. */
   source?: string;
+  /**
+   * Speculative decoding (the trace is version 3): a decoding request's step verifies up to `k` draft tokens
+   * after its last token; the longest prefix of drafts that greedy decoding would have chosen is accepted,
+   * then the model's own token after it (the correction, or the bonus when every draft is accepted), and the
+   * rest is rolled back. Outputs are those of plain greedy decoding; only the number of steps changes.
+   * Default: off. Not with asynchronous scheduling.
+   */
+  speculative?: SpeculativeOptions | null;
 }
+
+/**
+ * The draft source of speculative decoding.
+ * - `ngram`: vLLM's n-gram proposer (prompt lookup) on the request's own tokens, prompt ids and output so
+ *   far: the longest suffix n-gram (`min` ≤ n ≤ `max`, default 1 and 3) that occurs earlier, at its earliest
+ *   occurrence, proposes the tokens that followed it (at most `k`, default 3). No match: a plain decode.
+ * - `oracle` (the cost model's simulator): knows the tokens the cost model will produce; each draft is the
+ *   true token with probability `acceptance` (seeded, deterministic), else another id. With the model
+ *   executors use `ngram`.
+ */
+export type SpeculativeOptions = { drafter: 'ngram'; k?: number; min?: number; max?: number } | { drafter: 'oracle'; k?: number; acceptance: number };
+
+/** The drafters of speculative decoding. */
+export const DRAFTERS = ['ngram', 'oracle'] as const;
+
+/** Speculative decoding, resolved: every default filled in. */
+export interface SpeculativeConfig {
+  readonly drafter: (typeof DRAFTERS)[number];
+  /** Most drafts a verify checks. */
+  readonly k: number;
+  /** n-gram drafter: the shortest and longest n-gram matched. */
+  readonly min: number;
+  readonly max: number;
+  /** Oracle drafter: the probability that a draft is the true token. */
+  readonly acceptance: number;
+}
+
+/** The most drafts one verify may check. */
+export const MAX_DRAFTS = 64;
 
 /** Options that cannot run (bad mode, split, pool): one line. */
 export class EngineConfigError extends Error {
@@ -143,6 +180,10 @@ export interface EngineConfig {
   readonly prefixCache: 'hash' | 'radix';
   readonly cacheSizeEvents: boolean;
   readonly decodeAdmitTimeout: number;
+  /** Speculative decoding, or null when off. */
+  readonly speculative: SpeculativeConfig | null;
+  /** The trace version the engine writes: 1, 2 with prefix caching (shared KV), 3 with speculative decoding (v3 includes v2). */
+  readonly traceVersion: 1 | 2 | 3;
   /** The epoch-0 split. */
   readonly split: Split;
   readonly faults: readonly FaultPatch[];
@@ -178,6 +219,37 @@ function checkForkIds(workload: readonly WorkloadRequest[]): void {
   for (const r of workload) {
     for (let k = 1; k < (r.n ?? 1); k++) if (ids.has(`${r.id}#${k}`)) throw new EngineConfigError(`request '${r.id}' has n = ${r.n}, and its fork id '${r.id}#${k}' is taken by another request`);
   }
+}
+
+/** Speculative decoding's options checked and completed (null when off). */
+function resolveSpeculative(o: EngineOptions, wantsHistory: boolean): SpeculativeConfig | null {
+  const s = o.speculative;
+  if (s === undefined || s === null) return null;
+  if (typeof s !== 'object' || Array.isArray(s)) throw new EngineConfigError(`speculative must be an object {drafter, k?, ...}, got ${JSON.stringify(s)}`);
+  const drafter = (s as { drafter?: unknown }).drafter;
+  if (drafter !== 'ngram' && drafter !== 'oracle') throw new EngineConfigError(`speculative drafter must be ${DRAFTERS.join(' or ')}, got ${JSON.stringify(drafter)}`);
+  const known = drafter === 'ngram' ? ['drafter', 'k', 'min', 'max'] : ['drafter', 'k', 'acceptance'];
+  for (const key of Object.keys(s)) {
+    if (!known.includes(key)) throw new EngineConfigError(`speculative option '${key}' does not apply to the ${drafter} drafter (its options: ${known.slice(1).join(', ')})`);
+  }
+  const int = (value: unknown, fallback: number, min: number, max: number, what: string): number => {
+    const v = value ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new EngineConfigError(`speculative ${what} must be an integer in ${min}..${max}, got ${JSON.stringify(value)}`);
+    return v;
+  };
+  const k = int(s.k, 3, 1, MAX_DRAFTS, 'k (drafts per verify)');
+  if (o.asyncScheduling === true) {
+    throw new EngineConfigError('speculative decoding needs each verify’s accepted count before the request’s next step is scheduled: it does not run with asynchronous scheduling');
+  }
+  if (drafter === 'ngram') {
+    const min = int((s as { min?: number }).min, 1, 1, 1024, 'min (shortest n-gram)');
+    const max = int((s as { max?: number }).max, Math.max(3, min), min, 1024, `max (longest n-gram, ≥ min ${min})`);
+    return { drafter, k, min, max, acceptance: Number.NaN };
+  }
+  const acceptance = (s as { acceptance?: unknown }).acceptance;
+  if (typeof acceptance !== 'number' || !(acceptance >= 0 && acceptance <= 1)) throw new EngineConfigError(`speculative acceptance must be a probability in [0, 1], got ${JSON.stringify(acceptance)}`);
+  if (wantsHistory) throw new EngineConfigError('the oracle drafter knows the cost model’s tokens, not a model’s: with a model executor use the ngram drafter');
+  return { drafter, k, min: 0, max: 0, acceptance };
 }
 
 export function resolveConfig(o: EngineOptions): EngineConfig {
@@ -217,6 +289,8 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
   if (!(decodeAdmitTimeout >= 0)) throw new EngineConfigError(`decode admission timeout must be ≥ 0 seconds, got ${o.decodeAdmitTimeout}`);
   if (o.decodeAdmitTimeout !== undefined && !mode.decodeAdmission) throw new EngineConfigError(`a decode admission timeout applies to the disaggregated mode only`);
   checkForkIds(workload);
+  const speculative = resolveSpeculative(o, wantsHistory);
+  const prefixCaching = o.prefixCaching === true;
   return {
     mode,
     workload,
@@ -234,17 +308,20 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
     unifiedChunk,
     maxBatch,
     watermarkBlocks: Math.floor(watermark * o.blocks),
-    // An executor that feeds generated tokens back (a model) needs them kept, recordOutputs or not.
-    keepOutputs: o.recordOutputs === true || wantsHistory,
+    // An executor that feeds generated tokens back (a model) needs them kept, recordOutputs or not; so do
+    // speculative decoding's drafts and the token ids its trace names.
+    keepOutputs: o.recordOutputs === true || wantsHistory || speculative !== null,
     slo: o.slo ?? DEFAULT_SLO,
     seed: o.seed ?? 0,
     observationWindow,
     sampleInterval,
     asyncScheduling: o.asyncScheduling === true,
-    prefixCaching: o.prefixCaching === true,
+    prefixCaching,
     prefixCache: o.prefixCache ?? 'hash',
     cacheSizeEvents: o.cacheSizeEvents !== false,
     decodeAdmitTimeout,
+    speculative,
+    traceVersion: speculative !== null ? 3 : prefixCaching ? 2 : 1,
     split: { prefill: split.prefill, decode: split.decode },
     faults,
   };

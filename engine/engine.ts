@@ -21,6 +21,7 @@ import { Forks } from './sched/forks.ts';
 import { Lifecycle } from './sched/lifecycle.ts';
 import { Preemption } from './sched/preemption.ts';
 import { schedulingPass } from './sched/scheduler.ts';
+import { Speculation, type SpeculativeCounts } from './sched/speculation.ts';
 import { WaitingQueue } from './sched/waiting-queue.ts';
 import { WorkerSet } from './sched/workers.ts';
 import { Clock, SimKind } from './sim/clock.ts';
@@ -31,7 +32,9 @@ import { StepRunner } from './steps.ts';
 import type { TraceSink } from './trace-sink.ts';
 
 export { DEFAULT_SLO, EngineConfigError, InvalidDecisionError } from './config.ts';
-export type { Allocator, EngineOptions, Mode, PolicyHandle, PrefillOrder, ShareRule } from './config.ts';
+export type { Allocator, EngineOptions, Mode, PolicyHandle, PrefillOrder, ShareRule, SpeculativeOptions } from './config.ts';
+export { DRAFTERS } from './config.ts';
+export type { SpeculativeCounts } from './sched/speculation.ts';
 export type { EngineView, RequestView, WorkerView } from './observe.ts';
 export { MODE_INFO, MODES } from './modes/info.ts';
 export type { RequestState, WorkerState } from './state.ts';
@@ -54,6 +57,8 @@ export interface RunResult {
   prefixHits: number;
   /** Prefix caching (shared KV): what the cache and the forks did. */
   sharing: SharingCounts;
+  /** Speculative decoding: its verifies, drafts and accepted drafts; null when off. */
+  speculative: SpeculativeCounts | null;
 }
 
 /** What shared KV did in a run: blocks hit (and their tokens), blocks cached, evicted, forks and copy-on-write copies. */
@@ -89,6 +94,7 @@ function wire(config: EngineConfig, sink: TraceSink | null): Rooms {
   rooms.steps = new StepRunner(rooms);
   rooms.resize = new Resize(rooms);
   rooms.mode = createMode(config.mode, rooms);
+  rooms.speculation = config.speculative ? new Speculation(config.speculative, rooms) : null;
   rooms.seams = buildSeams(rooms, config.faults.map((f) => f.patch(rooms)));
   return rooms;
 }
@@ -132,7 +138,9 @@ export class Engine {
       allocator: config.allocator,
       gpus: config.mode.gpus,
       workers: decls,
-      ...(config.prefixCaching ? { version: 2, prefixCache: config.prefixCache } : {}),
+      // Version 3 (speculative decoding) includes version 2's shared KV.
+      ...(config.traceVersion > 1 ? { version: config.traceVersion } : {}),
+      ...(config.prefixCaching ? { prefixCache: config.prefixCache } : {}),
       source: options.source ?? `pdspec engine (${config.executor.name} executor, profile ${config.profile.name})`,
     });
     rooms.tracer.sink?.header(this.header);
@@ -235,6 +243,7 @@ export class Engine {
       policy: this.driver.policy?.name ?? null,
       prefixHits: prefix.hits,
       sharing: { hits: prefix.hits, hitTokens: prefix.hitTokens, inserts: prefix.inserts, evictions: prefix.evictions, forks: prefix.forks, copies: prefix.copies },
+      speculative: this.rooms.speculation ? { ...this.rooms.speculation.counts } : null,
     };
   }
 

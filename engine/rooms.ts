@@ -9,6 +9,7 @@ import type { Resize } from './partition/resize.ts';
 import type { Forks } from './sched/forks.ts';
 import type { Lifecycle } from './sched/lifecycle.ts';
 import type { Preemption } from './sched/preemption.ts';
+import type { Speculation } from './sched/speculation.ts';
 import type { WaitingQueue } from './sched/waiting-queue.ts';
 import type { WorkerSet } from './sched/workers.ts';
 import type { Clock } from './sim/clock.ts';
@@ -32,4 +33,6 @@ export interface Rooms {
   readonly steps: StepRunner;
   readonly resize: Resize;
   readonly mode: ServingMode;
+  /** Speculative decoding, or null when off. */
+  readonly speculation: Speculation | null;
 }

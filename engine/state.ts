@@ -7,6 +7,9 @@ import type { RoleScheduler } from './sched/scheduler.ts';
 export type RequestState = 'waiting' | 'prefilling' | 'prefilled' | 'handedOff' | 'decoding' | 'retracting' | 'finished' | 'aborted';
 export type WorkerState = 'starting' | 'idle' | 'busy' | 'stopped';
 
+/** No drafts: one shared empty list. */
+export const NO_DRAFTS: readonly number[] = Object.freeze([]);
+
 export class Req {
   state: RequestState = 'waiting';
   server: Worker | null = null;
@@ -45,6 +48,8 @@ export class Req {
   children: Req[] | null = null;
   /** Asynchronous scheduling: the worker that preempted it while a step used its blocks, until they are freed. */
   victimOf: Worker | null = null;
+  /** Speculative decoding: the draft tokens proposed for its next decode step (none: a plain decode). */
+  drafts: readonly number[] = NO_DRAFTS;
 
   constructor(
     readonly idx: number,
@@ -74,6 +79,8 @@ export class Req {
 
 export class Step {
   result: StepResult | null = null;
+  /** Speculative decoding: per item the drafts it verifies (NO_DRAFTS for the others); null when no item has any. */
+  drafts: (readonly number[])[] | null = null;
 
   constructor(
     readonly id: string,

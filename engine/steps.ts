@@ -5,7 +5,7 @@ import type { BatchItem } from '../spec/trace-format.ts';
 import { ExecutorError, type StepItem, type StepResult, type StepSpec } from './executors/step-executor.ts';
 import type { Rooms } from './rooms.ts';
 import { SimKind } from './sim/clock.ts';
-import { Step, type Req, type Worker } from './state.ts';
+import { NO_DRAFTS, Step, type Req, type Worker } from './state.ts';
 
 function isThenable<T>(x: T | Promise<T>): x is Promise<T> {
   return typeof (x as { then?: unknown }).then === 'function';
@@ -16,14 +16,22 @@ export class StepRunner {
 
   constructor(private readonly rooms: Rooms) {}
 
-  /** `w` starts a step over `reqs`: `toks[i]` positions each, `decode[i]` 1 for a decode item, 0 for prefill. */
+  /**
+   * `w` starts a step over `reqs`: `toks[i]` positions each, `decode[i]` 1 for a decode item, 0 for prefill.
+   * With speculative decoding a decode item verifies the drafts its request was given (r.drafts): its
+   * positions are its last token's and the drafts' (`toks[i]` = 1 + drafts), and the trace (v3) names each
+   * item's first position, its drafts and, for a decode item, the token ids it writes.
+   */
   begin(w: Worker, reqs: Req[], toks: number[], decode: number[]): void {
     const rooms = this.rooms;
     const tracer = rooms.tracer;
+    const speculation = rooms.speculation;
     const id = String(++w.stepSeq);
     const step = new Step(id, w, reqs, toks, decode);
     const wantsHistory = rooms.config.wantsHistory;
     const items: StepItem[] = new Array(reqs.length);
+    const drafts: (readonly number[])[] | null = speculation === null ? null : new Array(reqs.length);
+    let verifies = false;
     let prefillTokens = 0;
     let pairs = 0;
     let decodeItems = 0;
@@ -31,35 +39,63 @@ export class StepRunner {
     for (let i = 0; i < reqs.length; i++) {
       const r = reqs[i];
       const n = toks[i];
-      const start = r.computed;
+      let start = r.computed;
+      let draft = 0;
+      let ids: number[] | undefined;
       if (decode[i] === 1) {
-        decodeItems++;
-        context += start + 1;
+        if (drafts !== null) {
+          const d = r.drafts;
+          r.drafts = NO_DRAFTS;
+          drafts[i] = d;
+          draft = d.length;
+          if (draft > 0) verifies = true;
+          start = rooms.seams.stepFrom(r);
+          ids = [rooms.seams.firstInput(r, r.outputs![r.generated - 1]), ...d];
+        }
+        decodeItems += 1 + draft;
+        context += start + 1 + draft;
       } else {
+        if (drafts !== null) drafts[i] = NO_DRAFTS;
         prefillTokens += n;
         pairs += n * start + (n * (n + 1)) / 2;
       }
-      items[i] = {
+      const item: StepItem = {
         req: r.id,
         seed: r.seed,
         prompt: r.prompt,
         phase: decode[i] === 1 ? 'decode' : 'prefill',
         startPos: start,
         tokens: n,
-        producesToken: start + n === r.length,
+        producesToken: start + n - draft === r.length,
+        draft,
         blockTable: r.blocks[w.gpu],
         generated: wantsHistory ? r.outputs : null,
         prefixSeed: r.prefixSeed,
         prefixLength: r.prefixLength,
       };
+      if (ids !== undefined) (item as { ids?: readonly number[] }).ids = ids;
+      items[i] = item;
       r.inFlight++;
+    }
+    if (drafts !== null) {
+      if (verifies) step.drafts = drafts;
+      speculation!.began(drafts, decode);
     }
     const { coRunning, busyShares } = rooms.workers.busyOnGpu(w);
     w.step = step;
     w.state = 'busy';
     if (tracer.on) {
       const batch: BatchItem[] = new Array(reqs.length);
-      for (let i = 0; i < reqs.length; i++) batch[i] = { req: reqs[i].id, tokens: toks[i] };
+      if (drafts === null) for (let i = 0; i < reqs.length; i++) batch[i] = { req: reqs[i].id, tokens: toks[i] };
+      else
+        for (let i = 0; i < reqs.length; i++) {
+          // Trace v3: the first position, the drafts at the item's tail, the ids a decode item writes.
+          const it = items[i];
+          const b: BatchItem = { req: it.req, tokens: it.tokens, from: it.startPos };
+          if (it.draft > 0) b.draft = it.draft;
+          if (it.ids !== undefined) b.ids = it.ids.slice();
+          batch[i] = b;
+        }
       tracer.emit({ t: rooms.clock.now, ev: 'step_begin', worker: w.id, step: id, batch });
     }
     const spec: StepSpec = {
@@ -93,6 +129,16 @@ export class StepRunner {
     }
     if (result.tokens.length !== step.reqs.length) {
       throw new ExecutorError(`executor '${name}' returned ${result.tokens.length} token(s) for a step of ${step.reqs.length} item(s)`);
+    }
+    if (step.drafts !== null) {
+      const all = result.nextAll;
+      for (let i = 0; i < step.drafts.length; i++) {
+        const k = step.drafts[i].length;
+        if (k === 0) continue;
+        const next = all?.[i];
+        if (!next || next.length !== k + 1)
+          throw new ExecutorError(`executor '${name}' returned ${next ? next.length : 'no'} argmax(es) for the verify of ${step.reqs[i].id} in step ${step.id}, which has ${k + 1} positions`);
+      }
     }
     step.result = result;
     this.rooms.clock.push(this.rooms.clock.now + result.duration, SimKind.StepEnd, step);

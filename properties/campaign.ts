@@ -72,9 +72,11 @@ export interface CampaignResult {
   failure?: CampaignFailure;
   /** What the runs covered of shared KV (counted over every run, shrinking included). */
   sharing: SharingCoverage;
+  /** What the runs covered of speculative decoding (likewise). */
+  speculative: SpeculativeCoverage;
 }
 
-/** Shared-KV coverage of a campaign: runs with a v2 trace, and the prefix hits, evictions, forks and copies they had. */
+/** Shared-KV coverage of a campaign: runs with shared KV (a v2 trace, or v3 with a prefix cache), and the prefix hits, evictions, forks and copies they had. */
 export interface SharingCoverage {
   runs: number;
   hits: number;
@@ -85,7 +87,8 @@ export interface SharingCoverage {
 
 /** Adds one run's trace to `into`. */
 export function tallySharing(into: SharingCoverage, header: TraceHeader, events: readonly TraceEvent[]): void {
-  if (header.version < 2) return;
+  // Version 3 includes shared KV; the engine's v3 runs without a prefix cache share nothing.
+  if (header.version < 2 || (header.version > 2 && header.prefixCache === undefined)) return;
   into.runs++;
   for (const e of events) {
     if (e.ev === 'cache_hit') into.hits += e.blocks.length;
@@ -104,8 +107,51 @@ export function noSharing(): SharingCoverage {
   return { runs: 0, hits: 0, evictions: 0, forks: 0, copies: 0 };
 }
 
+/** Speculative-decoding coverage of a campaign: runs with a v3 trace, their verifies, drafts, accepted drafts and verifies with a rejection. */
+export interface SpeculativeCoverage {
+  runs: number;
+  verifies: number;
+  drafted: number;
+  accepted: number;
+  rejections: number;
+}
+
+export function noSpeculation(): SpeculativeCoverage {
+  return { runs: 0, verifies: 0, drafted: 0, accepted: 0, rejections: 0 };
+}
+
+/** Adds one run's trace to `into`. */
+export function tallySpeculative(into: SpeculativeCoverage, header: TraceHeader, events: readonly TraceEvent[]): void {
+  if (header.version < 3) return;
+  into.runs++;
+  const drafts = new Map<string, Record<string, number>>();
+  for (const e of events) {
+    if (e.ev === 'step_begin') {
+      const d: Record<string, number> = {};
+      for (const item of e.batch) {
+        if (!item.draft) continue;
+        d[item.req] = item.draft;
+        into.verifies++;
+        into.drafted += item.draft;
+      }
+      drafts.set(`${e.worker}/${e.step}`, d);
+    } else if (e.ev === 'step_end' && e.accepted) {
+      const d = drafts.get(`${e.worker}/${e.step}`) ?? {};
+      for (const [req, a] of Object.entries(e.accepted)) {
+        into.accepted += a;
+        if (a < (d[req] ?? 0)) into.rejections++;
+      }
+    }
+  }
+}
+
+/** What a campaign covered of speculative decoding, in words. */
+export function speculativeDetail(s: SpeculativeCoverage): string {
+  return `speculative decoding in ${s.runs} of them: ${s.verifies} verify item(s), ${s.drafted} draft(s), ${s.accepted} accepted, ${s.rejections} verify(s) with a rejection`;
+}
+
 /** The lockstep property: for every scenario and environment schedule, the run keeps every property. */
-export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath' | 'policy'>, sharing?: SharingCoverage) {
+export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'faults' | 'extra' | 'maxRequests' | 'replayPath' | 'policy'>, sharing?: SharingCoverage, speculative?: SpeculativeCoverage) {
   const commandArb = fc.commands([runCommand, abortCommand, resizeCommand].map((a) => a.map(asFastCheckCommand)), {
     maxCommands: 12,
     ...(options.replayPath ? { replayPath: options.replayPath } : {}),
@@ -118,6 +164,7 @@ export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'fault
         finish(both.judge, both.run);
       } finally {
         if (sharing) tallySharing(sharing, both.run.engine.header, both.judge.events);
+        if (speculative) tallySpeculative(speculative, both.run.engine.header, both.judge.events);
       }
     }),
   );
@@ -126,14 +173,15 @@ export function lockstepProperty(options: Pick<CampaignOptions, 'modes' | 'fault
 export function runCampaign(options: CampaignOptions): CampaignResult {
   const t0 = performance.now();
   const sharing = noSharing();
-  const details = fc.check(lockstepProperty(options, sharing), {
+  const speculative = noSpeculation();
+  const details = fc.check(lockstepProperty(options, sharing, speculative), {
     seed: options.seed,
     numRuns: options.path ? 1 : options.runs,
     ...(options.path ? { path: options.path } : {}),
     ...(options.timeLimitMs ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
-  if (!details.failed) return { ok: true, runs: details.numRuns, seconds, sharing };
+  if (!details.failed) return { ok: true, runs: details.numRuns, seconds, sharing, speculative };
   const err = details.errorInstance;
   const [sc, cmds] = details.counterexample as unknown as [Scenario, Iterable<unknown>];
   const commands = [...cmds].map((c) => String(c));
@@ -147,6 +195,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
       runs: details.numRuns,
       seconds,
       sharing,
+      speculative,
       failure: {
         property: 'crash',
         family: 'crash',
@@ -167,6 +216,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
     runs: details.numRuns,
     seconds,
     sharing,
+    speculative,
     failure: {
       property: err.property,
       family: err.family,
@@ -189,7 +239,8 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
 export function replayOf(seed: number, path: string, replayPath: string, modes: readonly Mode[], fault: string | undefined, policy?: string): string {
   const parts = ['npx pdspec campaign', `--seed ${seed}`, `--path ${path}`];
   if (replayPath) parts.push(`--replay-path '${replayPath}'`);
-  if (modes.length !== allModes.length) parts.push(`--modes ${modes.join(',')}`);
+  // The modes' order matters too: the scenarios draw a mode by its index among them.
+  if (modes.join(',') !== allModes.join(',')) parts.push(`--modes ${modes.join(',')}`);
   if (fault) parts.push(`--fault ${fault}`);
   if (policy) parts.push(`--policy ${policy}`);
   return parts.join(' ');

@@ -118,6 +118,11 @@ export interface SetupShape {
   prefixCaching: boolean;
   /** Which cache the trace declares. */
   prefixCache: 'hash' | 'radix';
+  /**
+   * Speculative decoding (trace v3) with the cost model's oracle drafter: drafts per verify and the chance
+   * that a draft is right; null: off. Not with asynchronous scheduling (the engine refuses the pair).
+   */
+  speculative: { k: number; acceptance: number } | null;
 }
 
 export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
@@ -133,6 +138,7 @@ export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
     asyncScheduling: fc.boolean(),
     prefixCaching: fc.boolean(),
     prefixCache: fc.constantFrom<'hash' | 'radix'>('hash', 'radix'),
+    speculative: fc.option(fc.record({ k: fc.integer({ min: 1, max: 4 }), acceptance: fc.constantFrom(0.5, 0, 0.8, 1) }), { freq: 2 }),
   });
 }
 
@@ -152,8 +158,22 @@ export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], fa
     maxBatch: shape.maxBatch,
     seed: shape.seed,
     faults,
-    extra: { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...(shape.prefixCaching ? { prefixCache: shape.prefixCache } : {}), ...extra },
+    extra: engineExtra(shape, extra),
   };
+}
+
+/**
+ * The shape's engine options beyond the basic ones, then `extra` (a fault's). Speculative decoding and
+ * asynchronous scheduling exclude each other: the one `extra` asks for wins, else asynchronous scheduling.
+ */
+function engineExtra(shape: SetupShape, extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  const speculative = shape.speculative ? { speculative: { drafter: 'oracle', ...shape.speculative } } : {};
+  const out: Record<string, unknown> = { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...(shape.prefixCaching ? { prefixCache: shape.prefixCache } : {}), ...speculative, ...extra };
+  if (out.speculative && out.asyncScheduling) {
+    if (extra?.speculative) out.asyncScheduling = false;
+    else delete out.speculative;
+  }
+  return out;
 }
 
 export function scenario(allowed: readonly Mode[], faults: EngineFaults = {}, maxRequests = 6, extra?: Record<string, unknown>): fc.Arbitrary<Scenario> {

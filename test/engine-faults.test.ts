@@ -251,6 +251,19 @@ describe('engine fault switches are caught by the spec', () => {
     );
   });
 
+  it('Z18 bonusKvMismatch: after an all-accepted verify, the next step writes the last draft where the bonus token is', () => {
+    const speculative = { drafter: 'oracle', k: 1, acceptance: 1 } as const;
+    const { faulty } = expectCaught({ mode: 'unified', workload: smallWorkload(9, 12, { output: 'uniform:4:20' }), blocks: 200, blockSize: 4, speculative }, 'bonusKvMismatch', 'KvMatchesOutput');
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.message).toMatch(/writes token \d+ at position \d+, but its output holds token \d+ there/);
+    expect(faulty.text.split('\n', 1)[0]).toMatch(/"version":3/);
+  });
+
+  it('Z19 verifyAdvancesWholeBlock: after a verify that rejects drafts, the next step starts past the rolled-back positions', () => {
+    const speculative = { drafter: 'oracle', k: 3, acceptance: 0 } as const;
+    const { faulty } = expectCaught({ mode: 'semi-pd', workload: smallWorkload(10, 12, { output: 'uniform:3:20' }), blocks: 200, blockSize: 4, speculative }, 'verifyAdvancesWholeBlock', 'StepsInOrder');
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.message).toMatch(/step starts at position \d+, but \d+ position\(s\) are computed and accepted/);
+  });
+
   it("the engine's own bookkeeping check sees the duplicate release too", () => {
     const engine = new Engine({ mode: 'semi-pd', profile: PROFILE, workload: smallWorkload(5, 20), blocks: 400, blockSize: 4, faults: { duplicateRelease: true } });
     engine.runToCompletion();
@@ -264,7 +277,7 @@ describe('engine fault switches are caught by the spec', () => {
     expect([...tested].sort()).toEqual([...FAULT_NAMES].sort());
     expect(FAULTS.map((f) => f.name).sort()).toEqual([...FAULT_NAMES].sort());
     expect(FAULTS.map((f) => f.zoo).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))).toEqual(
-      ['Z1', 'Z2', 'Z3', 'Z4', 'Z5', 'Z6', 'Z7', 'Z8', 'Z9', 'Z10', 'Z11', 'Z12', 'Z13', 'Z15', 'Z16', 'Z17', 'Z21', 'Z22'],
+      ['Z1', 'Z2', 'Z3', 'Z4', 'Z5', 'Z6', 'Z7', 'Z8', 'Z9', 'Z10', 'Z11', 'Z12', 'Z13', 'Z15', 'Z16', 'Z17', 'Z18', 'Z19', 'Z21', 'Z22'],
     );
   });
 });

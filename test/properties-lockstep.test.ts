@@ -24,9 +24,13 @@ describe('the engine in lockstep with the spec', () => {
   );
 });
 
+/** 300 runs of the campaign, for what they cover (run once, read by two tests). */
+let covered: ReturnType<typeof runCampaign> | null = null;
+const coverageRuns = () => (covered ??= runCampaign({ seed: 5, runs: 300 }));
+
 describe('shared KV in the campaign', () => {
   it('about half the runs share KV, and between them they hit, evict, fork and copy on write', () => {
-    const result = runCampaign({ seed: 5, runs: 300 });
+    const result = coverageRuns();
     expect(result.ok, result.failure?.message).toBe(true);
     const s = result.sharing;
     expect(s.runs).toBeGreaterThan(100);
@@ -35,6 +39,20 @@ describe('shared KV in the campaign', () => {
     expect(s.evictions).toBeGreaterThan(0);
     expect(s.forks).toBeGreaterThan(20);
     expect(s.copies).toBeGreaterThan(0);
+  });
+});
+
+describe('speculative decoding in the campaign', () => {
+  it('about a quarter of the runs verify drafts (trace v3, the oracle drafter), with acceptances and rejections, and every property holds', () => {
+    const result = coverageRuns();
+    expect(result.ok, result.failure?.message).toBe(true);
+    const s = result.speculative;
+    expect(s.runs).toBeGreaterThan(40);
+    expect(s.runs).toBeLessThan(120);
+    expect(s.verifies).toBeGreaterThan(100);
+    expect(s.accepted).toBeGreaterThan(50);
+    expect(s.rejections).toBeGreaterThan(50);
+    expect(s.accepted).toBeLessThan(s.drafted);
   });
 });
 

@@ -4,8 +4,8 @@
 import type { Mode } from '../../engine/engine.ts';
 import { loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyInstances } from '../../engine/policies/index.ts';
 import { loadProfile } from '../../engine/profile.ts';
-import { FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
-import { failureTrace, replayOf, runCampaign, sharingDetail, type CampaignFailure, type CampaignResult } from '../../properties/campaign.ts';
+import { FAULT_NAMES, FAULTS, type EngineFaults } from '../../engine/faults/index.ts';
+import { failureTrace, replayOf, runCampaign, sharingDetail, speculativeDetail, type CampaignFailure, type CampaignResult } from '../../properties/campaign.ts';
 import { modes as allModes } from '../../properties/scenario.ts';
 import { checkOutputFile, EXIT, intOption, MAX_RUNS, parseOptions, UsageError, writeOutputFile, type Command } from '../common.ts';
 import { InternalError } from '../crash.ts';
@@ -119,6 +119,8 @@ export const campaign: Command = {
         runs,
         modes,
         faults: fault ? { [fault]: true } : {},
+        // The engine options the fault needs to show, as the self-test runs it (so that its replay is exact).
+        ...(fault ? { extra: { ...FAULTS.find((f) => f.name === fault)!.options } } : {}),
         ...(values.path ? { path: values.path } : {}),
         ...(values['replay-path'] ? { replayPath: values['replay-path'] } : {}),
         ...(policy ? { policy: policy.fresh ?? policy.handle } : {}),
@@ -140,7 +142,7 @@ export const campaign: Command = {
     const crashed = result.failure?.property === 'crash';
     if (result.failure && values.out && !crashed) writeOutputFile(values.out, `${failureTrace(result.failure, replay).join('\n')}\n`, '--out');
     if (values.json) console.log(JSON.stringify({ ...result, ...(result.failure ? { failure: shownFailure(result.failure) } : {}), replay, ...(note ? { note } : {}) }));
-    else if (result.ok) console.log(`${result.runs} run(s) in ${result.seconds.toFixed(1)} s, seed ${seed}: every property held${fault ? ` (with ${fault} on!)` : ''}; ${sharingDetail(result.sharing)}`);
+    else if (result.ok) console.log(`${result.runs} run(s) in ${result.seconds.toFixed(1)} s, seed ${seed}: every property held${fault ? ` (with ${fault} on!)` : ''}; ${sharingDetail(result.sharing)}; ${speculativeDetail(result.speculative)}`);
     else console.log(describeFailure(result, replay, values.out));
     if (note && !values.json) console.log(`note: ${note}`);
     // An engine crash is pdspec's own fault, never a verdict: exit 70 with a crash file, the replay printed above.

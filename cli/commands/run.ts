@@ -1,8 +1,9 @@
 // `pdspec run`: serves a workload with the engine in virtual time (the cost-model simulator) and reports
-// latency, SLO attainment and goodput; optionally writes the run's trace (format v1; v2 with prefix caching) for `pdspec conform`.
+// latency, SLO attainment and goodput; optionally writes the run's trace (format v1; v2 with prefix caching; v3
+// with speculative decoding) for `pdspec conform`.
 // With --executor cpu|webgpu every step also runs on a llama2.c model (engine/executors/model-adapter.ts),
 // so the requests get real tokens; time stays virtual (the cost model's).
-import { Engine, EngineConfigError, InvalidDecisionError, MODES, type Mode, type PolicyHandle, type RunResult } from '../../engine/engine.ts';
+import { DRAFTERS, Engine, EngineConfigError, InvalidDecisionError, MODES, type Mode, type PolicyHandle, type RunResult, type SpeculativeOptions } from '../../engine/engine.ts';
 import { CheckpointError, loadCheckpoint, type ModelWeights } from '../../engine/model/checkpoint.ts';
 import { STORIES260K_PATH } from '../../engine/model/shipped.ts';
 import { DISAGGREGATED_UNSUPPORTED, modelFitError, ModelStepExecutor } from '../../engine/executors/model-adapter.ts';
@@ -35,6 +36,7 @@ const usage = [
   '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
   '           [--max-batch N] [--async-scheduling] [--prefix-caching [--prefix-cache hash|radix]] [--seed N] [--trace-out FILE|-] [--json]',
   '           [--outputs] [--fault NAME ...] [--report DIR]',
+  '           [--speculative ngram|oracle [--draft-k K] [--ngram MIN:MAX] [--acceptance P]]',
 ].join('\n');
 
 const options = {
@@ -70,6 +72,10 @@ const options = {
   json: { type: 'boolean' },
   fault: { type: 'string', multiple: true },
   report: { type: 'string' },
+  speculative: { type: 'string' },
+  'draft-k': { type: 'string' },
+  ngram: { type: 'string' },
+  acceptance: { type: 'string' },
 } as const;
 
 function positiveNumber(value: string | undefined, name: string): number | undefined {
@@ -94,6 +100,32 @@ function parseFaults(list: string[] | undefined): EngineFaults {
     faults[name as keyof EngineFaults] = true;
   }
   return faults;
+}
+
+/** --speculative and its settings, as EngineOptions.speculative (undefined when off). */
+function parseSpeculative(v: { speculative?: string; 'draft-k'?: string; ngram?: string; acceptance?: string }): SpeculativeOptions | undefined {
+  const drafter = v.speculative as SpeculativeOptions['drafter'] | undefined;
+  if (drafter === undefined) {
+    for (const flag of ['draft-k', 'ngram', 'acceptance'] as const) if (v[flag] !== undefined) throw new UsageError(`--${flag} needs --speculative ngram|oracle`);
+    return undefined;
+  }
+  if (!(DRAFTERS as readonly string[]).includes(drafter)) throw new UsageError(`--speculative must be one of ${DRAFTERS.join(', ')}, got '${drafter}'`);
+  const k = v['draft-k'] === undefined ? undefined : intOption(v['draft-k'], 'draft-k', 3, 1);
+  if (drafter === 'ngram') {
+    if (v.acceptance !== undefined) throw new UsageError('--acceptance is the oracle drafter’s (--speculative oracle); the ngram drafter’s drafts are right when the model agrees');
+    let range: { min?: number; max?: number } = {};
+    if (v.ngram !== undefined) {
+      const m = /^(\d+):(\d+)$/.exec(v.ngram);
+      if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new UsageError(`--ngram must be MIN:MAX with 1 ≤ MIN ≤ MAX (e.g. 1:3), got '${v.ngram}'`);
+      range = { min: Number(m[1]), max: Number(m[2]) };
+    }
+    return { drafter, ...(k !== undefined ? { k } : {}), ...range };
+  }
+  if (v.ngram !== undefined) throw new UsageError('--ngram is the ngram drafter’s (--speculative ngram)');
+  if (v.acceptance === undefined) throw new UsageError('--speculative oracle needs --acceptance P, the chance in [0, 1] that a draft is the token the cost model produces');
+  const acceptance = numberOption(v.acceptance, 'acceptance', Number.NaN);
+  if (!(acceptance >= 0 && acceptance <= 1)) throw new UsageError(`--acceptance must be a probability in [0, 1], got '${v.acceptance}'`);
+  return { drafter, ...(k !== undefined ? { k } : {}), acceptance };
 }
 
 function parsePolicyOptions(list: string[] | undefined): Record<string, unknown> {
@@ -139,6 +171,8 @@ interface SummaryContext {
   tokens?: string;
   /** --outputs: each request's output ids. */
   outputs?: Map<string, number[]>;
+  /** Speculative decoding: its drafter and settings, in words. */
+  speculative?: string;
 }
 
 function summaryText(r: RunResult, context: SummaryContext): string {
@@ -158,8 +192,15 @@ function summaryText(r: RunResult, context: SummaryContext): string {
     `KV occupancy: mean ${fmt(m.kvOccupancy.mean * 100, 1)} %, peak ${fmt(m.kvOccupancy.peak * 100, 1)} %`,
   ];
   const sh = r.sharing;
-  if (r.header.version >= 2)
+  if (r.header.prefixCache !== undefined || r.header.version === 2)
     lines.push(`shared KV (${r.header.prefixCache ?? 'hash'} prefix cache): ${sh.hits} block(s) hit (${sh.hitTokens} tokens not recomputed), ${sh.inserts} cached, ${sh.evictions} evicted; ${sh.forks} fork(s), ${sh.copies} copy-on-write`);
+  const sp = r.speculative;
+  if (sp) {
+    const rate = sp.drafted > 0 ? ` (${fmt((100 * sp.accepted) / sp.drafted, 1)} %)` : '';
+    lines.push(
+      `speculative decoding (${context.speculative}): ${sp.verifySteps} verify step(s) with ${sp.verifies} verify item(s), ${sp.drafted} draft token(s) proposed, ${sp.accepted} accepted${rate}, ${sp.drafted - sp.accepted} rolled back; ${sp.plainDecodes} plain decode item(s)`,
+    );
+  }
   const splits = m.splitTimeline.map((s) => `${s.prefill}/${s.decode}@${fmt(s.t, 1)}s`);
   lines.push(`split: ${r.resizes} resize(s)${splits.length > 1 ? `: ${splits.slice(0, 8).join(' → ')}${splits.length > 8 ? ` → … (${splits.length} in all)` : ''}` : ''}`);
   if (r.stalled.length > 0) {
@@ -180,7 +221,8 @@ export const run: Command = {
   name: 'run',
   summary: [
     'Serves a workload with the engine in virtual time (the cost-model simulator) and reports TTFT, TPOT,',
-    'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1; v2 with prefix caching) that',
+    'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1; v2 with prefix caching;',
+    'v3 with speculative decoding) that',
     '`pdspec conform --quiescent` replays through the spec (--trace-out - writes it to standard output, the',
     'summary then to standard error: `pdspec run ... --trace-out - | pdspec conform -`). --fault NAME turns on a bug-zoo fault switch of the',
     `engine (${FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
@@ -189,6 +231,10 @@ export const run: Command = {
     'still from the cost model; the default workload is then 16 short Poisson requests.',
     '--report DIR writes the run into the report of `pdspec check` (latency distributions, the split over time',
     'with its resizes, KV occupancy).',
+    '--speculative ngram|oracle turns on speculative decoding: each decode step verifies up to --draft-k drafts (default',
+    '3) and keeps the prefix greedy decoding would have chosen, so the tokens are those of plain greedy decoding and only',
+    'the steps change. ngram: vLLM\'s n-gram proposer on the request\'s own tokens (--ngram MIN:MAX, default 1:3);',
+    'oracle (cost model only): each draft is the cost model\'s token with probability --acceptance P.',
     'Exit 0: the run completed; 2: bad input, including a policy that faulted (threw, returned NaN or an',
     'out-of-range split, or hung; the message names the observation).',
   ].join('\n'),
@@ -232,6 +278,7 @@ export const run: Command = {
     if (v['no-chunking'] && v.chunk !== undefined) throw new UsageError('--chunk and --no-chunking contradict each other');
     const chunk = v.chunk === undefined ? undefined : intOption(v.chunk, 'chunk', 0, 1);
     const faults = parseFaults(v.fault);
+    const speculative = parseSpeculative(v);
 
     let requests: WorkloadRequest[];
     const synthetic = workloadName === 'poisson' || workloadName === 'bursty';
@@ -314,6 +361,7 @@ export const run: Command = {
           ...(v['prefix-cache'] !== undefined ? { prefixCache: v['prefix-cache'] as 'hash' } : {}),
           executor: adapter ?? undefined,
           recordOutputs: v.outputs === true,
+          ...(speculative ? { speculative } : {}),
         });
       } catch (err) {
         sink?.close();
@@ -387,13 +435,26 @@ export const run: Command = {
             simulatedSeconds: result.endTime,
             wallSeconds: wall,
             modelSteps: adapter?.stats.steps ?? null,
+            speculative: result.speculative,
             trace: v['trace-out'] ?? null,
             ...(outputs ? { outputs: Object.fromEntries(outputs) } : {}),
           }),
         );
       } else {
         say(
-          summaryText(result, { mode, policy: result.policy ?? policyName, profile, workload: workloadName!, requests, wall, trace: v['trace-out'], executor: executorText, tokens, outputs }),
+          summaryText(result, {
+            mode,
+            policy: result.policy ?? policyName,
+            profile,
+            workload: workloadName!,
+            requests,
+            wall,
+            trace: v['trace-out'],
+            executor: executorText,
+            tokens,
+            outputs,
+            ...(speculative ? { speculative: describeSpeculative(speculative) } : {}),
+          }),
         );
       }
       if (v.report !== undefined) {
@@ -460,6 +521,14 @@ async function writeRunReport(dir: string, o: RunReportInput, check: CheckResult
     sources: reportSources(o.profile),
   };
   return (await ReportDir.open(dir).commit(data)).html;
+}
+
+/** The drafter and its settings, in words (defaults filled in as the engine does). */
+function describeSpeculative(s: SpeculativeOptions): string {
+  const k = s.k ?? 3;
+  if (s.drafter === 'oracle') return `oracle drafter, k ${k}, acceptance ${s.acceptance}`;
+  const min = s.min ?? 1;
+  return `ngram drafter, k ${k}, n-grams ${min}..${s.max ?? Math.max(3, min)}`;
 }
 
 function sumGenerated(r: RunResult): number {

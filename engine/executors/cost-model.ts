@@ -44,11 +44,20 @@ export class CostModelExecutor implements StepExecutor {
   execute(step: StepSpec): StepResult {
     const items = step.items;
     const tokens = new Int32Array(items.length);
+    let nextAll: (Int32Array | null)[] | null = null;
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
-      tokens[i] = it.producesToken ? pseudoToken(it.seed, it.startPos + it.tokens, this.vocab) : -1;
+      tokens[i] = it.producesToken ? pseudoToken(it.seed, it.startPos + it.tokens - it.draft, this.vocab) : -1;
+      if (it.draft > 0) {
+        // A verify: the token after each of its positions is the pseudo-token of the next position, whatever
+        // the drafts (the cost model's "model" looks at positions only).
+        nextAll ??= new Array<Int32Array | null>(items.length).fill(null);
+        const all = new Int32Array(it.tokens);
+        for (let j = 0; j < it.tokens; j++) all[j] = pseudoToken(it.seed, it.startPos + j + 1, this.vocab);
+        nextAll[i] = all;
+      }
     }
-    return { duration: this.stepTime(step), tokens };
+    return nextAll ? { duration: this.stepTime(step), tokens, nextAll } : { duration: this.stepTime(step), tokens };
   }
 
   transferTime(tokens: number): number {

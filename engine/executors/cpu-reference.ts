@@ -220,25 +220,36 @@ export class CpuReferenceExecutor implements ModelExecutor {
     }
   }
 
-  /** Final RMSNorm and classifier, for the last row of each item only: the next token (greedy) and, when asked, the logits. */
+  /**
+   * Final RMSNorm and classifier, for the rows that need logits only (each item's last row; every row of an
+   * item with allNext): the next token (greedy) and, when asked, the logits after each item's last row.
+   */
   private classify(plan: StepPlan, x: Float32Array, w: ModelWeights): StepOutput {
     const { dim, vocabSize } = this.model;
-    const nItems = plan.items.length;
-    const last = new Float32Array(nItems * dim);
-    for (let i = 0; i < nItems; i++) {
-      const item = plan.items[i];
-      rmsnorm(last, i, x, item.rowBase + item.tokens.length - 1, w.rmsFinal, 0, dim);
-    }
-    const logits = new Float32Array(nItems * vocabSize);
-    matmul(logits, last, w.wcls, 0, dim, vocabSize, nItems);
+    const outRows = plan.outRows;
+    const nOut = outRows.length;
+    const last = new Float32Array(nOut * dim);
+    for (let o = 0; o < nOut; o++) rmsnorm(last, o, x, outRows[o], w.rmsFinal, 0, dim);
+    const logits = new Float32Array(nOut * vocabSize);
+    matmul(logits, last, w.wcls, 0, dim, vocabSize, nOut);
+    const argmax = (o: number) => argmaxFirst(logits.subarray(o * vocabSize, (o + 1) * vocabSize));
     const next = new Map<string, number>();
+    let nextAll: Map<string, number[]> | undefined;
     const logitsOut = plan.wantLogits ? new Map<string, Float32Array>() : undefined;
-    for (let i = 0; i < nItems; i++) {
-      const row = logits.subarray(i * vocabSize, (i + 1) * vocabSize);
-      next.set(plan.items[i].req, argmaxFirst(row));
-      logitsOut?.set(plan.items[i].req, row.slice());
+    for (const item of plan.items) {
+      const lastOut = item.allNext ? item.outBase + item.tokens.length - 1 : item.outBase;
+      next.set(item.req, argmax(lastOut));
+      if (item.allNext) {
+        const all = new Array<number>(item.tokens.length);
+        for (let k = 0; k < item.tokens.length; k++) all[k] = argmax(item.outBase + k);
+        (nextAll ??= new Map()).set(item.req, all);
+      }
+      logitsOut?.set(item.req, logits.slice(lastOut * vocabSize, (lastOut + 1) * vocabSize));
     }
-    return logitsOut ? { next, logits: logitsOut } : { next };
+    const out: StepOutput = { next };
+    if (nextAll) out.nextAll = nextAll;
+    if (logitsOut) out.logits = logitsOut;
+    return out;
   }
 
   /** A copy of the whole KV pool, in the layout of kvOffset (for tests and debugging). */

@@ -44,8 +44,10 @@ export interface ModelAdapterStats {
   steps: number;
   prefillItems: number;
   decodeItems: number;
-  /** Positions computed (prompt chunks, recomputes and decode positions). */
+  /** Positions computed (prompt chunks, recomputes, decode positions and verified drafts). */
   positions: number;
+  /** Speculative decoding: verify items (run as chunks whose every position's argmax is read back). */
+  verifyItems: number;
 }
 
 /**
@@ -66,7 +68,7 @@ export interface ModelAdapterStats {
 export class ModelStepExecutor implements StepExecutor {
   readonly name: string;
   readonly wantsTokenHistory = true;
-  readonly stats: ModelAdapterStats = { steps: 0, prefillItems: 0, decodeItems: 0, positions: 0 };
+  readonly stats: ModelAdapterStats = { steps: 0, prefillItems: 0, decodeItems: 0, positions: 0, verifyItems: 0 };
   private readonly cost: CostModelExecutor;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -76,6 +78,14 @@ export class ModelStepExecutor implements StepExecutor {
   ) {
     this.name = model.name;
     this.cost = cost instanceof CostModelExecutor ? cost : new CostModelExecutor(cost);
+  }
+
+  /** The prompt ids the model computes a request with (the n-gram drafter's context). */
+  promptIds(r: { readonly seed: number; readonly prompt: number; readonly prefixSeed: number; readonly prefixLength: number }): number[] {
+    const vocab = this.model.model.vocabSize;
+    const out = new Array<number>(r.prompt);
+    for (let p = 0; p < r.prompt; p++) out[p] = promptToken(p < r.prefixLength ? r.prefixSeed : r.seed, p, vocab);
+    return out;
   }
 
   /** Throws a one-line ExecutorError unless the engine's pool fits the model executor's pool. */
@@ -93,11 +103,15 @@ export class ModelStepExecutor implements StepExecutor {
     this.chain = run.catch(() => undefined); // a failed step rejects its own promise; the chain goes on
     this.stats.steps++;
     const result = run.then(
-      (out) => {
+      (out): StepResult => {
         const items = spec.items;
         const tokens = new Int32Array(items.length);
-        for (let i = 0; i < items.length; i++) tokens[i] = items[i].producesToken ? out.next.get(items[i].req)! : -1;
-        return { duration, tokens };
+        let nextAll: (number[] | null)[] | null = null;
+        for (let i = 0; i < items.length; i++) {
+          tokens[i] = items[i].producesToken ? out.next.get(items[i].req)! : -1;
+          if (items[i].draft > 0) (nextAll ??= new Array<number[] | null>(items.length).fill(null))[i] = out.nextAll!.get(items[i].req)!;
+        }
+        return nextAll ? { duration, tokens, nextAll } : { duration, tokens };
       },
       (err: Error) => {
         throw new ExecutorError(`${this.name} executor, a step of ${spec.worker}: ${err.message}`);
@@ -113,6 +127,7 @@ export class ModelStepExecutor implements StepExecutor {
     const prefill: PrefillWork[] = [];
     const decode: DecodeWork[] = [];
     let prefillPositions = 0;
+    let verifies = 0;
     for (const it of spec.items) {
       const generated = it.generated;
       if (generated === null) throw new ExecutorError(`${this.name} executor: the engine gave no token history for '${it.req}'`);
@@ -124,8 +139,13 @@ export class ModelStepExecutor implements StepExecutor {
         return g;
       };
       const blockTable = it.blockTable.slice();
-      if (it.phase === 'decode') {
-        decode.push({ req: it.req, token: at(it.startPos), pos: it.startPos, blockTable });
+      if (it.phase === 'decode' && it.draft > 0) {
+        // A verify: the last token and the drafts, like a prefill chunk, with the argmax after every position.
+        prefill.push({ req: it.req, tokens: it.ids!.slice(), startPos: it.startPos, blockTable, allNext: true });
+        prefillPositions += it.tokens;
+        verifies++;
+      } else if (it.phase === 'decode') {
+        decode.push({ req: it.req, token: it.ids ? it.ids[0] : at(it.startPos), pos: it.startPos, blockTable });
       } else {
         const tokens = new Array<number>(it.tokens);
         for (let k = 0; k < it.tokens; k++) tokens[k] = at(it.startPos + k);
@@ -133,7 +153,8 @@ export class ModelStepExecutor implements StepExecutor {
         prefillPositions += it.tokens;
       }
     }
-    this.stats.prefillItems += prefill.length;
+    this.stats.prefillItems += prefill.length - verifies;
+    this.stats.verifyItems += verifies;
     this.stats.decodeItems += decode.length;
     this.stats.positions += prefillPositions + decode.length;
     let prefillShare: number;

@@ -21,6 +21,11 @@ export interface PrefillWork {
   startPos: number;
   /** Logical block i of the request (positions i*T .. i*T+T-1) lives in physical block blockTable[i]. */
   blockTable: number[];
+  /**
+   * Also return the greedy argmax after every position of the item, not only the last (StepOutput.nextAll):
+   * a speculative verify, whose positions are the last token and the drafts.
+   */
+  allNext?: boolean;
 }
 
 /** One decode position: writes the K/V of `token` at `pos` and attends to positions 0..pos. */
@@ -48,6 +53,8 @@ export interface StepInput {
 export interface StepOutput {
   /** Greedy argmax (first maximum) after the last position of each work item, by request id. */
   next: Map<string, number>;
+  /** For each prefill item with `allNext`: the argmax after each of its positions, in order (the last is `next`'s). */
+  nextAll?: Map<string, number[]>;
   logits?: Map<string, Float32Array>;
 }
 
@@ -86,12 +93,21 @@ export interface PlannedItem {
   blockTable: number[];
   /** Index of the item's first token among all tokens of the step (rows). */
   rowBase: number;
+  /** Whether the argmax after every position is asked for (else only after the last). */
+  allNext: boolean;
+  /** Index of the item's first classified row among the step's outputs (outRows). */
+  outBase: number;
 }
 
 export interface StepPlan {
   items: PlannedItem[];
   prefillItems: number;
   rows: number;
+  /**
+   * The rows whose logits and argmax the step computes, in order: each item's last row, or every row of an
+   * item with allNext. Without allNext items, one per item.
+   */
+  outRows: number[];
   prefillShare: number;
   wantLogits: boolean;
   copies: { from: number; to: number }[];
@@ -123,8 +139,9 @@ export function planStep(input: StepInput, model: ModelConfig, pool: KvPool): St
   if (typeof share !== 'number' || !(share >= 0 && share <= 1)) throw new ExecutorInputError(`prefillShare must be in [0, 1], got ${share}`);
   const seen = new Set<string>();
   const items: PlannedItem[] = [];
+  const outRows: number[] = [];
   let rows = 0;
-  const checkItem = (req: string, phase: 'prefill' | 'decode', tokens: number[], startPos: number, blockTable: number[]) => {
+  const checkItem = (req: string, phase: 'prefill' | 'decode', tokens: number[], startPos: number, blockTable: number[], allNext = false) => {
     const where = `${phase} item '${req}'`;
     if (typeof req !== 'string' || req.length === 0) throw new ExecutorInputError(`${phase} item has no request id`);
     if (seen.has(req)) throw new ExecutorInputError(`request '${req}' appears twice in one step`);
@@ -144,10 +161,15 @@ export function planStep(input: StepInput, model: ModelConfig, pool: KvPool): St
       const b = blockTable[i];
       if (!Number.isInteger(b) || b < 0 || b >= pool.numBlocks) throw new ExecutorInputError(`${where}: block ${b} outside the pool 0..${pool.numBlocks - 1}`);
     }
-    items.push({ req, phase, tokens, startPos, blockTable: blockTable.slice(0, needed), rowBase: rows });
+    items.push({ req, phase, tokens, startPos, blockTable: blockTable.slice(0, needed), rowBase: rows, allNext, outBase: outRows.length });
+    if (allNext) for (let k = 0; k < tokens.length; k++) outRows.push(rows + k);
+    else outRows.push(rows + tokens.length - 1);
     rows += tokens.length;
   };
-  for (const p of input.prefill) checkItem(p.req, 'prefill', p.tokens, p.startPos, p.blockTable);
+  for (const p of input.prefill) {
+    if (p.allNext !== undefined && typeof p.allNext !== 'boolean') throw new ExecutorInputError(`prefill item '${p.req}': allNext must be true or false, got ${JSON.stringify(p.allNext)}`);
+    checkItem(p.req, 'prefill', p.tokens, p.startPos, p.blockTable, p.allNext === true);
+  }
   const prefillItems = items.length;
   for (const d of input.decode) checkItem(d.req, 'decode', [d.token], d.pos, d.blockTable);
   const copies = input.copies ?? [];
@@ -155,7 +177,7 @@ export function planStep(input: StepInput, model: ModelConfig, pool: KvPool): St
     for (const b of [c.from, c.to]) if (!Number.isInteger(b) || b < 0 || b >= pool.numBlocks) throw new ExecutorInputError(`copy ${c.from} → ${c.to}: block ${b} outside the pool 0..${pool.numBlocks - 1}`);
     if (c.from === c.to) throw new ExecutorInputError(`copy ${c.from} → ${c.to}: a block copied onto itself`);
   }
-  return { items, prefillItems, rows, prefillShare: share, wantLogits: input.wantLogits === true, copies };
+  return { items, prefillItems, rows, outRows, prefillShare: share, wantLogits: input.wantLogits === true, copies };
 }
 
 /** Floats of one block in the pool (every layer's K and V for its blockSize positions): a copy's length. */

@@ -24,6 +24,18 @@ export interface StepItem {
   readonly tokens: number;
   /** Whether this step computes the sequence's last position, so that a next token comes out of it. */
   readonly producesToken: boolean;
+  /**
+   * Speculative decoding: how many of the item's last positions hold draft tokens (a verify: the last
+   * token's position, then `draft` drafts); 0 otherwise. A verify's result is the argmax after every one of
+   * its positions (StepResult.nextAll).
+   */
+  readonly draft: number;
+  /**
+   * The token id at each position (`tokens` of them), where the engine gives them: a decode or verify item
+   * of a speculative run (its last token, then its drafts). Absent: positions below `prompt` hold the
+   * prompt's ids, the others the generated tokens.
+   */
+  readonly ids?: readonly number[];
   /** The request's physical blocks in the worker's pool, in logical order (valid until the step ends). */
   readonly blockTable: readonly number[];
   /** Output tokens generated before this step, when the executor asked for them (wantsTokenHistory), else null. */
@@ -52,9 +64,9 @@ export interface StepSpec {
   readonly prefillTokens: number;
   /** Causal attention (query, key) pairs of the prefill items. */
   readonly attentionPairs: number;
-  /** Decode items (one position each). */
+  /** Decode positions: one per decode item, and a verify's drafts. */
   readonly decodeItems: number;
-  /** Cached tokens the decode items attend to, in all. */
+  /** Cached tokens the decode items attend to, in all (a verify's context counted once, up to its last draft). */
   readonly contextTokens: number;
   /** Copy-on-write copies ([from, to] blocks of the worker's pool) to carry out before the step computes. */
   readonly copies?: readonly (readonly [number, number])[];
@@ -65,12 +77,22 @@ export interface StepResult {
   duration: number;
   /** Per item (same order): the next token id if the item produces one, else −1. */
   tokens: ArrayLike<number>;
+  /**
+   * Speculative decoding, required when an item has drafts: per item (same order), for an item with
+   * `draft` > 0 the greedy argmax after each of its 1 + draft positions; null for the others.
+   */
+  nextAll?: readonly (ArrayLike<number> | null)[];
 }
 
 export interface StepExecutor {
   readonly name: string;
   /** Whether StepItem.generated must carry each request's output so far (real executors feed it back). */
   readonly wantsTokenHistory?: boolean;
+  /**
+   * The prompt ids the executor computes a request with (a model executor's synthetic prompt), for a drafter
+   * that looks for n-grams in the request's own tokens; absent when the executor has no such ids.
+   */
+  promptIds?(r: { readonly seed: number; readonly prompt: number; readonly prefixSeed: number; readonly prefixLength: number }): number[];
   /** Prices (cost model) or runs (model executors, through an adapter) one step. */
   execute(step: StepSpec): StepResult | Promise<StepResult>;
   /** The duration of a KV transfer of `tokens` cached tokens between GPUs (disaggregated mode), seconds. */

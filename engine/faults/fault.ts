@@ -2,6 +2,7 @@
 // can show (modes, engine options, workload features), what catches it, and which of the engine's own
 // self-checks it relaxes (a fault that breaks ownership on purpose must not be stopped by the pool's
 // assertions before the spec sees the trace).
+import type { SpeculativeOptions } from '../config.ts';
 import type { Mode } from '../modes/info.ts';
 import type { SeamContext, SeamName, SeamPatch } from './seams.ts';
 
@@ -58,6 +59,8 @@ export interface FaultInfo<N extends string = string> {
     allocator?: 'lock';
     /** Any finite number of seconds ≥ 0 (the value shown is a good default for small workloads). */
     decodeAdmitTimeout?: number;
+    /** Speculative decoding with this drafter (the oracle's acceptance decides which verifies show the fault). */
+    speculative?: SpeculativeOptions;
   }>;
   /** Workload features it needs. */
   workload: readonly WorkloadNeed[];

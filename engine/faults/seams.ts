@@ -44,6 +44,12 @@ export interface Seams {
   openReading(w: Worker): UtilisationReading | undefined;
   /** Resize: the old decode worker hands its FIFO, in order, to its successor (`move` re-points one request). */
   migrateFifo(old: Worker, successor: Worker, move: (r: Req) => void): void;
+  /** Speculative decoding: `r`'s verify of `drafts` ended with `accepted` of them accepted (its tokens are appended next). */
+  afterVerify(r: Req, drafts: readonly number[], accepted: number): void;
+  /** Speculative decoding: the first position a decode or verify step of `r` computes (where its computed positions end). */
+  stepFrom(r: Req): number;
+  /** Speculative decoding: the token id a decode or verify step of `r` writes at its first position (`last`, its last token). */
+  firstInput(r: Req, last: number): number;
 }
 
 export type SeamName = keyof Seams;
@@ -123,6 +129,16 @@ export class CorrectSeams implements Seams {
       successor.fifo.push(r);
     }
     old.fifo = [];
+  }
+
+  afterVerify(): void {}
+
+  stepFrom(r: Req): number {
+    return r.computed;
+  }
+
+  firstInput(_r: Req, last: number): number {
+    return last;
   }
 }
 

@@ -10,7 +10,7 @@ export class DecodeScheduler extends RoleScheduler {
     if (w.retiring) return;
     const reqs = this.batch(w);
     if (reqs.length === 0) return;
-    this.rooms.steps.begin(w, reqs, new Array(reqs.length).fill(1), new Array(reqs.length).fill(1));
+    this.rooms.steps.begin(w, reqs, decodeTokens(reqs), new Array(reqs.length).fill(1));
     this.afterBegin(w);
   }
 
@@ -56,19 +56,36 @@ export class DecodeScheduler extends RoleScheduler {
   }
 }
 
-/** Appends to `reqs` the decode items of `w`'s running batch, each with room for one more position (preempting if needed). */
-export function addDecodeItems(rooms: Rooms, w: Worker, reqs: Req[]): void {
-  const { config, kv, lifecycle, preemption } = rooms;
+/**
+ * Positions of each decode item: one, and with speculative decoding the drafts its request was given. Only
+ * for a batch addDecodeItems has just built (the drafts are those it proposed).
+ */
+export function decodeTokens(reqs: readonly Req[]): number[] {
+  const toks = new Array<number>(reqs.length);
+  for (let i = 0; i < reqs.length; i++) toks[i] = 1 + reqs[i].drafts.length;
+  return toks;
+}
+
+/**
+ * Appends to `reqs` the decode items of `w`'s running batch, each with room for one more position
+ * (preempting if needed). With speculative decoding each item is first given its drafts (at most those its
+ * output limit, and the step's token `budget`, leave room for after its next token), and room for them too.
+ */
+export function addDecodeItems(rooms: Rooms, w: Worker, reqs: Req[], budget = Number.POSITIVE_INFINITY): void {
+  const { config, kv, lifecycle, preemption, speculation } = rooms;
   const T = config.blockSize;
   const gpu = w.gpu;
   const preemptionsBefore = lifecycle.preemptions;
   const running = w.running;
+  let used = 0;
   for (let i = 0; i < running.length && reqs.length < config.maxBatch; i++) {
     const r = running[i];
     if (r.state !== 'decoding') continue; // retracted earlier in this loop
     // Under asynchronous scheduling a request in the step in flight will have one more position computed.
     const ahead = r.inFlight > 0 ? 1 : 0;
-    const need = Math.ceil((r.computed + ahead + 1) / T) - r.blocks[gpu].length;
+    // Speculative decoding: positions after the next one, for drafts (never past the output limit).
+    const drafts = speculation === null ? 0 : speculation.propose(r, Math.min(r.maxTokens - r.generated - 1, budget - used - 1));
+    const need = Math.ceil((r.computed + ahead + 1 + drafts) / T) - r.blocks[gpu].length;
     if (need > 0) {
       if (r.generated + ahead >= r.maxTokens) {
         // Asynchronous scheduling: a position past the output limit (its stop not processed yet) gets free
@@ -77,13 +94,21 @@ export function addDecodeItems(rooms: Rooms, w: Worker, reqs: Req[]): void {
         kv.allocate(w, r, gpu, need);
       } else if (!preemption.ensureBlocks(w, r, need)) continue;
     }
-    // Shared KV: the block the next position lands in may be shared (a fork): copy it first.
-    if (kv.sharing && kv.sharedAt(r, gpu, Math.floor((r.computed + ahead) / T))) {
-      if (!preemption.makeRoom(w, r, 1)) continue;
-      const i = Math.floor((r.computed + ahead) / T);
-      if (kv.sharedAt(r, gpu, i)) kv.copyOnWrite(w, r, gpu, i);
+    // Shared KV: a block the step writes may be shared (a fork): copy it first.
+    if (kv.sharing) {
+      let copied = true;
+      for (let b = Math.floor((r.computed + ahead) / T), last = Math.floor((r.computed + ahead + drafts) / T); b <= last; b++) {
+        if (!kv.sharedAt(r, gpu, b)) continue;
+        if (!preemption.makeRoom(w, r, 1)) {
+          copied = false;
+          break;
+        }
+        if (kv.sharedAt(r, gpu, b)) kv.copyOnWrite(w, r, gpu, b);
+      }
+      if (!copied) continue;
     }
     reqs.push(r);
+    used += 1 + drafts;
   }
   if (lifecycle.preemptions !== preemptionsBefore) {
     // A victim may already have joined the batch: it leaves it.

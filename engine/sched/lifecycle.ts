@@ -95,6 +95,7 @@ export class Lifecycle {
     r.tokenOwed = false;
     this.liveCount--;
     this.endedCount++;
+    this.rooms.speculation?.forget(r);
   }
 
   finish(r: Req): void {

@@ -4,6 +4,7 @@
 // simulation event, gives each idle worker its next step.
 import type { Rooms } from '../rooms.ts';
 import { compact, type Req, type Step, type Worker } from '../state.ts';
+import { acceptedPrefix } from './speculation.ts';
 
 export abstract class RoleScheduler {
   /** Asynchronous scheduling: step N's stop conditions are processed after step N + 1 is launched. */
@@ -49,11 +50,18 @@ export abstract class RoleScheduler {
     const overlaps = this.overlaps;
     const { tracer, clock, lifecycle } = rooms;
     const w = step.worker;
-    const tokens = step.result!.tokens;
+    const result = step.result!;
+    const tokens = result.tokens;
+    const { reqs, tokens: counts, decode, drafts } = step;
     w.step = null;
     w.state = 'idle';
-    if (tracer.on) tracer.emit({ t: clock.now, ev: 'step_end', worker: w.id, step: step.id });
-    const { reqs, tokens: counts, decode } = step;
+    // Speculative decoding: each verify accepts the drafts greedy decoding would have chosen, a prefix.
+    let accepted: Record<string, number> | null = null;
+    if (drafts !== null) {
+      accepted = {};
+      for (let i = 0; i < reqs.length; i++) if (drafts[i].length > 0) accepted[reqs[i].id] = acceptedPrefix(drafts[i], result.nextAll![i]!);
+    }
+    if (tracer.on) tracer.emit(accepted === null ? { t: clock.now, ev: 'step_end', worker: w.id, step: step.id } : { t: clock.now, ev: 'step_end', worker: w.id, step: step.id, accepted });
     let due: Req[] | null = null;
     let prefillDone = false;
     for (let i = 0; i < reqs.length; i++) {
@@ -66,8 +74,19 @@ export abstract class RoleScheduler {
         continue;
       }
       if (decode[i] === 1) {
-        r.computed++;
-        lifecycle.appendToken(r, tokens[i]);
+        const k = drafts === null ? 0 : drafts[i].length;
+        if (k === 0) {
+          r.computed++;
+          lifecycle.appendToken(r, tokens[i]);
+        } else {
+          // A verify: its accepted drafts, then the argmax after the last of them (the correction, or the
+          // bonus when all were accepted); the positions after them are rolled back.
+          const a = accepted![r.id];
+          const next = result.nextAll![i]!;
+          r.computed += 1 + a;
+          rooms.speculation!.verified(r, drafts![i], a);
+          for (let j = 0; j <= a; j++) lifecycle.appendToken(r, next[j]);
+        }
         if (r.generated >= r.maxTokens) {
           if (overlaps) (due ??= []).push(r);
           else lifecycle.finish(r);

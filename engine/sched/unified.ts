@@ -38,8 +38,10 @@ export class UnifiedScheduler extends RoleScheduler {
   private splitFuse(w: Worker, batch: Batch): void {
     const { config, waiting, kv } = this.rooms;
     const { reqs, toks, flags } = batch;
-    addDecode(this.rooms, w, batch);
-    let left = Math.max(0, config.unifiedChunk - reqs.length);
+    addDecode(this.rooms, w, batch, config.unifiedChunk);
+    let left = config.unifiedChunk;
+    for (let i = 0; i < toks.length; i++) left -= toks[i];
+    left = Math.max(0, left);
     for (const r of w.prefilling) {
       if (left === 0) break;
       const n = Math.min(r.length - r.computed, left);
@@ -86,11 +88,14 @@ export class UnifiedScheduler extends RoleScheduler {
   }
 }
 
-/** The decode items of `w`'s running batch, first in the step, one position each. */
-function addDecode(rooms: Rooms, w: Worker, batch: Batch): void {
-  addDecodeItems(rooms, w, batch.reqs);
+/**
+ * The decode items of `w`'s running batch, first in the step, one position each (with speculative decoding,
+ * and their drafts within the step's token `budget`).
+ */
+function addDecode(rooms: Rooms, w: Worker, batch: Batch, budget = Number.POSITIVE_INFINITY): void {
+  addDecodeItems(rooms, w, batch.reqs, budget);
   for (let i = batch.toks.length; i < batch.reqs.length; i++) {
-    batch.toks.push(1);
+    batch.toks.push(1 + batch.reqs[i].drafts.length);
     batch.flags.push(1);
   }
 }

@@ -181,7 +181,7 @@ export class WebGpuExecutor implements ModelExecutor {
       wo: mm('matmul wo', { kind: 'residual', n: m.dim, d: m.dim, layerStride: m.dim * m.dim, rows: 'tokens' }),
       w13: mm('matmul w1 w3 swiglu', { kind: 'swiglu', n: m.dim, d: m.hiddenDim, layerStride: 2 * m.hiddenDim * m.dim, rows: 'tokens' }),
       w2: mm('matmul w2', { kind: 'residual', n: m.hiddenDim, d: m.dim, layerStride: m.dim * m.hiddenDim, rows: 'tokens' }),
-      classifier: mm('matmul classifier', { kind: 'store', n: m.dim, d: m.vocabSize, layerStride: 0, rows: 'items' }),
+      classifier: mm('matmul classifier', { kind: 'store', n: m.dim, d: m.vocabSize, layerStride: 0, rows: 'outputs' }),
       attention: pipeline('paged attention', attentionShader(s)),
       argmax: pipeline('argmax', argmaxShader(s)),
     };
@@ -238,12 +238,13 @@ export class WebGpuExecutor implements ModelExecutor {
   /** The step buffers and bind groups, grown (to powers of two) when a step needs more room. */
   private ensureCapacity(need: Capacity): StepBuffers {
     const have = this.buffers?.capacity;
-    if (have && need.rows <= have.rows && need.items <= have.items && need.tableEntries <= have.tableEntries) return this.buffers!;
+    if (have && need.rows <= have.rows && need.items <= have.items && need.tableEntries <= have.tableEntries && need.outputs <= have.outputs) return this.buffers!;
     const grow = (n: number, old = 0) => Math.max(old, 2 ** Math.ceil(Math.log2(Math.max(n, 1))));
     const capacity: Capacity = {
       rows: grow(need.rows, have?.rows),
       items: grow(need.items, have?.items),
       tableEntries: grow(need.tableEntries, have?.tableEntries),
+      outputs: grow(need.outputs, have?.outputs),
     };
     this.releaseStepBuffers();
     this.stats.bindGroupBuilds++;
@@ -267,12 +268,13 @@ export class WebGpuExecutor implements ModelExecutor {
       qrot: buf('q after rope', C.rows * m.dim),
       att: buf('attention out', C.rows * m.dim),
       hb: buf('ffn hidden', C.rows * m.hiddenDim),
-      last: buf('last rows', C.items * m.dim),
-      logits: buf('logits', C.items * m.vocabSize),
-      next: buf('next', C.items),
+      outRows: buf('classified rows', C.outputs),
+      last: buf('last rows', C.outputs * m.dim),
+      logits: buf('logits', C.outputs * m.vocabSize),
+      next: buf('next', C.outputs),
       readback: d.createBuffer({
         label: 'readback',
-        size: 4 * C.items * (1 + m.vocabSize) + (this.querySet ? 16 * this.dispatchesPerStep() : 0),
+        size: 4 * C.outputs * (1 + m.vocabSize) + (this.querySet ? 16 * this.dispatchesPerStep() : 0),
         usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       }),
       timestamps: this.querySet
@@ -311,7 +313,7 @@ export class WebGpuExecutor implements ModelExecutor {
         { binding: 1, resource: { buffer: W.norms } },
         { binding: 2, resource: { buffer: b.x } },
         { binding: 3, resource: { buffer: b.last } },
-        { binding: 4, resource: { buffer: b.items } },
+        { binding: 4, resource: { buffer: b.outRows } },
       ],
     });
     return {
@@ -326,7 +328,7 @@ export class WebGpuExecutor implements ModelExecutor {
   private releaseStepBuffers(): void {
     const b = this.buffers;
     if (!b) return;
-    for (const buffer of [b.tokens, b.items, b.tiles, b.tables, b.x, b.xb, b.qkv, b.qrot, b.att, b.hb, b.last, b.logits, b.next, b.readback]) buffer.destroy();
+    for (const buffer of [b.tokens, b.items, b.tiles, b.tables, b.x, b.xb, b.qkv, b.qrot, b.att, b.hb, b.outRows, b.last, b.logits, b.next, b.readback]) buffer.destroy();
     b.timestamps?.destroy();
     this.buffers = null;
   }
@@ -349,8 +351,9 @@ export class WebGpuExecutor implements ModelExecutor {
 
   private async run(plan: StepPlan): Promise<StepOutput> {
     const nItems = plan.items.length;
+    const nOut = plan.outRows.length;
     const tableEntries = plan.items.reduce((a, it) => a + it.blockTable.length, 0);
-    const b = this.ensureCapacity({ rows: plan.rows, items: nItems, tableEntries });
+    const b = this.ensureCapacity({ rows: plan.rows, items: nItems, tableEntries, outputs: nOut });
     const d = this.device;
     this.writeTables(plan, b, tableEntries);
     d.pushErrorScope('validation');
@@ -365,8 +368,8 @@ export class WebGpuExecutor implements ModelExecutor {
       }
     }
     const kernels = this.encodeForward(enc, plan, b);
-    const nextBytes = 4 * nItems;
-    const logitsBytes = plan.wantLogits ? 4 * nItems * this.model.vocabSize : 0;
+    const nextBytes = 4 * nOut;
+    const logitsBytes = plan.wantLogits ? 4 * nOut * this.model.vocabSize : 0;
     const stampBytes = this.querySet ? 16 * kernels.length : 0;
     enc.copyBufferToBuffer(b.next, 0, b.readback, 0, nextBytes);
     if (logitsBytes > 0) enc.copyBufferToBuffer(b.logits, 0, b.readback, nextBytes, logitsBytes);
@@ -416,7 +419,8 @@ export class WebGpuExecutor implements ModelExecutor {
     const nDecodeTiles = (nItems - plan.prefillItems) * m.nKvHeads;
     const G = this.attentionWorkgroups;
     const X = prefillWorkgroups(plan.prefillShare, G, nPrefillTiles > 0, nDecodeTiles > 0);
-    d.queue.writeBuffer(this.stepUniform, 0, new Uint32Array([plan.rows, nItems, nPrefillTiles, nDecodeTiles, X, G, 0, 0]));
+    d.queue.writeBuffer(this.stepUniform, 0, new Uint32Array([plan.rows, nItems, nPrefillTiles, nDecodeTiles, X, G, plan.outRows.length, 0]));
+    d.queue.writeBuffer(b.outRows, 0, new Uint32Array(plan.outRows));
     d.queue.writeBuffer(b.tokens, 0, tokens);
     d.queue.writeBuffer(b.items, 0, items);
     d.queue.writeBuffer(b.tiles, 0, tiles);
@@ -429,7 +433,7 @@ export class WebGpuExecutor implements ModelExecutor {
     const P = this.pipelines;
     const G2 = b.groups;
     const querySet = this.querySet;
-    const nItems = plan.items.length;
+    const nOut = plan.outRows.length;
     const kernels: string[] = [];
     let pass = querySet ? null : enc.beginComputePass({ label: 'forward' });
     const dispatch = (p: GPUComputePipeline, g: GPUBindGroup, x: number, y = 1) => {
@@ -458,23 +462,32 @@ export class WebGpuExecutor implements ModelExecutor {
       dispatch(P.w13, g.w13, ...mmGroups(m.hiddenDim, plan.rows));
       dispatch(P.w2, g.w2, ...mmGroups(m.dim, plan.rows));
     }
-    dispatch(P.normFinal, G2.normFinal, nItems);
-    dispatch(P.classifier, G2.classifier, ...mmGroups(m.vocabSize, nItems));
-    dispatch(P.argmax, G2.argmax, nItems);
+    dispatch(P.normFinal, G2.normFinal, nOut);
+    dispatch(P.classifier, G2.classifier, ...mmGroups(m.vocabSize, nOut));
+    dispatch(P.argmax, G2.argmax, nOut);
     if (!querySet) pass!.end();
     return kernels;
   }
 
-  /** Each item's next token, and its logits when asked, from the read-back bytes. */
+  /** Each item's next token (every position's for an item with allNext), and its logits when asked, from the read-back bytes. */
   private results(plan: StepPlan, data: ArrayBuffer, nextBytes: number): StepOutput {
     const m = this.model;
     const next = new Map<string, number>();
-    const ids = new Uint32Array(data, 0, plan.items.length);
-    plan.items.forEach((it, i) => next.set(it.req, ids[i]));
-    if (!plan.wantLogits) return { next };
-    const logits = new Map<string, Float32Array>();
-    plan.items.forEach((it, i) => logits.set(it.req, new Float32Array(data, nextBytes + 4 * i * m.vocabSize, m.vocabSize).slice()));
-    return { next, logits };
+    const ids = new Uint32Array(data, 0, plan.outRows.length);
+    const lastOut = (it: StepPlan['items'][number]) => (it.allNext ? it.outBase + it.tokens.length - 1 : it.outBase);
+    let nextAll: Map<string, number[]> | undefined;
+    for (const it of plan.items) {
+      next.set(it.req, ids[lastOut(it)]);
+      if (it.allNext) (nextAll ??= new Map()).set(it.req, Array.from(ids.subarray(it.outBase, it.outBase + it.tokens.length)));
+    }
+    const out: StepOutput = { next };
+    if (nextAll) out.nextAll = nextAll;
+    if (plan.wantLogits) {
+      const logits = new Map<string, Float32Array>();
+      for (const it of plan.items) logits.set(it.req, new Float32Array(data, nextBytes + 4 * lastOut(it) * m.vocabSize, m.vocabSize).slice());
+      out.logits = logits;
+    }
+    return out;
   }
 
   /** Reads the whole KV pool back (for tests and debugging; not used by step()). */

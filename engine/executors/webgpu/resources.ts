@@ -16,11 +16,12 @@ export function prefillWorkgroups(share: number, total: number, hasPrefill: bool
   return x;
 }
 
-/** What a step's buffers can hold: rows (positions), items (requests), block-table entries. */
+/** What a step's buffers can hold: rows (positions), items (requests), block-table entries, classified rows. */
 export interface Capacity {
   rows: number;
   items: number;
   tableEntries: number;
+  outputs: number;
 }
 
 /** The compute pipelines, built once per device. */
@@ -51,6 +52,7 @@ export interface StepBuffers {
   qrot: GPUBuffer;
   att: GPUBuffer;
   hb: GPUBuffer;
+  outRows: GPUBuffer;
   last: GPUBuffer;
   logits: GPUBuffer;
   next: GPUBuffer;

@@ -53,7 +53,7 @@ struct Step {
   nDecodeTiles: u32,
   prefillWorkgroups: u32, // the split: workgroups [0, prefillWorkgroups) take prefill tiles
   attWorkgroups: u32,
-  pad0: u32,
+  nOutputs: u32, // rows classified: each item's last row, every row of an item that asks for all
   pad1: u32,
 }
 // Fixed per bind group (one bind group per layer).
@@ -88,18 +88,19 @@ export type NormKind = 'attention' | 'ffn' | 'final';
 
 /**
  * RMSNorm, one workgroup per output row: lane l sums x[j]^2 for j = l, l+64, ... in order, then a fixed
- * 64-wide tree. 'final' normalises the last row of each work item (the only rows that need logits).
+ * 64-wide tree. 'final' normalises the rows that need logits (each work item's last row, or every row of an
+ * item that asks for the argmax after each position), listed in `outRows`.
  */
 export function rmsnormShader(s: KernelShape, kind: NormKind): string {
   const L = s.model.nLayers;
   const weightOffset = kind === 'attention' ? 'layer.index * DIM' : kind === 'ffn' ? `${L}u * DIM + layer.index * DIM` : `${2 * L}u * DIM`;
-  const inputRow = kind === 'final' ? 'items[4u * wid.x] + items[4u * wid.x + 1u] - 1u' : 'wid.x';
+  const inputRow = kind === 'final' ? 'outRows[wid.x]' : 'wid.x';
   return `${constants(s)}
 @group(0) @binding(0) var<uniform> layer: Layer;
 @group(0) @binding(1) var<storage, read> norms: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read> items: array<u32>;
+@group(0) @binding(4) var<storage, read> outRows: array<u32>;
 
 var<workgroup> partial: array<f32, ${ROW_LANES}>;
 
@@ -139,8 +140,8 @@ export interface MatmulSpec {
   d: number;
   /** Floats of weight per layer (0 for a single-layer weight such as the classifier). */
   layerStride: number;
-  /** Rows of the input: every token of the step, or the last token of each item. */
-  rows: 'tokens' | 'items';
+  /** Rows of the input: every token of the step, or the rows classified (the final norm's outputs). */
+  rows: 'tokens' | 'outputs';
 }
 
 /**
@@ -152,7 +153,7 @@ export interface MatmulSpec {
  * output runs the same instruction sequence whatever its slot in the tile or the batch size.
  */
 export function matmulShader(s: KernelShape, m: MatmulSpec): string {
-  const rows = m.rows === 'tokens' ? 'step.nRows' : 'step.nItems';
+  const rows = m.rows === 'tokens' ? 'step.nRows' : 'step.nOutputs';
   const swiglu = m.kind === 'swiglu';
   const RB = s.rowsPerThread;
   const TB = s.tokensPerThread;
@@ -392,7 +393,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 `;
 }
 
-/** Greedy argmax per item: lane-strided scan keeping the first maximum, then a fixed tree (ties → lower id). */
+/** Greedy argmax per classified row: lane-strided scan keeping the first maximum, then a fixed tree (ties → lower id). */
 export function argmaxShader(s: KernelShape): string {
   return `${constants(s)}
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
