@@ -7,7 +7,7 @@ import type { Mode } from '../../engine/engine.ts';
 import { loadPolicy, loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyHandle, type PolicyInstances } from '../../engine/policies/index.ts';
 import { latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
 import { failureTrace, replayOf, runCampaign, sharingDetail } from '../../properties/campaign.ts';
-import { DEFAULT_CONFIG, SHARING_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
+import { DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
@@ -17,7 +17,7 @@ import { intOption, MAX_BUDGET_SECONDS, parseOptions, UsageError, type Command }
 import { InternalError, reportCrash } from '../crash.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
 import { ReportDir } from '../report/report-dir.ts';
-import { describeExploreBound, describeSharingCoverage, exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
+import { describeExploreBound, describeSharingCoverage, describeV3Coverage, exploreCheckResult, reportSources, slug, VERDICT_EXIT, VERDICT_WORD } from '../report/results.ts';
 import { selfTest } from '../../properties/self-test.ts';
 
 const BUILT_INS = ['static', 'semi-pd', 'nexus', 'unified', 'disaggregated'];
@@ -55,6 +55,8 @@ interface Context {
   crashes: InternalError[];
   /** The shared-KV explorations by mode (explore check): searched once per run. */
   sharing?: Map<Mode, ExploreResult>;
+  /** The trace-v3 explorations by mode (explore check): searched once per run. */
+  v3?: Map<Mode, ExploreResult>;
 }
 
 export function exploreConfigFor(mode: Mode): ExploreConfig {
@@ -93,7 +95,37 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   if (!s) ctx.sharing.set(mode, (s = explore(sharing)));
   const seconds = (performance.now() - t0) / 1000;
   if (s.verdict !== 'verified') return exploreCheckResult(s, sharing, sharingReplay(sharing), ctx.reportDir, `${policyName} sharing`, seconds);
-  return { ...v1, seconds, detail: `${v1.detail}; trace v2 at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}` };
+  // The v3 bound (speculative verifies, a sliding window, preemption while prefilling): no resize either.
+  const v3 = v3ConfigFor(mode);
+  ctx.v3 ??= new Map();
+  let v3r = ctx.v3.get(mode);
+  if (!v3r) ctx.v3.set(mode, (v3r = explore(v3)));
+  const total = (performance.now() - t0) / 1000;
+  if (v3r.verdict !== 'verified') return exploreCheckResult(v3r, v3, v3Replay(v3), ctx.reportDir, `${policyName} v3`, total);
+  return {
+    ...v1,
+    seconds: total,
+    detail: `${v1.detail}; trace v2 at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}; trace v3 at ${describeExploreBound(v3)}: ${v3r.states.toLocaleString('en')} states${describeV3Coverage(v3r)}`,
+  };
+}
+
+/**
+ * The trace-v3 bound `check` searches in a mode: the explorer's `--positions` default; with two pools, one
+ * draft and shorter requests in 4 blocks a pool (the default takes 3 million states there).
+ */
+export function v3ConfigFor(mode: Mode): ExploreConfig {
+  if (mode === 'disaggregated') return { ...V3_CONFIG, mode, blocks: 4, prompt: 2, chunk: 2, output: 2, drafts: 1 };
+  if (mode === 'nexus') return { ...V3_CONFIG, mode, splits: [{ prefill: 70, decode: 30 }] };
+  return { ...V3_CONFIG, mode };
+}
+
+/** The explore command that searches the v3 bound `config` again. */
+export function v3Replay(config: ExploreConfig): string {
+  const flags = ['--positions'];
+  if (config.mode !== V3_CONFIG.mode) flags.push(`--mode ${config.mode}`);
+  for (const [k, flag] of [['blocks', 'blocks'], ['prompt', 'prompt'], ['chunk', 'chunk'], ['output', 'output'], ['drafts', 'drafts']] as const)
+    if (config[k] !== V3_CONFIG[k]) flags.push(`--${flag} ${config[k]}`);
+  return `npx pdspec explore ${flags.join(' ')}`;
 }
 
 /** The shared-KV bound (trace v2) `check` searches in a mode: the explorer's `--sharing` default, smaller with two pools. */

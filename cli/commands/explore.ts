@@ -1,5 +1,5 @@
 // `pdspec explore`: exhaustive bounded model checking of the spec.
-import { configProblems, DEFAULT_CONFIG, SHARING_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
+import { configProblems, DEFAULT_CONFIG, headerOf, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { formatEvent, writeCounterexample } from '../../properties/explore/counterexample.ts';
 import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { swarmSearch, type SwarmMember } from '../../properties/explore/swarm.ts';
@@ -19,6 +19,7 @@ const usage = [
   '               [--resizes N] [--aborts N] [--preemptions N] [--mode MODE] [--allocator lock|decode-owned]',
   '               [--alloc-steps auto|one|three] [--no-symmetry] [--variant NAME] [--max-states N]',
   '               [--sharing] [--prefix-cache hash|radix] [--prefixes KEY,KEY,...] [--forks N]   (trace v2, shared KV)',
+  '               [--positions] [--drafts K] [--verifies N] [--window W] [--state-slots N]   (trace v3)',
   '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--out cex.jsonl] [--report DIR] [--json]',
   '               [--workers N | --shard I/N] [--seed S]   (a swarm of randomized searches instead of one exhaustive one)',
   '       pdspec explore --merge SHARD.json ...   (the --json outputs of the members of one swarm)',
@@ -42,6 +43,11 @@ const options = {
   'prefix-cache': { type: 'string' },
   prefixes: { type: 'string' },
   forks: { type: 'string' },
+  positions: { type: 'boolean' },
+  drafts: { type: 'string' },
+  verifies: { type: 'string' },
+  window: { type: 'string' },
+  'state-slots': { type: 'string' },
   variant: { type: 'string' },
   'max-states': { type: 'string' },
   out: { type: 'string' },
@@ -55,10 +61,10 @@ const options = {
   report: { type: 'string' },
 } as const;
 
-/** Options that choose how to search, not what: with only these (or none), `explore` searches both default bounds. */
+/** Options that choose how to search, not what: with only these (or none), `explore` searches the three default bounds. */
 const SEARCH_ONLY = new Set(['no-symmetry', 'max-states', 'json', 'out', 'report']);
 
-/** Whether the options leave the bound at its defaults: then the v1 bound and the sharing bound are both searched. */
+/** Whether the options leave the bound at its defaults: then the v1 bound, the sharing bound and the v3 bound are searched. */
 export function defaultBounds(values: Record<string, unknown>): boolean {
   return Object.entries(values).every(([k, v]) => v === undefined || SEARCH_ONLY.has(k));
 }
@@ -66,11 +72,12 @@ export function defaultBounds(values: Record<string, unknown>): boolean {
 export function configFromArgs(values: Record<string, string | boolean | undefined>): ExploreConfig {
   const variant = (values.variant as string | undefined) ?? null;
   if (variant !== null && !VARIANTS[variant]) throw new UsageError(`unknown variant '${variant}' (variants: ${Object.keys(VARIANTS).join(', ')})`);
-  // The bound starts from the v1 default, the sharing default (--sharing or any of its options), or the bound
-  // of a shared-KV variant.
+  // The bound starts from the v1 default, the sharing default (--sharing or any of its options), the v3 default
+  // (--positions or any of its options), or the bound of a shared-KV or v3 variant.
   const sharing = values.sharing === true || values['prefix-cache'] !== undefined || values.prefixes !== undefined || values.forks !== undefined;
+  const v3 = values.positions === true || values.drafts !== undefined || values.verifies !== undefined || values.window !== undefined || values['state-slots'] !== undefined;
   const base = defaultConfigFor(variant);
-  const d = !base.sharing && sharing ? SHARING_CONFIG : base;
+  const d = !base.sharing && sharing ? SHARING_CONFIG : !base.positions && v3 ? V3_CONFIG : base;
   const prefixCache = (values['prefix-cache'] as string | undefined) ?? d.prefixCache;
   if (!(PREFIX_CACHES as readonly string[]).includes(prefixCache)) throw new UsageError(`--prefix-cache must be one of ${PREFIX_CACHES.join(', ')}`);
   const prefixes = values.prefixes === undefined ? d.prefixes : String(values.prefixes).split(',');
@@ -94,7 +101,8 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
     output: int('output', d.output, 1),
     blocks: int('blocks', d.blocks, 1),
     blockSize: int('block-size', d.blockSize, 1),
-    chunk: int('chunk', Math.max(d.chunk, prompt), 1),
+    // The chunk follows the prompt, unless the bound chunks its prefill (the v3 bound).
+    chunk: int('chunk', d.chunk < d.prompt ? d.chunk : Math.max(d.chunk, prompt), 1),
     resizes,
     aborts: int('aborts', d.aborts, 0),
     preemptions: int('preemptions', d.preemptions, 0),
@@ -102,6 +110,12 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
     prefixCache: prefixCache as ExploreConfig['prefixCache'],
     prefixes,
     forks: int('forks', d.forks, 0),
+    // --sharing with a v3 option keeps both, and configProblems says they do not combine.
+    positions: d.positions || v3,
+    drafts: int('drafts', d.drafts, 0),
+    verifies: int('verifies', d.verifies, 0),
+    window: int('window', d.window, 0),
+    stateSlots: int('state-slots', d.stateSlots, 0),
     symmetry: !values['no-symmetry'],
     variant,
     maxStates: int('max-states', d.maxStates, 1),
@@ -118,8 +132,9 @@ function describeBound(c: ExploreConfig): string {
     `${c.preemptions} preemption(s)`,
     `${c.allocator} allocator`,
     ...(c.sharing ? [`shared KV (trace v2): prefixes ${c.prefixes.join(',') || 'all distinct'}, ${c.prefixCache} cache, ${c.forks} fork(s)`] : []),
+    ...(c.positions ? [`trace v3: ${v3Bound(c)}`] : []),
     `symmetry ${c.symmetry ? 'on' : 'off'}`,
-    ...(c.variant ? [`variant ${c.variant} (${VARIANTS[c.variant].zoo}: ${VARIANTS[c.variant].says})`] : []),
+    ...(c.variant ? [`variant ${c.variant} (${VARIANTS[c.variant].zoo.startsWith('Z') ? `${VARIANTS[c.variant].zoo}: ` : ''}${VARIANTS[c.variant].says})`] : []),
   ].join(', ');
 }
 
@@ -155,11 +170,12 @@ function humanReport(r: ExploreResult, out: string | undefined, replay: string, 
           : `shortest counterexample (${f.trace.length} events):`,
     );
     f.trace.forEach((ev, i) => lines.push(`  ${String(i + 1).padStart(3)}  ${formatEvent(ev)}${f.cycle && i === f.trace.length - f.cycle ? '   ← the cycle starts here' : ''}`));
-    if (out) lines.push(`written to ${out} (trace v${r.config.sharing ? 2 : 1}) — check it with: npx pdspec conform ${out}`);
+    if (out) lines.push(`written to ${out} (trace v${headerOf(r.config).version}) — check it with: npx pdspec conform ${out}`);
     lines.push(`reproduce: ${replay}`);
   }
   // Coverage means something only for a search that went through the whole bound.
   if (r.verdict === 'verified' && r.sharing) lines.push(`shared KV covered: ${sharingWords(r)}`);
+  if (r.verdict === 'verified' && r.v3) lines.push(`trace v3 covered: ${v3Words(r)}`);
   if (r.verdict === 'verified' && !swarm) {
     if (r.neverEnabled.length) lines.push(`events never enabled at this bound: ${r.neverEnabled.join(', ')}`);
     if (r.neverTaken.length) lines.push(`machine transitions never taken at this bound (${r.neverTaken.length}): ${r.neverTaken.join(', ')}`);
@@ -174,14 +190,33 @@ export function sharingWords(r: ExploreResult): string {
   return `${n(c.hits)} prefix hit(s), ${n(c.evictions)} eviction(s), ${n(c.forks)} fork(s), ${n(c.copies)} copy-on-write(s), ${n(c.inserts)} cache insert(s) (edges of the explored state graph)`;
 }
 
+/** The v3 part of a bound, in words: drafts and verifies, the layer groups, the state slots, preemption in any phase. */
+export function v3Bound(c: ExploreConfig): string {
+  return [
+    c.drafts > 0 && c.verifies > 0 ? `${c.verifies} ${c.verifies === 1 ? 'verify' : 'verifies'} of 1..${c.drafts} draft(s)` : 'no speculative verify',
+    c.window > 0 ? `layer groups full and swa (window ${c.window})` : 'one layer group',
+    ...(c.stateSlots > 0 ? [`${c.stateSlots} state slot(s) per GPU`] : []),
+    'preemption while prefilling',
+  ].join(', ');
+}
+
+/** The trace v3 a search covered, in words: its transitions that verify, reject drafts, free out of a window, preempt a prefill. */
+export function v3Words(r: ExploreResult): string {
+  const c = r.v3!;
+  const n = (x: number) => x.toLocaleString('en');
+  return `${n(c.verifies)} verifies, ${n(c.rejections)} rejection(s) of drafts, ${n(c.partialFrees)} partial free(s) out of a window, ${n(c.prefillPreemptions)} preemption(s) while prefilling${r.config.stateSlots > 0 ? `, ${n(c.slots)} state slot allocation(s)` : ''} (edges of the explored state graph)`;
+}
+
 export const exploreCommand: Command = {
   name: 'explore',
   summary: [
     'Explores every interleaving of the spec at a bound: every reached state is checked against every invariant,',
     'deadlocks and (weakly fair) starvation cycles are searched for; a violation comes back as the shortest',
-    'counterexample, written as a trace file that `pdspec conform` rejects. Without options that change the bound, two',
-    'bounds are searched: the v1 default and the shared-KV default (trace v2: prefix hits, evictions, a fork,',
-    `copy-on-write; --sharing alone). Variants reintroduce bug-zoo mechanisms: ${Object.keys(VARIANTS).join(', ')}.`,
+    'counterexample, written as a trace file that `pdspec conform` rejects. Without options that change the bound, three',
+    'bounds are searched: the v1 default, the shared-KV default (trace v2: prefix hits, evictions, a fork,',
+    'copy-on-write; --sharing alone) and the v3 default (positions, a speculative verify accepted or rejected, a',
+    'sliding window whose oldest block is freed, preemption while prefilling; --positions alone).',
+    `Variants reintroduce bug-zoo mechanisms: ${Object.keys(VARIANTS).join(', ')}.`,
     '--report DIR writes the result into the report of `pdspec check`, a counterexample drawn as a timeline.',
     'Exit 0: verified at the bound; 1: a violation; 2: bad configuration.',
   ].join('\n'),
@@ -292,14 +327,15 @@ export const exploreCommand: Command = {
 };
 
 /**
- * `pdspec explore` with no option that changes the bound: the v1 default bound, then the shared-KV default
- * bound (`--sharing`), each reported as its own search; the exit code is the worse of the two.
+ * `pdspec explore` with no option that changes the bound: the v1 default bound, the shared-KV default bound
+ * (`--sharing`), then the v3 default bound (`--positions`), each reported as its own search; the exit code is
+ * the worst of them.
  */
 async function runDefaultBounds(args: string[], values: Record<string, string | boolean | undefined>, seed: number): Promise<number> {
-  const configs = [configFromArgs(values), configFromArgs({ ...values, sharing: true })];
+  const configs = [configFromArgs(values), configFromArgs({ ...values, sharing: true }), configFromArgs({ ...values, positions: true })];
   const problems = [...new Set(configs.flatMap(configProblems))];
   if (problems.length) throw new UsageError(problems.join('\n'));
-  const replays = [replayCommand(args), replayCommand(['--sharing', ...args])];
+  const replays = [replayCommand(args), replayCommand(['--sharing', ...args]), replayCommand(['--positions', ...args])];
   const tty = process.stderr.isTTY && !process.env.CI && !values.json;
   const started = performance.now();
   let lastLine = started;
@@ -350,8 +386,8 @@ async function writeExploreReport(
   const config = runs[0].config;
   const name = config.policy?.name ?? (config.variant ? `spec + ${config.variant}` : 'spec');
   const checks = runs.map(({ r, config: c, replay }) => {
-    // Each bound's counterexample file is named after the bound (a v1 and a v2 one may both fail).
-    const check = exploreCheckResult(r, c, replay, report.staging, runs.length > 1 && c.sharing ? `${name} sharing` : name);
+    // Each bound's counterexample file is named after the bound (a v1, a v2 and a v3 one may all fail).
+    const check = exploreCheckResult(r, c, replay, report.staging, runs.length > 1 && c.sharing ? `${name} sharing` : runs.length > 1 && c.positions ? `${name} v3` : name);
     if (swarm && r.verdict === 'verified') Object.assign(check, { property: 'safety rules, deadlock', detail: `every state of the bound (${r.states.toLocaleString('en')}) visited by one member of a swarm: the safety rules hold and nothing deadlocks; starvation is searched by the exhaustive search only` });
     if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
     return check;
@@ -371,7 +407,8 @@ async function writeExploreReport(
       notes: runs.map(
         ({ config: c }) =>
           `Bound: ${c.mode}, ${c.requests} requests (prompt ${c.prompt}, output ${c.output}), ${c.blocks} blocks of ${c.blockSize}, ${c.resizes} resize(s), ${c.aborts} abort(s), ${c.preemptions} preemption(s)` +
-          `${c.sharing ? `; shared KV (trace v2): prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork(s)` : ''}; symmetry ${c.symmetry ? 'on' : 'off'}.`,
+          `${c.sharing ? `; shared KV (trace v2): prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork(s)` : ''}` +
+          `${c.positions ? `; trace v3: ${v3Bound(c)}` : ''}; symmetry ${c.symmetry ? 'on' : 'off'}.`,
       ),
     },
   };

@@ -16,7 +16,18 @@ export function slug(name: string): string {
 
 export function describeExploreBound(c: ExploreConfig): string {
   const shared = c.sharing ? `, shared KV (prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork)` : '';
-  return `${c.requests} requests, ${c.blocks} blocks, ${c.resizes} resize(s), ${c.aborts} abort, ${c.preemptions} preemption${shared}`;
+  const v3 = c.positions
+    ? `, ${c.drafts > 0 && c.verifies > 0 ? `${c.verifies} ${c.verifies === 1 ? 'verify' : 'verifies'} of 1..${c.drafts} draft(s)` : 'no verify'}${c.window > 0 ? `, window ${c.window}` : ''}${c.stateSlots > 0 ? `, ${c.stateSlots} state slot(s)` : ''}`
+    : '';
+  return `${c.requests} requests, ${c.blocks} blocks, ${c.resizes} resize(s), ${c.aborts} abort, ${c.preemptions} preemption${shared}${v3}`;
+}
+
+/** What a search at a trace-v3 bound covered: its verifies, rejections, partial frees and prefill preemptions (edges of the state graph). */
+export function describeV3Coverage(r: ExploreResult): string {
+  if (!r.v3) return '';
+  const { verifies, rejections, partialFrees, prefillPreemptions } = r.v3;
+  const n = (x: number) => x.toLocaleString('en');
+  return `; covered ${n(verifies)} verifies, ${n(rejections)} draft rejection(s), ${n(partialFrees)} partial free(s) and ${n(prefillPreemptions)} preemption(s) while prefilling`;
 }
 
 /** What a search at a shared-KV bound covered: its prefix hits, evictions and forks (edges of the state graph). */
@@ -28,13 +39,13 @@ export function describeSharingCoverage(r: ExploreResult): string {
 }
 
 /**
- * An exploration as a report check. A violation's counterexample is written as a trace file (v1, or v2 at a
- * shared-KV bound) into the report directory, named after `label`, so that `pdspec conform` replays it.
+ * An exploration as a report check. A violation's counterexample is written as a trace file (v1, v2 at a
+ * shared-KV bound, v3 at a v3 bound) into the report directory, named after `label`, so that `pdspec conform` replays it.
  */
 export function exploreCheckResult(r: ExploreResult, config: ExploreConfig, replay: string, reportDir: string, label: string, seconds = r.seconds): CheckResult {
   const bound = describeExploreBound(config);
   if (r.verdict === 'verified')
-    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states${describeSharingCoverage(r)}` };
+    return { check: 'explore', property: 'safety rules, deadlock, starvation', family: 'all', status: 'pass', seconds, detail: `verified at ${bound}: ${r.states.toLocaleString('en')} states${describeSharingCoverage(r)}${describeV3Coverage(r)}` };
   if (r.verdict === 'incomplete')
     return { check: 'explore', property: '-', family: '-', status: 'error', seconds, detail: `stopped at ${r.states.toLocaleString('en')} states, before the bound was covered (raise --max-states or lower the bound)` };
   const f = r.finding!;

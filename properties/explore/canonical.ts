@@ -8,8 +8,11 @@
 // Trace v2 adds what sharing makes observable: each request's cache keys (by value: requests with different
 // keys are not interchangeable, and keys are never renamed), each block's key and its holders (a block shared
 // by several requests is named once, where the first of them lists it, and its holders are written by rank),
-// which is enough to tell apart every state the spec tells apart. A judged variant's key is the variant's state
-// and the reference's, both without renaming.
+// which is enough to tell apart every state the spec tells apart. Trace v3 adds each request's accepted drafts
+// still owed, its state slots and the blocks it freed out of a window, each block's layer group, the drafts of a
+// verify in flight, the verifies so far and the owners of the state slots (by rank; with symmetry the slots of
+// a GPU are interchangeable, like its blocks). A judged variant's key is the variant's state and the
+// reference's, both without renaming.
 // A key is a sequence of 32-bit words (state-store.ts keeps them): names and machine states are interned as
 // small codes, and every list is written with its length first, so that different states never share a key.
 import type { System } from '../../spec/system.ts';
@@ -51,6 +54,7 @@ function writeBlockAttrs(out: KeyBuffer, sys: System, b: number, querying: numbe
   if (c.committed) for (let i = 0; i < querying.length; i++) out.push(c.committedAt > sys.allocators[querying[i]].context.seen ? 1 : 0);
   out.push(sys.holds[b]);
   if (sys.header.version !== 1) out.push(code(c.key));
+  if (sys.blockGroup !== null) out.push(sys.blockGroup[b]);
 }
 
 function writeRequestAttrs(out: KeyBuffer, sys: System, r: number, querying: number[], opSlots: Map<number, number[]> | null): void {
@@ -74,6 +78,19 @@ function writeRequestAttrs(out: KeyBuffer, sys: System, r: number, querying: num
     out.push(keys.length);
     for (let i = 0; i < keys.length; i++) out.push(code(keys[i] ?? null));
   }
+  if (sys.header.version >= 3) {
+    // Trace v3: accepted drafts still to append, state slots held, blocks freed out of each group's window, and
+    // the token ids of its output and of its verify's drafts (only where a trace names them).
+    out.push(c.extraOwed);
+    out.push(c.slots);
+    const dropped = sys.dropped.get(r);
+    out.push(dropped ? dropped.length : 0);
+    if (dropped) for (let i = 0; i < dropped.length; i++) out.push(dropped[i]);
+    for (const ids of [sys.outputIds.get(r), sys.draftIds.get(r)]) {
+      out.push(ids ? ids.length : -1);
+      if (ids) for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    }
+  }
   const table = sys.tables[r];
   out.push(table.length);
   for (let i = 0; i < table.length; i++) writeBlockAttrs(out, sys, table[i], querying);
@@ -92,6 +109,7 @@ const scratch = new KeyBuffer();
 export function writeKey(node: Node, symmetry: boolean, out: KeyBuffer): void {
   out.length = 0;
   out.push(node.preemptions);
+  if (node.sys.header.version >= 3) out.push(node.verifies);
   if (!node.ref) return writeSystem(node.sys, symmetry, out);
   writeSystem(node.sys, false, out);
   writeSystem(node.ref, false, out);
@@ -114,6 +132,7 @@ function writeSystem(sys: System, symmetry: boolean, out: KeyBuffer): void {
         let slots = opSlots.get(op.reqs[k]);
         if (!slots) opSlots.set(op.reqs[k], (slots = []));
         slots.push(code(op.kind), code(op.writer), op.tokens[k], op.held[k].length);
+        if (sys.header.version >= 3) slots.push(op.drafts?.[k] ?? 0);
       }
   }
 
@@ -200,6 +219,23 @@ function writeSystem(sys: System, symmetry: boolean, out: KeyBuffer): void {
   for (const p of sys.pools) {
     out.push(code(p.value));
     out.push(code(p.context.holder));
+  }
+  if (sys.slots.length > 0) {
+    // Trace v3: each GPU's state slots by owner (renamed). With symmetry the slots of a GPU are interchangeable,
+    // like its blocks: the key keeps which requests own one, in rank order, not which slot.
+    const S = sys.slots.length / sys.header.gpus;
+    for (let g = 0; g < sys.header.gpus; g++) {
+      const owners: number[] = [];
+      for (let i = g * S; i < (g + 1) * S; i++) {
+        const owner = sys.slots[i].context.owner;
+        const o = owner === null ? -1 : rank[sys.requestIndex.get(owner)!];
+        if (!symmetry) owners.push(o);
+        else if (o >= 0) owners.push(o);
+      }
+      if (symmetry) owners.sort((a, b) => a - b);
+      out.push(owners.length);
+      for (const o of owners) out.push(o);
+    }
   }
   const pc = sys.partition[0].context;
   out.push(code(sys.partition[0].value));

@@ -44,6 +44,22 @@ export interface ExploreConfig {
   prefixes: string[];
   /** Trace v2: forks that may happen (each a new request in its parent's state). */
   forks: number;
+  /**
+   * Trace v3 (`--positions`): every batch item names its first position (`from`), and a prefilling request may
+   * be preempted as well as a decoding one. Off: trace v1 (or v2 with `sharing`).
+   */
+  positions: boolean;
+  /** Trace v3: draft tokens a speculative verify carries (1..drafts; 0: no speculative decoding). */
+  drafts: number;
+  /** Trace v3: verifies that may happen (batch items with drafts), each ended with every accepted count 0..k. */
+  verifies: number;
+  /**
+   * Trace v3: 0 for one layer group; W for two (the header's `groups`): `full` attention and `swa`, a sliding
+   * window of W positions whose oldest blocks a live request may free.
+   */
+  window: number;
+  /** Trace v3: state slots per GPU (the header's `stateSlots`, a hybrid model's recurrent states); 0: none. */
+  stateSlots: number;
   /** Canonical hashing under block and request symmetry. */
   symmetry: boolean;
   /** A spec variant (see variants.ts), or null for the reference spec. */
@@ -82,6 +98,11 @@ export const DEFAULT_CONFIG: ExploreConfig = {
   prefixCache: 'hash',
   prefixes: [],
   forks: 0,
+  positions: false,
+  drafts: 0,
+  verifies: 0,
+  window: 0,
+  stateSlots: 0,
   symmetry: true,
   variant: null,
   maxStates: Math.min(5_000_000, stateCapacity()),
@@ -109,6 +130,36 @@ export const SHARING_CONFIG: ExploreConfig = {
   forks: 1,
 };
 
+/**
+ * The default bound of trace v3 (`--positions`): two requests in a unified engine whose layers form two groups,
+ * full attention and a sliding window of 2 positions, over one pool of BLOCKS blocks of 2 tokens. One speculative
+ * verify of one draft may happen, ended with the draft accepted or rejected; a request past its window may free
+ * its oldest sliding-window block; one preemption, which may take a request still prefilling (v3).
+ */
+export const V3_CONFIG: ExploreConfig = {
+  ...DEFAULT_CONFIG,
+  mode: 'semi-pd',
+  requests: 2,
+  prompt: 3,
+  output: 3,
+  blocks: 6,
+  blockSize: 2,
+  chunk: 2,
+  resizes: 0,
+  aborts: 1,
+  preemptions: 1,
+  positions: true,
+  drafts: 2,
+  verifies: 1,
+  window: 2,
+  stateSlots: 0,
+};
+
+/** The layer groups of a v3 bound (the header's `groups`), or none. */
+export function groupsOf(config: ExploreConfig): { id: string; window?: number }[] | undefined {
+  return config.positions && config.window > 0 ? [{ id: 'full' }, { id: 'swa', window: config.window }] : undefined;
+}
+
 /** The cache keys of request `i`'s full prompt blocks (trace v2). */
 export function keysOf(config: ExploreConfig, i: number): string[] {
   const first = config.prefixes[i] ?? `k${i}`;
@@ -125,6 +176,9 @@ export function headerOf(config: ExploreConfig): TraceHeader {
     sms: 132,
     allocator: config.allocator,
     ...(config.sharing ? { version: 2 as const, prefixCache: config.prefixCache } : {}),
+    ...(config.positions ? { version: 3 as const } : {}),
+    ...(config.positions && config.window > 0 ? { groups: groupsOf(config) } : {}),
+    ...(config.positions && config.stateSlots > 0 ? { stateSlots: config.stateSlots } : {}),
     source: `pdspec explore${config.variant ? ` --variant ${config.variant}` : ''}`,
   });
 }
@@ -134,7 +188,13 @@ export function configProblems(c: ExploreConfig): string[] {
   const problems: string[] = [];
   const positive: (keyof ExploreConfig)[] = ['requests', 'prompt', 'output', 'blocks', 'blockSize', 'chunk', 'maxStates'];
   for (const k of positive) if (!Number.isInteger(c[k]) || (c[k] as number) < 1) problems.push(`--${kebab(k)} must be an integer ≥ 1`);
-  for (const k of ['resizes', 'aborts', 'preemptions', 'forks'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`--${k} must be an integer ≥ 0`);
+  for (const k of ['resizes', 'aborts', 'preemptions', 'forks', 'drafts', 'verifies', 'window', 'stateSlots'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`--${kebab(k)} must be an integer ≥ 0`);
+  if (typeof c.positions !== 'boolean') problems.push('positions must be true or false');
+  if (c.positions && c.sharing) problems.push('--positions (trace v3) and --sharing (trace v2) are explored apart: choose one');
+  if (!c.positions) for (const k of ['drafts', 'verifies', 'window', 'stateSlots'] as const) if (c[k] > 0) problems.push(`--${kebab(k)} needs --positions (trace v3)`);
+  if (c.window > 0 && c.allocSteps === 'three') problems.push('--window with --alloc-steps three: an alloc_take names no layer group, so only one-step allocations give each group its blocks');
+  if (c.drafts > 4) problems.push('--drafts above 4 is beyond what exhaustive search can finish');
+  if (c.stateSlots > 8) problems.push('--state-slots above 8 is beyond what exhaustive search can finish');
   if (c.forks > 0 && !c.sharing) problems.push('--forks needs --sharing (a fork shares its parent\'s blocks: trace v2)');
   if (c.sharing && c.prompt <= c.blockSize) problems.push(`--sharing needs a prompt longer than a block (--prompt > --block-size ${c.blockSize}): a hit covers whole blocks and never the last position`);
   if (c.prefixCache !== 'hash' && c.prefixCache !== 'radix') problems.push('--prefix-cache must be hash or radix');

@@ -1,4 +1,4 @@
-// Counterexamples as trace files (v1, or v2 at a shared-KV bound: the header is the explored system's): the
+// Counterexamples as trace files (v1, v2 at a shared-KV bound, v3 at a v3 bound: the header is the explored system's): the
 // same file `pdspec conform` reads, so a violation the explorer finds in a
 // spec variant is a trace the reference spec rejects, with the same rule.
 import { writeFileSync } from 'node:fs';
@@ -37,12 +37,18 @@ export function writeCounterexample(path: string, config: ExploreConfig, finding
   writeFileSync(path, `${counterexampleLines(config, finding, replay).join('\n')}\n`);
 }
 
-/** One event in words, in the trace vocabulary: `step_begin worker=P0 batch=r0:2,r1:2`. */
+/** One event in words, in the trace vocabulary: `step_begin worker=P0 batch=r0:2,r1:2`, `step_end worker=D0 accepted=r0:1`. */
 export function formatEvent(ev: TraceEvent): string {
   const parts: string[] = [ev.ev];
   for (const [k, v] of Object.entries(ev)) {
     if (k === 'ev' || k === 't' || k === 'note' || (k === 'step' && ev.ev !== 'step_begin' && ev.ev !== 'step_end')) continue;
-    const text = Array.isArray(v) ? v.map((x) => (typeof x === 'object' ? `${x.req}:${x.tokens}` : x)).join(',') : String(v);
+    // A batch item: `r0:3` (3 positions); v3 `r0:3@2+2d` (from position 2, the last 2 of them drafts).
+    const item = (x: { req: string; tokens: number; from?: number; draft?: number }) => `${x.req}:${x.tokens}${x.from === undefined ? '' : `@${x.from}`}${x.draft ? `+${x.draft}d` : ''}`;
+    const text = Array.isArray(v)
+      ? v.map((x) => (typeof x === 'object' ? item(x) : x)).join(',')
+      : v !== null && typeof v === 'object'
+        ? Object.entries(v).map(([req, n]) => `${req}:${n}`).join(',') // v3 step_end accepted
+        : String(v);
     parts.push(`${k}=${text}`);
   }
   return parts.join(' ');

@@ -5,7 +5,7 @@
 // counterexample a shortest one.
 import { alg } from '@dagrejs/graphlib';
 import { checkAtRest, checkState } from '../../spec/invariants.ts';
-import { MACHINES, SLOTS_ONLY, V2_ONLY } from '../../spec/system.ts';
+import { MACHINES, SLOTS_ONLY, stepKey, V2_ONLY } from '../../spec/system.ts';
 import { System } from '../../spec/system.ts';
 import { eventsOfVersion, type EventName, type TraceEvent } from '../../spec/trace-format.ts';
 import { headerOf, type ExploreConfig } from './config.ts';
@@ -25,6 +25,19 @@ export interface Finding {
   cycle?: number;
 }
 
+/**
+ * Machine transitions only trace v3 reaches: a live request's free while prefilling (a window's oldest blocks
+ * during a chunked prefill) and a prefilling request's preemption (a variant's switch before v3, which the v3
+ * header allows). A v1 or v2 bound never takes them, and its coverage leaves them out.
+ */
+export const V3_ONLY = new Set(['request:prefilling:free', 'request:prefilling:preempt']);
+
+/** Trace v2's events: a bound without `sharing` proposes none. */
+const V2_EVENTS = new Set<EventName>(['cache_hit', 'cache_insert', 'evict', 'fork', 'cow', 'cache_size']);
+
+/** The clock's events (trace v3): the explored model is untimed. */
+const CLOCK_EVENTS = new Set<string>(['tick', 'idle']);
+
 export interface ExploreResult {
   verdict: 'verified' | 'violated' | 'incomplete';
   config: ExploreConfig;
@@ -42,6 +55,8 @@ export interface ExploreResult {
   neverTaken: string[];
   /** Trace v2 (`sharing`): transitions of the search that are prefix-cache inserts, hits, evictions, forks and copies. */
   sharing?: SharingCoverage;
+  /** Trace v3 (`positions`): transitions of the search that verify drafts, reject some, free out of a window, preempt a prefill. */
+  v3?: V3Coverage;
   finding?: Finding;
 }
 
@@ -56,6 +71,46 @@ export interface SharingCoverage {
 
 export function sharingCoverage(events: Partial<Record<EventName, number>>): SharingCoverage {
   return { inserts: events.cache_insert ?? 0, hits: events.cache_hit ?? 0, evictions: events.evict ?? 0, forks: events.fork ?? 0, copies: events.cow ?? 0 };
+}
+
+/** How much of trace v3 a search covered: its transitions (edges of the state graph) of each kind. */
+export interface V3Coverage {
+  /** Steps with an item that verifies drafts. */
+  verifies: number;
+  /** Ends of such steps that accept fewer drafts than some item verified (the rest are rolled back). */
+  rejections: number;
+  /** Frees by a live request of its oldest blocks of a windowed group. */
+  partialFrees: number;
+  /** Preemptions of a request still prefilling. */
+  prefillPreemptions: number;
+  /** State slots given to requests (0 without the header's stateSlots). */
+  slots: number;
+}
+
+/** The trace-v3 kind of a transition from `sys` by `ev`, or null for one of no v3 kind. */
+export function v3KindOf(sys: System, ev: TraceEvent): keyof V3Coverage | null {
+  switch (ev.ev) {
+    case 'step_begin':
+      return ev.batch.some((item) => (item.draft ?? 0) > 0) ? 'verifies' : null;
+    case 'step_end': {
+      const op = sys.ops.get(stepKey(ev.worker, ev.step));
+      if (!op?.drafts || !ev.accepted) return null;
+      return op.reqs.some((r, i) => op.drafts![i] > 0 && (ev.accepted![sys.requestIds[r]] ?? 0) < op.drafts![i]) ? 'rejections' : null;
+    }
+    case 'free': {
+      if (ev.group === undefined) return null;
+      const r = sys.requestIndex.get(ev.req);
+      return r !== undefined && sys.isLive(r) && sys.requests[r].value !== 'retracting' ? 'partialFrees' : null;
+    }
+    case 'preempt': {
+      const r = sys.requestIndex.get(ev.req);
+      return r !== undefined && sys.requests[r].value === 'prefilling' ? 'prefillPreemptions' : null;
+    }
+    case 'slot_alloc':
+      return 'slots';
+    default:
+      return null;
+  }
 }
 
 /** Bytes in use: the JS heap and the typed arrays outside it. */
@@ -84,10 +139,21 @@ class IntList {
 export function initialNode(config: ExploreConfig, variant: Variant | null): Node {
   const header = headerOf(config);
   return {
-    sys: new System(header, variant?.system ?? {}),
+    // A variant may run under its own reading of the header (its engine's view of a window); the reference,
+    // and every counterexample, keep the explored system's.
+    sys: new System(variant?.header ? variant.header(header) : header, variant?.system ?? {}),
     preemptions: variant?.unboundedPreemption ? -1 : 0,
+    verifies: 0,
     ...(variant?.judged ? { ref: new System(header) } : {}),
   };
+}
+
+/** Trace v3: the batch items of a step that verify drafts. */
+function verifiesIn(ev: TraceEvent): number {
+  if (ev.ev !== 'step_begin') return 0;
+  let n = 0;
+  for (const item of ev.batch) if (item.draft) n++;
+  return n;
 }
 
 /**
@@ -103,12 +169,13 @@ export function successor(node: Node, ev: TraceEvent, fired: string[] | null = n
   sys.commit(ev, pending);
   // Preemptions are counted against the bound; where they are unbounded the count is not part of the state.
   const preemptions = node.preemptions + (ev.ev === 'preempt' && node.preemptions >= 0 ? 1 : 0);
-  if (!node.ref) return { sys, preemptions };
+  const verifies = node.verifies + verifiesIn(ev);
+  if (!node.ref) return { sys, preemptions, verifies };
   const judged = node.ref.attempt(ev);
-  if (!Array.isArray(judged)) return { sys, preemptions, ref: node.ref, refused: judged };
+  if (!Array.isArray(judged)) return { sys, preemptions, verifies, ref: node.ref, refused: judged };
   const ref = node.ref.clone();
   ref.commit(ev, judged);
-  return { sys, preemptions, ref };
+  return { sys, preemptions, verifies, ref };
 }
 
 /** A judged variant's event that the reference refuses, as a finding (the rule and message `conform` gives). */
@@ -162,6 +229,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
   const labels = new Map<string, number>();
   const edgeLabel = new IntList();
   const events: Partial<Record<EventName, number>> = {};
+  const v3: V3Coverage | null = config.positions ? { verifies: 0, rejections: 0, partialFrees: 0, prefillPreemptions: 0, slots: 0 } : null;
   const fired = new Set<string>();
   let transitions = 0;
   let maxDepth = 0;
@@ -211,6 +279,10 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
       enabled++;
       transitions++;
       events[ev.ev] = (events[ev.ev] ?? 0) + 1;
+      if (v3) {
+        const kind = v3KindOf(node.sys, ev);
+        if (kind) v3[kind]++;
+      }
       for (const f of firedNow) fired.add(f);
       writeKey(next, config.symmetry, key);
       const known = visited.size;
@@ -270,14 +342,25 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
 
   peakMemory = Math.max(peakMemory, memoryInUse());
   const seconds = (performance.now() - t0) / 1000;
-  const version = headerOf(config).version;
-  const neverEnabled = eventsOfVersion(version).filter((e) => !events[e]);
+  const header = headerOf(config);
+  const slots = (header.stateSlots ?? 0) > 0;
+  // Events the explored system cannot have: shared KV's without `sharing`, state slots' without them, and the
+  // clock's (the model is untimed). The rest of the header's version is coverage.
+  const modelled = (e: EventName) => (config.sharing || !V2_EVENTS.has(e)) && (slots || !SLOTS_ONLY.events.has(e)) && !CLOCK_EVENTS.has(e);
+  const neverEnabled = eventsOfVersion(header.version).filter((e) => modelled(e) && !events[e]);
   const neverTaken: string[] = [];
-  const inVersion = (e: { state: string; event: string }) => version !== 1 || (!V2_ONLY.events.has(e.event) && !V2_ONLY.states.has(e.state));
-  // The explored headers declare no state slots: their machine and events are out of reach.
-  const reachable = (name: string, e: { event: string }) => !SLOTS_ONLY.machines.has(name) && !SLOTS_ONLY.events.has(e.event);
+  // Machine transitions of shared KV count only at a sharing bound; those only trace v3 reaches (a partial free
+  // while prefilling; a prefill's preemption, a variant's switch before v3) only at a v3 bound; the slot
+  // machine's only with state slots.
+  const inVersion = (name: string, e: { state: string; event: string; guard?: string; variant?: true }) => {
+    if (!config.sharing && (V2_ONLY.events.has(e.event) || V2_ONLY.states.has(e.state))) return false;
+    const t = `${name}:${e.state}:${e.event}`;
+    if (header.version < 3 && V3_ONLY.has(t)) return false;
+    if (e.variant) return header.version >= 3 && V3_ONLY.has(t);
+    return slots || (!SLOTS_ONLY.machines.has(name) && !SLOTS_ONLY.events.has(e.event));
+  };
   for (const [name, m] of Object.entries(MACHINES))
-    for (const e of m.edges) if (!e.variant && inVersion(e) && reachable(name, e) && !fired.has(`${name}:${e.state}:${e.event}`)) neverTaken.push(`${name}:${e.state}:${e.event}`);
+    for (const e of m.edges) if (inVersion(name, e) && !fired.has(`${name}:${e.state}:${e.event}`)) neverTaken.push(`${name}:${e.state}:${e.event}`);
   return {
     verdict: finding ? 'violated' : incomplete ? 'incomplete' : 'verified',
     config,
@@ -291,6 +374,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
     neverEnabled,
     neverTaken: [...new Set(neverTaken)],
     ...(config.sharing ? { sharing: sharingCoverage(events) } : {}),
+    ...(v3 ? { v3 } : {}),
     ...(finding ? { finding } : {}),
   };
 }

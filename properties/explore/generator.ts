@@ -4,7 +4,7 @@
 // worker, which request, which blocks, when to abort, preempt or resize.
 import type { Refusal } from '../../spec/machine-kit.ts';
 import type { System } from '../../spec/system.ts';
-import type { TraceEvent } from '../../spec/trace-format.ts';
+import type { BatchItem, TraceEvent } from '../../spec/trace-format.ts';
 import { keysOf, type ExploreConfig } from './config.ts';
 import type { Variant } from './variants.ts';
 
@@ -13,6 +13,8 @@ export interface Node {
   sys: System;
   /** Preemptions so far, or -1 where they are not bounded (and not counted). */
   preemptions: number;
+  /** Trace v3: verifies so far (batch items with drafts), against the bound's `verifies`. */
+  verifies: number;
   /** A judged variant (variants.ts): the reference spec, judging the events `sys` (the variant) takes. */
   ref?: System;
   /** A judged variant: the reference spec's refusal of the event that led here (the node is not explored). */
@@ -75,8 +77,44 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
     return [{ t, ev: 'arrive', req: `r${i}`, prompt: config.prompt, maxTokens: config.output, ...(config.sharing ? { keys: keysOf(config, i) } : {}) }];
   }
 
+  // --- trace v3: layer groups (each needs its own blocks for every position), state slots, verifies left
+  const groups = sys.header.groups;
+  const slotsPerGpu = sys.header.stateSlots ?? 0;
+  const verifiesLeft = config.positions && config.drafts > 0 ? config.verifies - node.verifies : 0;
+  // The blocks request r has for group g in `pool`: those it holds and, in a windowed group, those it freed
+  // out of the window (they count for its positions, as the spec's per-group coverage counts them).
+  const have = (r: number, g: number, pool: number): number => {
+    if (!groups) return sys.requests[r].context.owned[pool] ?? 0;
+    let n = sys.dropped.get(r)?.[g] ?? 0;
+    for (const b of sys.tables[r]) if (sys.blockGroup![b] === g && sys.poolOf(b) === pool) n++;
+    return n;
+  };
+  // Whether request r holds, in every group, the blocks of positions 0 .. upTo − 1 in `pool`.
+  const covered = (r: number, pool: number, upTo: number): boolean => {
+    const n = Math.ceil(upTo / T);
+    for (let g = 0; g < (groups?.length ?? 1); g++) if (n > have(r, g, pool)) return false;
+    return true;
+  };
+  // Free state slots of a GPU (one is enough where symmetry makes them equivalent).
+  const freeSlots = (gpu: number) => {
+    const ids: number[] = [];
+    for (let s = gpu * slotsPerGpu; s < (gpu + 1) * slotsPerGpu; s++) if (sys.slots[s].value === 'free') ids.push(s);
+    return allSubsets ? ids : ids.slice(0, 1);
+  };
+
   // --- per request
-  const needs: { req: string; pool: number; need: number; allocators: string[] }[] = [];
+  const needs: { req: string; pool: number; need: number; allocators: string[]; group?: string }[] = [];
+  // What request r needs in `pool` to hold positions 0 .. upTo − 1: blocks of every group (one need per group).
+  // (A verify's need may be the plain step's: it is listed once.)
+  const needFor = (r: number, pool: number, upTo: number, allocators: string[]) => {
+    const id = sys.requestIds[r];
+    for (let g = 0; g < (groups?.length ?? 1); g++) {
+      const need = Math.ceil(upTo / T) - have(r, g, pool);
+      const group = groups?.[g].id;
+      if (need > 0 && !needs.some((n) => n.req === id && n.pool === pool && n.group === group && n.need === need)) needs.push({ req: id, pool, need, allocators, ...(group ? { group } : {}) });
+    }
+  };
+  const slotShort = new Set<number>();
   const abortsUsed = sys.requests.filter((r) => r.value === 'aborted').length;
   for (let r = 0; r < sys.requests.length; r++) {
     const { value, context: c } = sys.requests[r];
@@ -84,22 +122,23 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
     const server = c.server === null ? null : byId.get(c.server)!;
     const length = c.prompt + c.generated;
     const pool = server?.gpu ?? 0;
-    const owned = c.owned[pool] ?? 0;
     if (value !== 'finished' && value !== 'aborted' && abortsUsed < config.aborts) out.push({ t, ev: 'abort', req: id });
     if (c.tokenOwed && value !== 'prefilling') out.push({ t, ev: 'token', req: id, index: c.generated });
     switch (value) {
       case 'waiting': {
         for (const w of live) if (w.role !== 'decode') out.push({ t, ev: 'schedule', req: id, worker: w.id });
-        if (config.allocator === 'decode-owned') {
-          const need = Math.ceil(Math.min(length, config.chunk) / T) - owned;
-          if (need > 0) needs.push({ req: id, pool: 0, need, allocators: live.filter((w) => w.role !== 'prefill').map((w) => w.id) });
-        }
+        if (config.allocator === 'decode-owned') needFor(r, 0, Math.min(length, config.chunk), live.filter((w) => w.role !== 'prefill').map((w) => w.id));
         break;
       }
       case 'prefilling': {
-        const need = Math.ceil(Math.min(length, c.computed + config.chunk) / T) - owned;
         const allocators = config.allocator === 'decode-owned' ? live.filter((w) => w.role !== 'prefill').map((w) => w.id) : server && LIVE_WORKER.has(server.value) ? [server.id] : [];
-        if (need > 0) needs.push({ req: id, pool, need, allocators });
+        needFor(r, pool, Math.min(length, c.computed + config.chunk), allocators);
+        // Trace v3, a hybrid model: the request's recurrent state needs a slot before its first step.
+        if (slotsPerGpu > 0 && c.slots === 0 && server && LIVE_WORKER.has(server.value)) {
+          const slots = freeSlots(server.gpu);
+          if (slots.length === 0) slotShort.add(server.gpu);
+          for (const slot of slots) out.push({ t, ev: 'slot_alloc', worker: server.id, req: id, slot });
+        }
         break;
       }
       case 'prefilled': {
@@ -113,9 +152,9 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
         if (server && (server.fifo[0] === id || !server.fifo.includes(id))) out.push({ t, ev: 'join', req: id, worker: server.id });
         if (c.awaitingKv && server) {
           // Disaggregated: the decode side pre-allocates, then the KV is transferred, then the prefill copy is freed.
-          const dstNeed = Math.ceil(c.computed / T) - (c.owned[server.gpu] ?? 0);
-          if (dstNeed > 0) needs.push({ req: id, pool: server.gpu, need: dstNeed, allocators: [server.id] });
-          else if (c.inFlight === 0) {
+          const before = needs.length;
+          needFor(r, server.gpu, c.computed, [server.id]);
+          if (needs.length === before && c.inFlight === 0) {
             const from = workers.find((w) => w.role === 'prefill' && w.gpu !== server.gpu);
             if (from) out.push({ t, ev: 'transfer_begin', xfer: `x${id}`, req: id, from: from.id, to: server.id });
           }
@@ -125,8 +164,12 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
         break;
       }
       case 'decoding': {
-        const need = Math.ceil((c.computed + 1) / T) - owned;
-        if (need > 0 && server) needs.push({ req: id, pool, need, allocators: config.allocator === 'decode-owned' || server.role !== 'prefill' ? [server.id] : [] });
+        if (server) {
+          const allocators = config.allocator === 'decode-owned' || server.role !== 'prefill' ? [server.id] : [];
+          needFor(r, pool, c.computed + 1, allocators);
+          // Trace v3: a verify of k drafts also writes k positions after the last token's.
+          if (verifiesLeft > 0) for (let k = 1; k <= config.drafts; k++) needFor(r, pool, c.computed + 1 + k, allocators);
+        }
         if (c.generated >= config.output) out.push({ t, ev: 'finish', req: id });
         const oldCopy = sys.tables[r].filter((b) => sys.poolOf(b) !== pool);
         if (oldCopy.length > 0) out.push({ t, ev: 'free', req: id, blocks: oldCopy });
@@ -140,14 +183,23 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
           out.push({ t, ev: 'free', req: id, blocks: table.slice() });
           if (variant?.duplicateRelease) out.push({ t, ev: 'free', req: id, blocks: [...table, table[table.length - 1]] });
         }
+        if (c.slots > 0) for (let s = 0; s < sys.slots.length; s++) if (sys.slots[s].context.owner === id) out.push({ t, ev: 'slot_free', req: id, slot: s });
         break;
       }
     }
+    // Trace v3: a live request frees the oldest blocks of a windowed group, 1, 2, … of them: every candidate;
+    // the spec refuses those the window still reads (PartialFreeOnlyUnneeded) or a step in flight holds.
+    if (groups && server && (value === 'prefilling' || value === 'handedOff' || value === 'decoding'))
+      for (let g = 0; g < groups.length; g++) {
+        if (groups[g].window === undefined) continue;
+        const mine = sys.tables[r].filter((b) => sys.blockGroup![b] === g && sys.poolOf(b) === pool);
+        for (let j = 1; j <= mine.length; j++) out.push({ t, ev: 'free', req: id, blocks: mine.slice(0, j), group: groups[g].id });
+      }
   }
 
   // --- trace v2: the prefix cache, forks and copy-on-write
   // The pools where some request cannot get the blocks it needs (or a copy-on-write a free block).
-  const short = new Set<number>();
+  const short = new Set<number>(slotShort);
   for (const n of needs) if (freeIn(n.pool).length < n.need) short.add(n.pool);
   if (config.sharing) {
     sharingProposals(sys, config, variant, freeIn, allSubsets, short, out);
@@ -160,7 +212,8 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
   if (preemptionsLeft && pressure) {
     for (let r = 0; r < sys.requests.length; r++) {
       const { value, context: c } = sys.requests[r];
-      const victim = value === 'decoding' || (value === 'prefilling' && variant?.unboundedPreemption);
+      // Trace v3: a request still prefilling may be preempted too (vLLM v1 preempts any running request).
+      const victim = value === 'decoding' || (value === 'prefilling' && (variant?.unboundedPreemption || config.positions));
       if (victim && !c.tokenOwed && c.server) out.push({ t, ev: 'preempt', req: sys.requestIds[r], worker: c.server });
     }
   }
@@ -171,7 +224,7 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
     if (!LIVE_WORKER.has(w.value)) continue;
     const mine = needs.filter((n) => n.allocators.includes(w.id));
     if (oneStepAlloc) {
-      for (const n of mine) for (const blocks of choose(freeIn(n.pool), n.need, allSubsets)) out.push({ t, ev: 'alloc', worker: w.id, req: n.req, blocks });
+      for (const n of mine) for (const blocks of choose(freeIn(n.pool), n.need, allSubsets)) out.push({ t, ev: 'alloc', worker: w.id, req: n.req, blocks, ...(n.group ? { group: n.group } : {}) });
       continue;
     }
     if (w.alloc.value === 'idle') {
@@ -192,25 +245,62 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
   }
 
   // --- steps: a worker with no iteration in flight runs one over every request it can advance
+  // (Trace v3: each item names its first position, and a decoding item may instead verify 1..drafts drafts, as
+  // long as verifies are left: every combination is a batch.)
   for (const w of live) {
     if (w.inFlight > 0) continue;
-    const batch: { req: string; tokens: number }[] = [];
+    const batch: BatchItem[] = [];
+    const verifies: BatchItem[][] = [];
     for (let r = 0; r < sys.requests.length; r++) {
       const { value, context: c } = sys.requests[r];
       if (c.server !== w.id || c.inFlight > 0 || c.tokenOwed) continue;
-      const owned = c.owned[w.gpu] ?? 0;
+      if (slotsPerGpu > 0 && c.slots === 0) continue;
+      const req = sys.requestIds[r];
       if (value === 'prefilling' && w.role !== 'decode') {
         const tokens = Math.min(config.chunk, c.prompt + c.generated - c.computed);
-        if (tokens > 0 && Math.ceil((c.computed + tokens) / T) <= owned) batch.push({ req: sys.requestIds[r], tokens });
+        if (tokens > 0 && covered(r, w.gpu, c.computed + tokens)) batch.push(config.positions ? { req, tokens, from: c.computed } : { req, tokens });
       } else if (value === 'decoding' && w.role !== 'prefill') {
-        if (Math.ceil((c.computed + 1) / T) <= owned) batch.push({ req: sys.requestIds[r], tokens: 1 });
+        if (covered(r, w.gpu, c.computed + 1)) {
+          batch.push(config.positions ? { req, tokens: 1, from: c.computed } : { req, tokens: 1 });
+          const options: BatchItem[] = [];
+          for (let k = 1; k <= config.drafts && verifiesLeft > 0; k++) if (covered(r, w.gpu, c.computed + 1 + k)) options.push({ req, tokens: 1 + k, from: c.computed, draft: k });
+          if (options.length > 0) verifies[batch.length - 1] = options;
+        }
       }
     }
-    if (batch.length > 0) out.push({ t, ev: 'step_begin', worker: w.id, step: '1', batch });
+    if (batch.length === 0) continue;
+    out.push({ t, ev: 'step_begin', worker: w.id, step: '1', batch });
+    if (verifies.length === 0) continue;
+    // Every batch with some items verifying, at most as many as verifies are left.
+    const extend = (i: number, acc: BatchItem[], used: number) => {
+      if (i === batch.length) {
+        if (used > 0) out.push({ t, ev: 'step_begin', worker: w.id, step: '1', batch: acc.slice() });
+        return;
+      }
+      acc.push(batch[i]);
+      extend(i + 1, acc, used);
+      acc.pop();
+      if (used < verifiesLeft)
+        for (const v of verifies[i] ?? []) {
+          acc.push(v);
+          extend(i + 1, acc, used + 1);
+          acc.pop();
+        }
+    };
+    extend(0, [], 0);
   }
   for (const [, op] of sys.ops) {
-    if (op.kind === 'step') out.push({ t, ev: 'step_end', worker: op.writer, step: '1' });
-    else out.push({ t, ev: 'transfer_end', xfer: op.label.slice('transfer '.length) });
+    if (op.kind !== 'step') out.push({ t, ev: 'transfer_end', xfer: op.label.slice('transfer '.length) });
+    else if (!op.drafts?.some((k) => k > 0)) out.push({ t, ev: 'step_end', worker: op.writer, step: '1' });
+    else {
+      // Trace v3: the environment chooses how many drafts of each verify the target model accepts (0..k).
+      let choices: Record<string, number>[] = [{}];
+      op.reqs.forEach((r, i) => {
+        const k = op.drafts![i];
+        if (k > 0) choices = choices.flatMap((acc) => Array.from({ length: k + 1 }, (_, a) => ({ ...acc, [sys.requestIds[r]]: a })));
+      });
+      for (const accepted of choices) out.push({ t, ev: 'step_end', worker: op.writer, step: '1', accepted });
+    }
   }
 
   // --- resize

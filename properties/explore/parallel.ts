@@ -3,7 +3,7 @@
 // exhausted the bound verifies it; otherwise the swarm found nothing, which is not a proof.
 import { Worker } from 'node:worker_threads';
 import type { ExploreConfig } from './config.ts';
-import { sharingCoverage, type ExploreResult } from './explorer.ts';
+import { sharingCoverage, type ExploreResult, type V3Coverage } from './explorer.ts';
 import type { EventName } from '../../spec/trace-format.ts';
 
 const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
@@ -54,6 +54,14 @@ export function mergeResults(results: ExploreResult[]): ExploreResult {
     neverEnabled: results[0].neverEnabled.filter((e) => !events[e]),
     neverTaken: [...neverTaken],
     ...(results[0].config.sharing ? { sharing: sharingCoverage(events) } : {}),
+    ...(results[0].config.positions ? { v3: complete?.v3 ?? sumV3(results) } : {}),
     ...(violated.length ? { finding: violated[0].finding } : {}),
   };
+}
+
+/** The members' trace-v3 coverage added up (transitions two members both took count twice). */
+function sumV3(results: ExploreResult[]): V3Coverage {
+  const sum: V3Coverage = { verifies: 0, rejections: 0, partialFrees: 0, prefillPreemptions: 0, slots: 0 };
+  for (const r of results) if (r.v3) for (const k of Object.keys(sum) as (keyof V3Coverage)[]) sum[k] += r.v3[k] ?? 0;
+  return sum;
 }

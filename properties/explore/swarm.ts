@@ -8,7 +8,7 @@ import { checkAtRest, checkState } from '../../spec/invariants.ts';
 import type { TraceEvent } from '../../spec/trace-format.ts';
 import type { ExploreConfig } from './config.ts';
 import type { ExploreResult, Finding } from './explorer.ts';
-import { initialNode, isObservation, memoryInUse, refusalFinding, sharingCoverage, successor } from './explorer.ts';
+import { initialNode, isObservation, memoryInUse, refusalFinding, sharingCoverage, successor, v3KindOf, type V3Coverage } from './explorer.ts';
 import { proposals, type Node } from './generator.ts';
 import { writeKey } from './canonical.ts';
 import { KeyBuffer, StateStore } from './state-store.ts';
@@ -52,6 +52,7 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
   const visited = new StateStore();
   const key = new KeyBuffer();
   const events: ExploreResult['events'] = {};
+  const v3: V3Coverage | null = config.positions ? { verifies: 0, rejections: 0, partialFrees: 0, prefillPreemptions: 0, slots: 0 } : null;
   let transitions = 0;
   let maxDepth = 0;
   let finding: Finding | undefined;
@@ -105,6 +106,10 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
     enabledHere.set(frame.node, (enabledHere.get(frame.node) ?? 0) + 1);
     transitions++;
     events[ev.ev] = (events[ev.ev] ?? 0) + 1;
+    if (v3) {
+      const kind = v3KindOf(frame.node.sys, ev);
+      if (kind) v3[kind]++;
+    }
     writeKey(next, config.symmetry, key);
     const known = visited.size;
     if (visited.intern(key) < known) continue;
@@ -125,6 +130,7 @@ export function swarmSearch(config: ExploreConfig, member: SwarmMember, stateBud
     neverEnabled: [],
     neverTaken: [],
     ...(config.sharing ? { sharing: sharingCoverage(events) } : {}),
+    ...(v3 ? { v3 } : {}),
     ...(finding ? { finding } : {}),
   };
 }

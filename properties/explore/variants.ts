@@ -7,17 +7,22 @@
 // engine, and every event it takes is checked by the reference spec as `pdspec conform` checks a trace
 // (explorer.ts). Their bugs break rules that only a guard can see (a write to a shared block, an eviction
 // under a lock, the cache's counters) or that show only when a later event meets the damage (a reference
-// count that was ignored), so the counterexample is the first event the reference refuses.
+// count that was ignored), so the counterexample is the first event the reference refuses. The trace-v3
+// variants are explored at the v3 bound and judged the same way: an engine that forgets a verify's rollback,
+// appends tokens its verify rejected, frees a position its window still reads, or applies the window to the
+// full-attention layers.
 import { blockMachine, blockParts } from '../../spec/kv.ts';
-import { compileMachine, type GuardDef, type MachineParts } from '../../spec/machine-kit.ts';
+import { assignActions, compileMachine, type GuardDef, type MachineParts, type Update } from '../../spec/machine-kit.ts';
 import { workerMachine, workerParts } from '../../spec/partition.ts';
-import { requestMachine, requestParts } from '../../spec/request.ts';
+import { requestMachine, requestParts, type RequestContext, type RequestEvent } from '../../spec/request.ts';
 import type { MachineName, SystemOptions } from '../../spec/system.ts';
-import { DEFAULT_CONFIG, SHARING_CONFIG, type ExploreConfig } from './config.ts';
+import type { TraceHeader } from '../../spec/trace-format.ts';
+import { DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from './config.ts';
 import type { AnyStateMachine } from 'xstate';
 
 export interface Variant {
   name: string;
+  /** The bug zoo row (docs/bug-zoo.md) whose mechanism it is, or '—' for a slip no row records. */
   zoo: string;
   says: string;
   /** The rule a counterexample of this variant breaks (and `pdspec conform` names on its trace). */
@@ -33,6 +38,10 @@ export interface Variant {
   judged?: true;
   /** Extra proposals the variant's engine makes: hits on cached blocks whatever their key. */
   hitsAnyKey?: true;
+  /** Trace v3: explored at the v3 bound (V3_CONFIG), with these changes. */
+  v3?: Partial<ExploreConfig>;
+  /** The header as the variant's engine reads it (the reference and the counterexample keep the explored one). */
+  header?: (h: TraceHeader) => TraceHeader;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -44,6 +53,24 @@ function withGuards(machine: AnyStateMachine, parts: MachineParts<any, any>, che
   }
   return compileMachine(machine.provide({ guards: checks as never }), { ...parts, guards });
 }
+
+/** The machine with some context updates (actions) replaced, as XState's `provide({ actions })` replaces them. */
+function withUpdates(machine: AnyStateMachine, parts: MachineParts<any, any>, changed: Record<string, Update<any, any>>, checks: Record<string, GuardDef<any, any>['check']> = {}) {
+  const updates = { ...parts.updates };
+  for (const [name, u] of Object.entries(changed)) {
+    if (!updates[name]) throw new Error(`variant overrides unknown update '${name}'`);
+    updates[name] = u;
+  }
+  const guards = { ...parts.guards };
+  for (const [name, check] of Object.entries(checks)) {
+    if (!guards[name]) throw new Error(`variant overrides unknown guard '${name}'`);
+    guards[name] = { ...guards[name], check };
+  }
+  return compileMachine(machine.provide({ actions: assignActions(changed), guards: checks as never }), { ...parts, guards, updates });
+}
+
+type RequestUpdate = Update<RequestContext, RequestEvent>;
+type StepEnd = Extract<RequestEvent, { type: 'step_end' }>;
 
 function machines(m: Partial<Record<MachineName, ReturnType<typeof compileMachine>>>) {
   return m as SystemOptions['machines'];
@@ -142,6 +169,80 @@ export const VARIANTS: Record<string, Variant> = {
     sharing: {},
     judged: true,
   },
+  // --- trace v3: speculative decoding, layer groups and windows
+  'rollback-ignored': {
+    name: 'rollback-ignored',
+    zoo: 'Z19',
+    says: "a verify's end counts every position it wrote as computed, the rejected drafts' too, so the request's next step starts after them",
+    expect: 'StepsInOrder',
+    system: {
+      machines: machines({
+        request: withUpdates(
+          requestMachine,
+          requestParts,
+          {
+            endStep: (({ context, event }) => {
+              const e = event as StepEnd;
+              const computed = context.computed + e.tokens;
+              return { inFlight: context.inFlight - 1, computed, tokenOwed: computed >= context.prompt + context.generated, extraOwed: e.draft > 0 ? e.accepted : 0 };
+            }) as RequestUpdate,
+          },
+          // Its own bookkeeping believes the rejected positions computed, so it never finds its step too long.
+          { chunkFits: () => true },
+        ),
+      }),
+    },
+    // A unified engine, one layer group, blocks of 4 and a prompt of 1: the verify and the step after it need no
+    // allocation more, and no handoff comes between.
+    v3: { mode: 'unified', window: 0, blockSize: 4, prompt: 1, chunk: 1, output: 3 },
+    judged: true,
+  },
+  'appends-rejected': {
+    name: 'appends-rejected',
+    zoo: '—',
+    says: "after a verify the engine appends every draft and one token more, whatever the target model accepted",
+    expect: 'TokensInOrder',
+    system: {
+      machines: machines({
+        request: withUpdates(requestMachine, requestParts, {
+          endStep: (({ context, event }) => {
+            const e = event as StepEnd;
+            const computed = context.computed + e.tokens - (e.draft - e.accepted);
+            return { inFlight: context.inFlight - 1, computed, tokenOwed: computed >= context.prompt + context.generated, extraOwed: e.draft };
+          }) as RequestUpdate,
+        }),
+      }),
+    },
+    // As rollback-ignored's; an output of 3 leaves room under the limit for the token too many.
+    v3: { mode: 'unified', window: 0, blockSize: 4, prompt: 1, chunk: 1, output: 3 },
+    judged: true,
+  },
+  'window-off-by-one': {
+    name: 'window-off-by-one',
+    zoo: '—',
+    says: "the sliding-window group's free forgets that the window counts the query position: it drops the oldest position the next step still reads",
+    expect: 'PartialFreeOnlyUnneeded',
+    system: {},
+    // The engine's window is one position short of the header's (W − 1: a position p reads p − W + 2 .. p).
+    header: (h) => ({ ...h, groups: h.groups?.map((g) => (g.window === undefined ? g : { ...g, window: g.window - 1 })) }),
+    v3: {},
+    judged: true,
+  },
+  'window-on-full-attention': {
+    name: 'window-on-full-attention',
+    zoo: 'Z20',
+    says: "the sliding window is applied to the full-attention group too: a live request frees blocks every global layer still reads",
+    expect: 'PartialFreeOnlyUnneeded',
+    system: {},
+    // The engine reads every group as windowed, with the sliding window's size.
+    header: (h) => {
+      const window = h.groups?.find((g) => g.window !== undefined)?.window;
+      return { ...h, groups: h.groups?.map((g) => ({ ...g, window: g.window ?? window })) };
+    },
+    // A window of 1: the first prefill chunk already puts the oldest block out of it.
+    v3: { window: 1 },
+    judged: true,
+  },
 };
 
 /** The variants that are refuted with a safety counterexample (the bug zoo rows of the explorer). */
@@ -150,9 +251,13 @@ export const SAFETY_VARIANTS = ['lockless-allocator', 'switch-drops-fifo', 'free
 /** The shared-KV variants (trace v2), refuted at the sharing bound. */
 export const SHARING_VARIANTS = ['hit-ignores-key', 'refcount-ignored', 'evict-locked', 'write-shared'];
 
-/** The bound a variant is explored at by default: the v1 default, or the sharing bound with the variant's changes. */
+/** The trace-v3 variants, refuted at the v3 bound (judged by the reference spec). */
+export const V3_VARIANTS = ['rollback-ignored', 'appends-rejected', 'window-off-by-one', 'window-on-full-attention'];
+
+/** The bound a variant is explored at by default: the v1 default, or the sharing or v3 bound with the variant's changes. */
 export function defaultConfigFor(variant: string | null): ExploreConfig {
   const v = variant === null ? null : VARIANTS[variant];
   if (v?.sharing) return { ...SHARING_CONFIG, ...v.sharing, variant };
+  if (v?.v3) return { ...V3_CONFIG, ...v.v3, variant };
   return { ...DEFAULT_CONFIG, variant };
 }
