@@ -280,20 +280,7 @@ export const exploreCommand: Command = {
         policySource = handle.source;
         config.policy = { name: handle.name, decide: (sys) => policySplit(sys, policy, model, slo) };
       }
-      const tty = process.stderr.isTTY && !process.env.CI && !values.json;
-      // Off a terminal (CI logs), a plain line every 10 s so that a long search is not silent.
-      const started = performance.now();
-      let lastLine = started;
-      const progress = tty
-        ? (n: number, d: number) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `)
-        : values.json
-          ? undefined
-          : (n: number, d: number) => {
-              const now = performance.now();
-              if (now - lastLine < 10_000) return;
-              lastLine = now;
-              process.stderr.write(`  ${n.toLocaleString('en')} states, depth ${d}, ${((now - started) / 1000).toFixed(0)} s\n`);
-            };
+      const { tty, progress } = progressReporter(values.json === true);
       try {
         result =
           workers > 1
@@ -327,6 +314,27 @@ export const exploreCommand: Command = {
 };
 
 /**
+ * Where a search reports its progress: a line redrawn on a terminal; off one (CI logs), a plain line every
+ * 10 s so that a long search is not silent; nothing under --json.
+ */
+function progressReporter(json: boolean): { tty: boolean; progress: ((states: number, depth: number) => void) | undefined } {
+  const tty = process.stderr.isTTY === true && !process.env.CI && !json;
+  const started = performance.now();
+  let lastLine = started;
+  if (tty) return { tty, progress: (n, d) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `) };
+  if (json) return { tty, progress: undefined };
+  return {
+    tty,
+    progress: (n, d) => {
+      const now = performance.now();
+      if (now - lastLine < 10_000) return;
+      lastLine = now;
+      process.stderr.write(`  ${n.toLocaleString('en')} states, depth ${d}, ${((now - started) / 1000).toFixed(0)} s\n`);
+    },
+  };
+}
+
+/**
  * `pdspec explore` with no option that changes the bound: the v1 default bound, the shared-KV default bound
  * (`--sharing`), then the v3 default bound (`--positions`), each reported as its own search; the exit code is
  * the worst of them.
@@ -336,19 +344,7 @@ async function runDefaultBounds(args: string[], values: Record<string, string | 
   const problems = [...new Set(configs.flatMap(configProblems))];
   if (problems.length) throw new UsageError(problems.join('\n'));
   const replays = [replayCommand(args), replayCommand(['--sharing', ...args]), replayCommand(['--positions', ...args])];
-  const tty = process.stderr.isTTY && !process.env.CI && !values.json;
-  const started = performance.now();
-  let lastLine = started;
-  const progress = tty
-    ? (n: number, d: number) => process.stderr.write(`\r  ${n.toLocaleString('en')} states, depth ${d}   `)
-    : values.json
-      ? undefined
-      : (n: number, d: number) => {
-          const now = performance.now();
-          if (now - lastLine < 10_000) return;
-          lastLine = now;
-          process.stderr.write(`  ${n.toLocaleString('en')} states, depth ${d}, ${((now - started) / 1000).toFixed(0)} s\n`);
-        };
+  const { tty, progress } = progressReporter(values.json === true);
   const results: ExploreResult[] = [];
   for (const config of configs) {
     results.push(explore(config, { progress }));

@@ -35,7 +35,7 @@ export class BlockPool {
   /** Free block ids (global), the top at index `top − 1`. */
   private stack: Int32Array;
   private top: number;
-  /** Per local block: its index in `stack` while it is free, else −1 (for `takeBlock`, the prefix cache's hits). */
+  /** Per local block: its index in `stack` while it is free, else −1 (whether a block with no holder is parked). */
   private readonly pos: Int32Array;
   /** Per local block: the owning request's engine index, or NO_OWNER. Kept for observe() and the self-checks. */
   readonly owner: Int32Array;
@@ -131,32 +131,6 @@ export class BlockPool {
     // The worker's own view moves on with what it took; another worker's does not (without the lock).
     reading.free = newTop;
     reading.taken += count;
-  }
-
-  /**
-   * Step 2 for one named block (a prefix-cache hit): takes block `id`, which must be on the free list, for
-   * request `owner`, wherever it sits in the list (the top block moves into its place: O(1)). With the
-   * self-check off (a fault injected on purpose) a block that is not free is handed out all the same, to a
-   * second owner (bug zoo Z2).
-   */
-  takeBlock(reading: UtilisationReading, owner: number, id: number, out: number[]): void {
-    if (this.locking && this.holder !== reading.worker) throw new EngineBugError(`pool ${this.gpu}: ${reading.worker} took blocks without holding the lock`);
-    const local = id - this.gpu * this.size;
-    if (local < 0 || local >= this.size) throw new EngineBugError(`pool ${this.gpu}: block ${id} is not in this pool`);
-    const p = this.pos[local];
-    if (p >= 0 && p < this.top && this.stack[p] === id) {
-      const moved = this.stack[this.top - 1];
-      this.stack[p] = moved;
-      this.pos[moved - this.gpu * this.size] = p;
-      this.top--;
-      this.pos[local] = -1;
-    } else if (this.selfCheck) {
-      throw new EngineBugError(`pool ${this.gpu}: block ${id} taken by name while not free (owned by request #${this.owner[local]})`);
-    }
-    this.owner[local] = owner;
-    out.push(id);
-    reading.free = this.top;
-    reading.taken += 1;
   }
 
   /** Step 3: write utilisation back and release the lock. */
