@@ -96,6 +96,28 @@ export interface EngineOptions {
    * Default: off. Not with asynchronous scheduling.
    */
   speculative?: SpeculativeOptions | null;
+  /**
+   * A hybrid-attention model with global and sliding-window layers (Gemma 3, gpt-oss, Mistral's SWA), as
+   * vLLM v1's hybrid KV cache manager keeps it (the trace is version 3): two layer groups, `full` and `swa`,
+   * each with its own block table in the same pool, and this window (in positions, the query's own
+   * included) for `swa`. Once a request's computed positions leave some of its first `swa` blocks out of the
+   * window of any later step, those blocks are freed while it lives (SlidingWindowManager.remove_skipped_blocks).
+   * Cost-model executor only (the shipped model has no windowed layers); not with prefix caching.
+   */
+  slidingWindow?: number | null;
+  /**
+   * A hybrid attention/state-space model (Jamba, Nemotron-H; SGLang's MambaPool) keeps one recurrent state
+   * per request in a slot beside its KV blocks: this many slots per GPU (the trace is version 3). A request
+   * takes a slot when it is admitted and gives it back with its blocks. Cost-model executor only; not with
+   * prefix caching or disaggregation (the state would travel with the KV transfer).
+   */
+  stateSlots?: number | null;
+  /**
+   * Unified mode: a worker short of blocks for its decode items may also retract a request it is still
+   * prefilling (vLLM v1 preempts any running request, mid-chunked-prefill too); the trace is version 3.
+   * Default false: only decoding requests are preempted.
+   */
+  preemptPrefilling?: boolean;
 }
 
 /**
@@ -182,7 +204,15 @@ export interface EngineConfig {
   readonly decodeAdmitTimeout: number;
   /** Speculative decoding, or null when off. */
   readonly speculative: SpeculativeConfig | null;
-  /** The trace version the engine writes: 1, 2 with prefix caching (shared KV), 3 with speculative decoding (v3 includes v2). */
+  /** The windowed layer group's window in positions (0: one layer group, no window). */
+  readonly slidingWindow: number;
+  /** State slots per GPU (0: none). */
+  readonly stateSlots: number;
+  readonly preemptPrefilling: boolean;
+  /**
+   * The trace version the engine writes: 1, 2 with prefix caching (shared KV), 3 with speculative decoding,
+   * layer groups, state slots or preemption while prefilling (v3 includes v2).
+   */
   readonly traceVersion: 1 | 2 | 3;
   /** The epoch-0 split. */
   readonly split: Split;
@@ -252,6 +282,31 @@ function resolveSpeculative(o: EngineOptions, wantsHistory: boolean): Speculativ
   return { drafter, k, min: 0, max: 0, acceptance };
 }
 
+/** The v3 model and scheduling options checked: sliding window, state slots, preemption while prefilling. */
+function resolveV3(o: EngineOptions, mode: ModeInfo, wantsHistory: boolean, prefixCaching: boolean, stepAllocEvents: boolean): { slidingWindow: number; stateSlots: number; preemptPrefilling: boolean } {
+  const positive = (v: unknown, what: string): number => {
+    if (v === undefined || v === null) return 0;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_BLOCKS) throw new EngineConfigError(`${what} must be an integer in 1..${MAX_BLOCKS}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const slidingWindow = positive(o.slidingWindow, 'sliding window (positions)');
+  const stateSlots = positive(o.stateSlots, 'state slots (per GPU)');
+  for (const [on, what, layers] of [
+    [slidingWindow > 0, 'a sliding window', 'sliding-window layers'],
+    [stateSlots > 0, 'state slots', 'state-space layers'],
+  ] as const) {
+    if (!on) continue;
+    if (wantsHistory) throw new EngineConfigError(`the ${layers} of a hybrid model (${what}) are not in the model executors' llama2.c model: run it on the cost model`);
+    if (prefixCaching) throw new EngineConfigError(`prefix caching with ${what} is not modelled (a cached prefix would need its windowed blocks or its recurrent state too)`);
+  }
+  if (slidingWindow > 0 && stepAllocEvents) throw new EngineConfigError('a sliding window writes each layer group’s allocation as its own alloc event: not with allocation steps (alloc_query, alloc_take, alloc_commit)');
+  if (stateSlots > 0 && mode.gpus > 1) throw new EngineConfigError(`state slots in the ${mode.name} mode are not modelled (the recurrent state would travel with the KV transfer)`);
+  const preemptPrefilling = o.preemptPrefilling === true;
+  if (preemptPrefilling && mode.name !== 'unified') throw new EngineConfigError(`preemption while prefilling applies to the unified mode only (a ${mode.name} prefill worker allocates every block of a prompt before it starts)`);
+  if (stateSlots > 0 && o.workload.some((r) => (r.n ?? 1) > 1)) throw new EngineConfigError('parallel samples (n > 1) with state slots are not modelled (each fork would need a copy of the recurrent state)');
+  return { slidingWindow, stateSlots, preemptPrefilling };
+}
+
 export function resolveConfig(o: EngineOptions): EngineConfig {
   if (!isMode(o.mode)) throw new EngineConfigError(`unknown mode '${o.mode}' (${MODES.join(', ')})`);
   const mode = MODE_INFO[o.mode];
@@ -291,6 +346,8 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
   checkForkIds(workload);
   const speculative = resolveSpeculative(o, wantsHistory);
   const prefixCaching = o.prefixCaching === true;
+  const stepAllocEvents = o.allocEvents === 'steps' || faults.some((f) => f.settings?.allocEvents === 'steps');
+  const v3 = resolveV3(o, mode, wantsHistory, prefixCaching, stepAllocEvents);
   return {
     mode,
     workload,
@@ -301,7 +358,7 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
     blocks: o.blocks,
     blockSize: o.blockSize,
     allocator,
-    stepAllocEvents: o.allocEvents === 'steps' || faults.some((f) => f.settings?.allocEvents === 'steps'),
+    stepAllocEvents,
     poolLocking: !faults.some((f) => f.settings?.poolLocking === false),
     blockOwnerChecks: !faults.some((f) => f.relaxes.includes('blockOwners')),
     prefillChunk,
@@ -321,7 +378,8 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
     cacheSizeEvents: o.cacheSizeEvents !== false,
     decodeAdmitTimeout,
     speculative,
-    traceVersion: speculative !== null ? 3 : prefixCaching ? 2 : 1,
+    ...v3,
+    traceVersion: speculative !== null || v3.slidingWindow > 0 || v3.stateSlots > 0 || v3.preemptPrefilling ? 3 : prefixCaching ? 2 : 1,
     split: { prefill: split.prefill, decode: split.decode },
     faults,
   };

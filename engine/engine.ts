@@ -8,7 +8,7 @@
 import { makeHeader, type TraceEvent, type TraceHeader } from '../spec/trace-format.ts';
 import { resolveConfig, type Allocator, type EngineConfig, type EngineOptions, type Mode } from './config.ts';
 import { buildSeams } from './faults/seams.ts';
-import { KvManager } from './kv/kv-manager.ts';
+import { FULL_GROUP, KvManager, WINDOW_GROUP } from './kv/kv-manager.ts';
 import { PrefixCache } from './kv/prefix-cache.ts';
 import { summarize, type RequestRecord, type RunMetrics } from './metrics.ts';
 import { createMode } from './modes/index.ts';
@@ -138,9 +138,11 @@ export class Engine {
       allocator: config.allocator,
       gpus: config.mode.gpus,
       workers: decls,
-      // Version 3 (speculative decoding) includes version 2's shared KV.
+      // Version 3 (speculative decoding, layer groups, state slots, preemption while prefilling) includes version 2's shared KV.
       ...(config.traceVersion > 1 ? { version: config.traceVersion } : {}),
       ...(config.prefixCaching ? { prefixCache: config.prefixCache } : {}),
+      ...(config.slidingWindow > 0 ? { groups: [{ id: FULL_GROUP }, { id: WINDOW_GROUP, window: config.slidingWindow }] } : {}),
+      ...(config.stateSlots > 0 ? { stateSlots: config.stateSlots } : {}),
       source: options.source ?? `pdspec engine (${config.executor.name} executor, profile ${config.profile.name})`,
     });
     rooms.tracer.sink?.header(this.header);

@@ -37,6 +37,8 @@ export interface EngineView {
   resize: null | { epoch: number; phase: 'initialising' | 'switching'; split: Split };
   /** Per block (global id, pool p holding p·B .. p·B + B − 1): the owning (first holding) request's id, or null when free. */
   blocks: (string | null)[];
+  /** State slots (trace v3) only: per slot (global id), the request whose state it holds, or null when free. */
+  slots?: (string | null)[];
   /** Shared KV (trace v2) only: per block, its holders in the order they took it, and its cache key (null: not cached). */
   sharing?: { holders: string[][]; keys: (string | null)[] };
   requests: Record<string, RequestView>;
@@ -64,7 +66,12 @@ export function observe(rooms: Rooms): EngineView {
     sharing = { holders, keys };
   }
   const requests: Record<string, RequestView> = {};
-  for (const r of reqs) requests[r.id] = { state: r.state, server: r.server?.id ?? null, generated: r.generated, computed: r.computed, blocks: r.blocks.flat() };
+  for (const r of reqs) requests[r.id] = { state: r.state, server: r.server?.id ?? null, generated: r.generated, computed: r.computed, blocks: r.windowed === null ? r.blocks.flat() : [...r.blocks.flat(), ...r.windowed.flat()] };
+  let slots: (string | null)[] | undefined;
+  if (kv.slotsPerGpu > 0) {
+    slots = new Array<string | null>(kv.slotsPerGpu * kv.pools.length).fill(null);
+    for (const r of reqs) if (r.slot >= 0) slots[r.slot] = r.id;
+  }
   const views: Record<string, WorkerView> = {};
   for (const w of workers.all) {
     const fifo = mode.fifoIsProtocol ? w.fifo.filter((r) => r.state === 'handedOff' && r.server === w).map((r) => r.id) : [];
@@ -87,6 +94,7 @@ export function observe(rooms: Rooms): EngineView {
     resize: rs ? { epoch: rs.epoch, phase: rs.phase, split: { ...rs.split } } : null,
     blocks,
     ...(sharing ? { sharing } : {}),
+    ...(slots ? { slots } : {}),
     requests,
     workers: views,
     waiting: waiting.inOrder().map((r) => r.id),
@@ -128,18 +136,20 @@ export function bookkeepingProblems(rooms: Rooms): BookkeepingProblem[] {
   else for (const pool of kv.pools) {
     let owned = 0;
     for (const r of reqs) {
-      for (const b of r.blocks[pool.gpu]) {
-        owned++;
-        if (pool.owner[b - pool.base] !== r.idx) problems.push({ rule: 'SingleOwner', message: `block ${b} is in ${r.id}'s table but owned by #${pool.owner[b - pool.base]}` });
-      }
+      for (const table of tablesOf(r, pool.gpu))
+        for (const b of table) {
+          owned++;
+          if (pool.owner[b - pool.base] !== r.idx) problems.push({ rule: 'SingleOwner', message: `block ${b} is in ${r.id}'s table but owned by #${pool.owner[b - pool.base]}` });
+        }
     }
     if (owned + pool.free !== pool.size)
       problems.push({ rule: owned + pool.free < pool.size ? 'BlocksAccounted' : 'FreeListUnique', message: `pool ${pool.gpu}: ${owned} owned + ${pool.free} free ≠ ${pool.size}` });
     for (let i = 0; i < pool.size; i++) {
       const o = pool.owner[i];
-      if (o !== NO_OWNER && !reqs[o].blocks[pool.gpu].includes(pool.base + i)) problems.push({ rule: 'BlocksAccounted', message: `block ${pool.base + i} is owned by ${reqs[o].id}, not in its table` });
+      if (o !== NO_OWNER && !tablesOf(reqs[o], pool.gpu).some((t) => t.includes(pool.base + i))) problems.push({ rule: 'BlocksAccounted', message: `block ${pool.base + i} is owned by ${reqs[o].id}, not in its table` });
     }
   }
+  if (kv.slotsPerGpu > 0) slotBookkeeping(rooms, problems);
   const loads = new Map<Worker, number>();
   let live = 0;
   for (const r of reqs) {
@@ -183,4 +193,27 @@ function sharedBookkeeping(rooms: Rooms, problems: BookkeepingProblem[]): void {
   }
   if (parkedCached !== kv.prefix.evictable || heldCached !== kv.prefix.protected)
     problems.push({ rule: 'CacheSizeAccounted', message: `the prefix cache counts ${kv.prefix.evictable} evictable and ${kv.prefix.protected} protected block(s); it holds ${parkedCached} parked and ${heldCached} held` });
+}
+
+/** `r`'s block tables of pool `gpu`: the full group's, and the windowed group's with a sliding window. */
+function tablesOf(r: Req, gpu: number): number[][] {
+  return r.windowed === null ? [r.blocks[gpu]] : [r.blocks[gpu], r.windowed[gpu]];
+}
+
+/** State slots: each held by at most one request, and every slot either held or free, once (SlotSingleOwner). */
+function slotBookkeeping(rooms: Rooms, problems: BookkeepingProblem[]): void {
+  const { kv, lifecycle } = rooms;
+  const seen = new Map<number, string>();
+  for (const r of lifecycle.reqs) {
+    if (r.slot < 0) continue;
+    const other = seen.get(r.slot);
+    if (other !== undefined) problems.push({ rule: 'SlotSingleOwner', message: `state slot ${r.slot} is held by ${other} and ${r.id}` });
+    seen.set(r.slot, r.id);
+  }
+  for (let g = 0; g < kv.pools.length; g++)
+    for (const s of kv.freeSlotsOf(g)) {
+      if (seen.has(s)) problems.push({ rule: 'SlotSingleOwner', message: `state slot ${s} is free and held by ${seen.get(s)}` });
+      seen.set(s, '(free)');
+    }
+  if (seen.size !== kv.slotsPerGpu * kv.pools.length) problems.push({ rule: 'BlocksAccounted', message: `${kv.slotsPerGpu * kv.pools.length - seen.size} state slot(s) are neither held nor free` });
 }

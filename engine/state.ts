@@ -48,6 +48,14 @@ export class Req {
   children: Req[] | null = null;
   /** Asynchronous scheduling: the worker that preempted it while a step used its blocks, until they are freed. */
   victimOf: Worker | null = null;
+  /**
+   * Layer groups (a sliding window): per pool, the windowed group's block table after the blocks it dropped
+   * out of the window, and how many it dropped; null without a window.
+   */
+  windowed: number[][] | null = null;
+  windowDropped: number[] | null = null;
+  /** State slots: the slot holding its recurrent state (global id), or -1. */
+  slot = -1;
   /** Speculative decoding: the draft tokens proposed for its next decode step (none: a plain decode). */
   drafts: readonly number[] = NO_DRAFTS;
 

@@ -86,7 +86,7 @@ export class StepRunner {
     w.state = 'busy';
     if (tracer.on) {
       const batch: BatchItem[] = new Array(reqs.length);
-      if (drafts === null) for (let i = 0; i < reqs.length; i++) batch[i] = { req: reqs[i].id, tokens: toks[i] };
+      if (rooms.config.traceVersion < 3) for (let i = 0; i < reqs.length; i++) batch[i] = { req: reqs[i].id, tokens: toks[i] };
       else
         for (let i = 0; i < reqs.length; i++) {
           // Trace v3: the first position, the drafts at the item's tail, the ids a decode item writes.

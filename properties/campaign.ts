@@ -107,17 +107,24 @@ export function noSharing(): SharingCoverage {
   return { runs: 0, hits: 0, evictions: 0, forks: 0, copies: 0 };
 }
 
-/** Speculative-decoding coverage of a campaign: runs with a v3 trace, their verifies, drafts, accepted drafts and verifies with a rejection. */
+/**
+ * Trace v3 coverage of a campaign: runs with a v3 trace; speculative verifies, drafts, accepted drafts and
+ * verifies with a rejection; windowed blocks freed while their request lived; state slots taken; and
+ * preemptions of requests still prefilling.
+ */
 export interface SpeculativeCoverage {
   runs: number;
   verifies: number;
   drafted: number;
   accepted: number;
   rejections: number;
+  windowFrees: number;
+  slotAllocs: number;
+  prefillPreemptions: number;
 }
 
 export function noSpeculation(): SpeculativeCoverage {
-  return { runs: 0, verifies: 0, drafted: 0, accepted: 0, rejections: 0 };
+  return { runs: 0, verifies: 0, drafted: 0, accepted: 0, rejections: 0, windowFrees: 0, slotAllocs: 0, prefillPreemptions: 0 };
 }
 
 /** Adds one run's trace to `into`. */
@@ -125,7 +132,21 @@ export function tallySpeculative(into: SpeculativeCoverage, header: TraceHeader,
   if (header.version < 3) return;
   into.runs++;
   const drafts = new Map<string, Record<string, number>>();
+  // Requests scheduled and not yet joined: a preemption of one of them is a preemption while prefilling.
+  const prefilling = new Set<string>();
+  // Requests whose frees are whole-table frees (ended or retracted).
+  const freeing = new Set<string>();
   for (const e of events) {
+    if (e.ev === 'schedule') {
+      prefilling.add(e.req);
+      freeing.delete(e.req);
+    } else if (e.ev === 'join' || e.ev === 'handoff' || e.ev === 'token') prefilling.delete(e.req);
+    else if (e.ev === 'preempt') {
+      if (prefilling.delete(e.req)) into.prefillPreemptions++;
+      freeing.add(e.req);
+    } else if (e.ev === 'finish' || e.ev === 'abort') freeing.add(e.req);
+    else if (e.ev === 'slot_alloc') into.slotAllocs++;
+    else if (e.ev === 'free' && e.group !== undefined && !freeing.has(e.req) && header.groups?.find((g) => g.id === e.group)?.window !== undefined) into.windowFrees += e.blocks.length;
     if (e.ev === 'step_begin') {
       const d: Record<string, number> = {};
       for (const item of e.batch) {
@@ -147,7 +168,7 @@ export function tallySpeculative(into: SpeculativeCoverage, header: TraceHeader,
 
 /** What a campaign covered of speculative decoding, in words. */
 export function speculativeDetail(s: SpeculativeCoverage): string {
-  return `speculative decoding in ${s.runs} of them: ${s.verifies} verify item(s), ${s.drafted} draft(s), ${s.accepted} accepted, ${s.rejections} verify(s) with a rejection`;
+  return `trace v3 in ${s.runs} of them: ${s.verifies} speculative verify item(s), ${s.drafted} draft(s), ${s.accepted} accepted, ${s.rejections} verify(s) with a rejection; ${s.windowFrees} windowed block(s) freed by live requests, ${s.slotAllocs} state slot(s) taken, ${s.prefillPreemptions} preemption(s) while prefilling`;
 }
 
 /** The lockstep property: for every scenario and environment schedule, the run keeps every property. */

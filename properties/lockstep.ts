@@ -170,6 +170,12 @@ export function disagreement(engine: Engine, checker: TraceChecker): string | nu
     const owner = c.owners[0] ?? null;
     if (view.blocks[b] !== owner) return `block ${b} is owned by ${view.blocks[b] ?? 'nobody'} in the engine, by ${owner ?? 'nobody'} in the spec`;
   }
+  // State slots (trace v3): the engine's holder of each slot is the spec's.
+  for (let s = 0; s < sys.slots.length; s++) {
+    const mine = view.slots?.[s] ?? null;
+    const spec = sys.slots[s].context.owner;
+    if (mine !== spec) return `state slot ${s} holds ${mine ?? 'no'} request's state in the engine, ${spec ?? 'no'} request's in the spec`;
+  }
   for (let w = 0; w < sys.workerIds.length; w++) {
     const id = sys.workerIds[w];
     const mine = view.workers[id];

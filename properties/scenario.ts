@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { MODES, type Allocator, type Mode } from '../engine/engine.ts';
-import type { EngineFaults } from '../engine/faults/index.ts';
+import { enabledFaults, type EngineFaults } from '../engine/faults/index.ts';
 import type { WorkloadRequest } from '../engine/workloads/types.ts';
 
 /** The engine configuration of one run, as plain data. */
@@ -123,6 +123,15 @@ export interface SetupShape {
    * that a draft is right; null: off. Not with asynchronous scheduling (the engine refuses the pair).
    */
   speculative: { k: number; acceptance: number } | null;
+  /**
+   * Trace v3's model options: layer groups with a sliding window of this many positions (null: none); state
+   * slots per GPU (null: none); preemption of requests still prefilling (unified mode). The engine refuses
+   * some pairs (a window or slots with a prefix cache, slots with disaggregation or parallel samples): those
+   * are dropped for the run, the option `extra` asks for winning.
+   */
+  slidingWindow: number | null;
+  stateSlots: number | null;
+  preemptPrefilling: boolean;
 }
 
 export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
@@ -139,6 +148,9 @@ export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
     prefixCaching: fc.boolean(),
     prefixCache: fc.constantFrom<'hash' | 'radix'>('hash', 'radix'),
     speculative: fc.option(fc.record({ k: fc.integer({ min: 1, max: 4 }), acceptance: fc.constantFrom(0.5, 0, 0.8, 1) }), { freq: 2 }),
+    slidingWindow: fc.option(fc.integer({ min: 1, max: 8 }), { freq: 3 }),
+    stateSlots: fc.option(fc.integer({ min: 1, max: 4 }), { freq: 3 }),
+    preemptPrefilling: fc.boolean(),
   });
 }
 
@@ -147,18 +159,21 @@ export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], fa
   // Room for the longest request, and for its copies when it forks into parallel samples.
   const longest = Math.max(...work.map((r) => Math.ceil((r.prompt + r.output) / shape.blockSize) * (r.n ?? 1)));
   const splitModes = shape.mode === 'semi-pd' || shape.mode === 'nexus';
+  const options = engineExtra(shape, work, faults, extra);
+  // A sliding window's second layer group takes a block for every block of the first.
+  const groups = options.slidingWindow ? 2 : 1;
   return {
     mode: shape.mode,
-    blocks: longest * shape.room + 1,
+    blocks: longest * groups * shape.room + 1,
     blockSize: shape.blockSize,
     allocator: splitModes ? shape.allocator : 'lock',
-    allocEvents: shape.allocEvents,
+    allocEvents: options.slidingWindow ? 'atomic' : shape.allocEvents,
     prefillChunk: shape.chunk,
     unifiedChunk: shape.chunk === 8192 ? 0 : shape.chunk,
     maxBatch: shape.maxBatch,
     seed: shape.seed,
     faults,
-    extra: engineExtra(shape, extra),
+    extra: options,
   };
 }
 
@@ -166,13 +181,31 @@ export function setupFor(shape: SetupShape, work: readonly WorkloadRequest[], fa
  * The shape's engine options beyond the basic ones, then `extra` (a fault's). Speculative decoding and
  * asynchronous scheduling exclude each other: the one `extra` asks for wins, else asynchronous scheduling.
  */
-function engineExtra(shape: SetupShape, extra: Record<string, unknown> | undefined): Record<string, unknown> {
+function engineExtra(shape: SetupShape, work: readonly WorkloadRequest[], faults: EngineFaults, extra: Record<string, unknown> | undefined): Record<string, unknown> {
   const speculative = shape.speculative ? { speculative: { drafter: 'oracle', ...shape.speculative } } : {};
-  const out: Record<string, unknown> = { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...(shape.prefixCaching ? { prefixCache: shape.prefixCache } : {}), ...speculative, ...extra };
+  const v3: Record<string, unknown> = {};
+  if (shape.slidingWindow !== null) v3.slidingWindow = shape.slidingWindow;
+  if (shape.stateSlots !== null) v3.stateSlots = shape.stateSlots;
+  if (shape.preemptPrefilling) v3.preemptPrefilling = true;
+  const out: Record<string, unknown> = { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...(shape.prefixCaching ? { prefixCache: shape.prefixCache } : {}), ...speculative, ...v3, ...extra };
   if (out.speculative && out.asyncScheduling) {
     if (extra?.speculative) out.asyncScheduling = false;
     else delete out.speculative;
   }
+  // The v3 model options, where the engine takes them: what `extra` asks for wins over the shape's draw.
+  const asked = (key: string) => extra !== undefined && extra[key] !== undefined;
+  const stepsForced = shape.allocEvents === 'steps' || extra?.allocEvents === 'steps' || enabledFaults(faults).some((f) => f.settings?.allocEvents === 'steps');
+  if (out.slidingWindow !== undefined || out.stateSlots !== undefined) {
+    if (asked('slidingWindow') || asked('stateSlots')) out.prefixCaching = false;
+    else if (out.prefixCaching) {
+      delete out.slidingWindow;
+      delete out.stateSlots;
+    }
+  }
+  if (out.slidingWindow !== undefined && stepsForced && !asked('slidingWindow')) delete out.slidingWindow;
+  if (out.stateSlots !== undefined && !asked('stateSlots') && (shape.mode === 'disaggregated' || work.some((r) => (r.n ?? 1) > 1))) delete out.stateSlots;
+  if (out.preemptPrefilling && shape.mode !== 'unified' && !asked('preemptPrefilling')) delete out.preemptPrefilling;
+  if (!out.prefixCaching) delete out.prefixCache;
   return out;
 }
 

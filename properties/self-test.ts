@@ -1,5 +1,5 @@
 // The bug-zoo self-test: the kit earns its keep by catching the real bugs it was built for. For every engine
-// fault switch (engine/faults/: Z1–Z13, Z15–Z19, Z21, Z22), the property campaign runs with the switch on, in the modes
+// fault switch (engine/faults/: Z1–Z13, Z15–Z22), the property campaign runs with the switch on, in the modes
 // and with the options where the fault can show, until it fails; the failure must be shrunk and name the
 // property the bug breaks. Z14 lives in a policy: semi-PD's SLO loop without its step counter must be caught
 // as a policy that does not terminate.

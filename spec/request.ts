@@ -210,6 +210,12 @@ const guards = {
     protects: 'KeepsLiveKv',
     explain: (_, e) => `it is live and pool ${(e as Ev<'free'>).pool} holds the KV its worker computes with`,
   },
+  outOfWindow: {
+    // Trace v3: blocks the composition found outside every window (a prefilled request's, awaiting its transfer).
+    check: ({ event }) => (event as Ev<'free'>).unneeded === true,
+    protects: 'KeepsLiveKv',
+    explain: () => `it is live and waits for its KV transfer, which reads every block it holds`,
+  },
   // Branch guards: they choose a transition and protect nothing themselves.
   releasesLast: { check: ({ event }) => (event as Ev<'free'>).remaining === 0, explain: () => '' },
   opInFlight: { check: ({ context }) => context.inFlight > 0, explain: () => '' },
@@ -344,6 +350,7 @@ export const requestMachine = setup({
       on: {
         ...alloc, // disaggregated: the decode side pre-allocates before the KV transfer
         ...appendToken, // unified and disaggregated engines append the first token here
+        free: { guard: 'outOfWindow', actions: 'releaseBlocks' }, // trace v3: a window's blocks, before the transfer
         handoff: { guard: and(['servedByFrom', 'notInFlight', 'toDecodeWorker']), target: 'handedOff', actions: 'handOver' },
         join: { guard: and(['servedBy', 'unifiedRole', 'noTokenOwed']), target: 'decoding' },
         finish: { guard: 'noTokenOwed', target: 'finished', actions: 'leaveServer' },

@@ -166,7 +166,8 @@ export class System {
   draftIds = new Map<number, number[]>();
   /**
    * Trace v3 with layer groups: per block, the index of the group it was allocated for (-1 while free), and
-   * per request and group, how many of its first blocks it has freed while live (out of its window).
+   * per request, how many of its first blocks of each group it has freed while live (out of its window), in
+   * each pool (index pool · groups + group: a disaggregated request's prefill side drops its own).
    */
   blockGroup: Int32Array | null = null;
   dropped = new Map<number, number[]>();
@@ -327,6 +328,11 @@ export class System {
     return -1;
   }
 
+  /** How many of request `r`'s first blocks of group `g` in pool `pool` it has freed while live. */
+  private droppedIn(r: number, g: number, pool: number): number {
+    return this.dropped.get(r)?.[pool * this.header.groups!.length + g] ?? 0;
+  }
+
   /** Request `r`'s blocks of group `g` in pool `pool`, in logical order (after the ones it freed). */
   private groupTable(r: number, g: number, pool: number): number[] {
     return this.tables[r].filter((b) => this.blockGroup![b] === g && this.poolOf(b) === pool);
@@ -348,7 +354,7 @@ export class System {
       if (at >= blocks.length) return `block ${b} is not among ${id}'s first blocks of group ${group.id}: a window frees the oldest positions first`;
     }
     const T = this.header.blockSize;
-    const before = this.dropped.get(r)?.[g] ?? 0;
+    const before = this.droppedIn(r, g, pool);
     const computed = this.requests[r].context.computed;
     const end = (before + blocks.length) * T;
     const firstNeeded = Math.max(0, computed - group.window + 1);
@@ -364,7 +370,7 @@ export class System {
     const need = Math.ceil((from + item.tokens) / T);
     const groups = this.header.groups!;
     for (let g = 0; g < groups.length; g++) {
-      const have = (this.dropped.get(r)?.[g] ?? 0) + this.groupTable(r, g, pool).length;
+      const have = this.droppedIn(r, g, pool) + this.groupTable(r, g, pool).length;
       if (have < need) return `request ${this.requestIds[r]}'s step writes positions up to ${from + item.tokens - 1}, which need ${need} block(s) in layer group ${groups[g].id}; it has ${have}`;
     }
     return null;
@@ -981,12 +987,17 @@ export class System {
         const r = this.requestIndex.get(ev.req)!;
         if (this.blockGroup !== null) {
           // A live request's free of its first blocks of a windowed group; a retraction or an end frees them all.
+          const G = this.header.groups!.length;
           if (this.partialFree) {
-            const g = this.groupOf(ev.group);
-            const d = this.dropped.get(r) ?? new Array<number>(this.header.groups!.length).fill(0);
-            d[g] += ev.blocks.length;
+            const at = this.serverGpu(r)! * G + this.groupOf(ev.group);
+            const d = this.dropped.get(r) ?? new Array<number>(this.header.gpus * G).fill(0);
+            d[at] += ev.blocks.length;
             this.dropped.set(r, d);
-          } else this.dropped.delete(r);
+          } else {
+            // A whole free of a pool's blocks: that pool's tables start again from position 0.
+            const d = this.dropped.get(r);
+            if (d) for (const b of ev.blocks) d.fill(0, this.poolOf(b) * G, this.poolOf(b) * G + G);
+          }
           for (const b of ev.blocks) this.blockGroup[b] = -1;
         }
         const t = this.tables[r];

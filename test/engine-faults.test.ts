@@ -264,6 +264,11 @@ describe('engine fault switches are caught by the spec', () => {
     if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.message).toMatch(/step starts at position \d+, but \d+ position\(s\) are computed and accepted/);
   });
 
+  it('Z20 windowAppliedToGlobalLayers: the window frees full-attention blocks of a live request', () => {
+    const { faulty } = expectCaught({ mode: 'disaggregated', workload: smallWorkload(11, 12, { output: 'uniform:3:20' }), blocks: 400, blockSize: 4, slidingWindow: 2 }, 'windowAppliedToGlobalLayers', 'PartialFreeOnlyUnneeded');
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.message).toMatch(/is live and group full has no window: every position it holds is still read/);
+  });
+
   it("the engine's own bookkeeping check sees the duplicate release too", () => {
     const engine = new Engine({ mode: 'semi-pd', profile: PROFILE, workload: smallWorkload(5, 20), blocks: 400, blockSize: 4, faults: { duplicateRelease: true } });
     engine.runToCompletion();
@@ -277,7 +282,7 @@ describe('engine fault switches are caught by the spec', () => {
     expect([...tested].sort()).toEqual([...FAULT_NAMES].sort());
     expect(FAULTS.map((f) => f.name).sort()).toEqual([...FAULT_NAMES].sort());
     expect(FAULTS.map((f) => f.zoo).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))).toEqual(
-      ['Z1', 'Z2', 'Z3', 'Z4', 'Z5', 'Z6', 'Z7', 'Z8', 'Z9', 'Z10', 'Z11', 'Z12', 'Z13', 'Z15', 'Z16', 'Z17', 'Z18', 'Z19', 'Z21', 'Z22'],
+      ['Z1', 'Z2', 'Z3', 'Z4', 'Z5', 'Z6', 'Z7', 'Z8', 'Z9', 'Z10', 'Z11', 'Z12', 'Z13', 'Z15', 'Z16', 'Z17', 'Z18', 'Z19', 'Z20', 'Z21', 'Z22'],
     );
   });
 });

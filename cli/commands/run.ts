@@ -37,6 +37,7 @@ const usage = [
   '           [--max-batch N] [--async-scheduling] [--prefix-caching [--prefix-cache hash|radix]] [--seed N] [--trace-out FILE|-] [--json]',
   '           [--outputs] [--fault NAME ...] [--report DIR]',
   '           [--speculative ngram|oracle [--draft-k K] [--ngram MIN:MAX] [--acceptance P]]',
+  '           [--sliding-window W] [--state-slots S] [--preempt-prefilling]',
 ].join('\n');
 
 const options = {
@@ -76,6 +77,9 @@ const options = {
   'draft-k': { type: 'string' },
   ngram: { type: 'string' },
   acceptance: { type: 'string' },
+  'sliding-window': { type: 'string' },
+  'state-slots': { type: 'string' },
+  'preempt-prefilling': { type: 'boolean' },
 } as const;
 
 function positiveNumber(value: string | undefined, name: string): number | undefined {
@@ -222,7 +226,7 @@ export const run: Command = {
   summary: [
     'Serves a workload with the engine in virtual time (the cost-model simulator) and reports TTFT, TPOT,',
     'end-to-end latency, SLO attainment and goodput. --trace-out writes the run as a trace (format v1; v2 with prefix caching;',
-    'v3 with speculative decoding) that',
+    'v3 with speculative decoding, a sliding window, state slots or preemption while prefilling) that',
     '`pdspec conform --quiescent` replays through the spec (--trace-out - writes it to standard output, the',
     'summary then to standard error: `pdspec run ... --trace-out - | pdspec conform -`). --fault NAME turns on a bug-zoo fault switch of the',
     `engine (${FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
@@ -235,6 +239,10 @@ export const run: Command = {
     '3) and keeps the prefix greedy decoding would have chosen, so the tokens are those of plain greedy decoding and only',
     'the steps change. ngram: vLLM\'s n-gram proposer on the request\'s own tokens (--ngram MIN:MAX, default 1:3);',
     'oracle (cost model only): each draft is the cost model\'s token with probability --acceptance P.',
+    'A hybrid model (cost model only; trace v3): --sliding-window W gives it global and windowed layers, two layer groups',
+    '(full, swa) with their own block tables, and a request frees its swa blocks once they leave the window of W',
+    'positions; --state-slots S gives each GPU S recurrent-state slots (Mamba layers), one per admitted request.',
+    '--preempt-prefilling (unified mode) lets a worker short of blocks retract a request still prefilling, as vLLM v1 does.',
     'Exit 0: the run completed; 2: bad input, including a policy that faulted (threw, returned NaN or an',
     'out-of-range split, or hung; the message names the observation).',
   ].join('\n'),
@@ -362,6 +370,9 @@ export const run: Command = {
           executor: adapter ?? undefined,
           recordOutputs: v.outputs === true,
           ...(speculative ? { speculative } : {}),
+          ...(v['sliding-window'] !== undefined ? { slidingWindow: intOption(v['sliding-window'], 'sliding-window', 0, 1) } : {}),
+          ...(v['state-slots'] !== undefined ? { stateSlots: intOption(v['state-slots'], 'state-slots', 0, 1) } : {}),
+          preemptPrefilling: v['preempt-prefilling'] === true,
         });
       } catch (err) {
         sink?.close();

@@ -61,6 +61,8 @@ export interface FaultInfo<N extends string = string> {
     decodeAdmitTimeout?: number;
     /** Speculative decoding with this drafter (the oracle's acceptance decides which verifies show the fault). */
     speculative?: SpeculativeOptions;
+    /** Layer groups with a sliding window of this many positions. */
+    slidingWindow?: number;
   }>;
   /** Workload features it needs. */
   workload: readonly WorkloadNeed[];

@@ -20,6 +20,7 @@ import z16 from './z16-lock-starts-at-parent.ts';
 import z17 from './z17-lock-skips-counters.ts';
 import z18 from './z18-bonus-kv-mismatch.ts';
 import z19 from './z19-verify-advances-whole-block.ts';
+import z20 from './z20-window-applied-to-global-layers.ts';
 import z21 from './z21-eager-cache-insert.ts';
 import z22 from './z22-refused-admission-keeps-hits.ts';
 import type { FaultPatch } from './fault.ts';
@@ -27,7 +28,7 @@ import type { FaultPatch } from './fault.ts';
 export type { FaultCheck, FaultInfo, FaultMode, FaultPatch, SelfCheck, WorkloadNeed } from './fault.ts';
 
 /** Every engine fault, in bug-zoo order. Where two patch the same seam, the earlier one sees the call first. */
-export const FAULTS = [z01, z02, z03, z04, z05, z06, z07, z08, z09, z10, z11, z12, z13, z15, z16, z17, z18, z19, z21, z22] as const;
+export const FAULTS = [z01, z02, z03, z04, z05, z06, z07, z08, z09, z10, z11, z12, z13, z15, z16, z17, z18, z19, z20, z21, z22] as const;
 
 export type FaultName = (typeof FAULTS)[number]['name'];
 

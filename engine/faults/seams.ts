@@ -3,7 +3,7 @@
 // default; a fault file (zNN-*.ts) replaces the seams it needs, the way XState's machine.provide() replaces
 // implementations. The engine calls seams only; it never asks which fault is on.
 import type { UtilisationReading } from '../kv/block-pool.ts';
-import type { KvManager } from '../kv/kv-manager.ts';
+import { WINDOW_GROUP, type KvManager } from '../kv/kv-manager.ts';
 import type { Req, Worker } from '../state.ts';
 import type { Tracer } from '../sim/tracer.ts';
 import type { Clock } from '../sim/clock.ts';
@@ -50,6 +50,8 @@ export interface Seams {
   stepFrom(r: Req): number;
   /** Speculative decoding: the token id a decode or verify step of `r` writes at its first position (`last`, its last token). */
   firstInput(r: Req, last: number): number;
+  /** Layer groups: live `r`'s step on `gpu` ended; its blocks that no later step reads are freed. */
+  dropOutOfWindow(r: Req, gpu: number): void;
 }
 
 export type SeamName = keyof Seams;
@@ -139,6 +141,11 @@ export class CorrectSeams implements Seams {
 
   firstInput(_r: Req, last: number): number {
     return last;
+  }
+
+  dropOutOfWindow(r: Req, gpu: number): void {
+    const kv = this.ctx.kv;
+    kv.dropFirst(r, gpu, WINDOW_GROUP, kv.outOfWindow(r, gpu));
   }
 }
 

@@ -10,6 +10,10 @@ import type { Req, Worker } from '../state.ts';
 import { BlockPool, type UtilisationReading } from './block-pool.ts';
 import { PREFIX_POOL, type PrefixCache } from './prefix-cache.ts';
 
+/** The layer groups a sliding window makes (trace v3): global attention layers, and windowed ones. */
+export const FULL_GROUP = 'full';
+export const WINDOW_GROUP = 'swa';
+
 export class KvManager {
   readonly pools: BlockPool[] = [];
   private readonly blockSize: number;
@@ -20,6 +24,13 @@ export class KvManager {
   private readonly cacheSizeEvents: boolean;
   /** Copy-on-write copies not yet carried out by a step, per GPU: [from, to] block pairs. */
   readonly pendingCopies: [number, number][][] = [];
+  /** Layer groups (trace v3): the windowed group's window in positions; 0: one group, no window. */
+  readonly window: number;
+  /** Blocks a request's logical block takes: one per layer group. */
+  readonly perBlock: number;
+  /** State slots per GPU (0: none), and each GPU's free ones (global ids; the lowest is taken first). */
+  readonly slotsPerGpu: number;
+  private readonly freeSlots: number[][] = [];
 
   constructor(
     config: EngineConfig,
@@ -34,9 +45,15 @@ export class KvManager {
     this.stepAllocEvents = config.stepAllocEvents;
     this.sharing = config.prefixCaching;
     this.cacheSizeEvents = config.cacheSizeEvents;
+    this.window = config.slidingWindow;
+    this.perBlock = this.window > 0 ? 2 : 1;
+    this.slotsPerGpu = config.stateSlots;
     for (let g = 0; g < config.mode.gpus; g++) {
       this.pools.push(new BlockPool(g, config.blocks, config.poolLocking, config.blockOwnerChecks, this.sharing));
       this.pendingCopies.push([]);
+      const slots: number[] = [];
+      for (let i = this.slotsPerGpu - 1; i >= 0; i--) slots.push(g * this.slotsPerGpu + i);
+      this.freeSlots.push(slots);
     }
   }
 
@@ -62,9 +79,80 @@ export class KvManager {
     const reading = pool.query(worker.id);
     if (tracer.on && this.stepAllocEvents) tracer.emit({ t: this.clock.now, ev: 'alloc_query', worker: worker.id });
     this.takeBlocks(pool, reading, r, fresh, shared, table);
-    if (tracer.on) tracer.emit({ t: this.clock.now, ev: this.stepAllocEvents ? 'alloc_take' : 'alloc', worker: worker.id, req: r.id, blocks: table.slice(start) });
+    if (tracer.on) {
+      if (this.window > 0) tracer.emit({ t: this.clock.now, ev: 'alloc', worker: worker.id, req: r.id, blocks: table.slice(start), group: FULL_GROUP });
+      else tracer.emit({ t: this.clock.now, ev: this.stepAllocEvents ? 'alloc_take' : 'alloc', worker: worker.id, req: r.id, blocks: table.slice(start) });
+    }
     pool.commit(reading);
     if (tracer.on && this.stepAllocEvents) tracer.emit({ t: this.clock.now, ev: 'alloc_commit', worker: worker.id });
+    if (this.window > 0) this.allocateWindowed(worker, r, gpu, count);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Layer groups (trace v3): the windowed group's blocks, allocated beside the full group's and dropped
+  // once out of the window
+
+  /** The windowed group's `count` blocks for `r` on `gpu`: its table keeps pace with the full group's. */
+  private allocateWindowed(worker: Worker, r: Req, gpu: number, count: number): void {
+    const pool = this.pools[gpu];
+    const table = r.windowed![gpu];
+    const start = table.length;
+    const reading = pool.query(worker.id);
+    pool.take(reading, r.idx, count, table);
+    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'alloc', worker: worker.id, req: r.id, blocks: table.slice(start), group: WINDOW_GROUP });
+    pool.commit(reading);
+  }
+
+  /**
+   * How many of `r`'s first windowed blocks of `gpu` no later step reads: those whose positions are all below
+   * its computed length − window + 1 (a step at position p reads p − window + 1 .. p), less those already dropped.
+   */
+  outOfWindow(r: Req, gpu: number): number {
+    const firstRead = r.computed - this.window + 1;
+    if (firstRead < this.blockSize) return 0;
+    return Math.min(Math.floor(firstRead / this.blockSize) - r.windowDropped![gpu], r.windowed![gpu].length);
+  }
+
+  /**
+   * A live request frees its first `n` blocks of a group on `gpu` (vLLM's remove_skipped_blocks): the
+   * windowed group's, or (a fault's only) the full group's.
+   */
+  dropFirst(r: Req, gpu: number, group: typeof FULL_GROUP | typeof WINDOW_GROUP, n: number): void {
+    if (n <= 0) return;
+    const table = group === WINDOW_GROUP ? r.windowed![gpu] : r.blocks[gpu];
+    const blocks = table.splice(0, n);
+    if (group === WINDOW_GROUP) r.windowDropped![gpu] += n;
+    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'free', req: r.id, blocks, group });
+    this.pools[gpu].release(r.idx, blocks);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State slots (trace v3): one per request of a hybrid model, beside its blocks
+
+  /** Whether `gpu` has a free state slot (always, without slots). */
+  hasSlot(gpu: number): boolean {
+    return this.slotsPerGpu === 0 || this.freeSlots[gpu].length > 0;
+  }
+
+  /** `r` takes a state slot of `gpu`, by `worker` (none without slots, or when it holds one). The caller checked hasSlot. */
+  takeSlot(worker: Worker, r: Req, gpu: number): void {
+    if (this.slotsPerGpu === 0 || r.slot >= 0) return;
+    r.slot = this.freeSlots[gpu].pop()!;
+    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'slot_alloc', worker: worker.id, req: r.id, slot: r.slot });
+  }
+
+  /** `r` gives its state slot back (after its blocks). */
+  releaseSlot(r: Req): void {
+    if (r.slot < 0) return;
+    const slot = r.slot;
+    r.slot = -1;
+    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'slot_free', req: r.id, slot });
+    this.freeSlots[Math.floor(slot / this.slotsPerGpu)].push(slot);
+  }
+
+  /** Free slots of `gpu` (the bookkeeping's view). */
+  freeSlotsOf(gpu: number): readonly number[] {
+    return this.freeSlots[gpu];
   }
 
   private takeBlocks(pool: BlockPool, reading: UtilisationReading, r: Req, fresh: number, shared: number, table: number[]): void {
@@ -211,6 +299,7 @@ export class KvManager {
   /** The free of a request's blocks, every pool, once: one `free` per pool that holds some. */
   freeRequest(r: Req): void {
     for (let g = 0; g < r.blocks.length; g++) this.freePool(r, g);
+    this.releaseSlot(r);
     if (r.victimOf) {
       // The deferred free of an asynchronous preemption's victim: its worker may preempt again.
       if (r.victimOf.pendingVictim === r) r.victimOf.pendingVictim = null;
@@ -221,12 +310,23 @@ export class KvManager {
   /** Frees `r`'s blocks of pool `g` (with sharing: drops its references; a cached block's last holder parks it). */
   freePool(r: Req, g: number): void {
     const blocks = r.blocks[g];
+    if (r.windowed !== null) this.freeWindowed(r, g);
     if (blocks.length === 0) return;
     r.blocks[g] = [];
-    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'free', req: r.id, blocks });
+    if (this.tracer.on) this.tracer.emit(r.windowed === null ? { t: this.clock.now, ev: 'free', req: r.id, blocks } : { t: this.clock.now, ev: 'free', req: r.id, blocks, group: FULL_GROUP });
     if (this.sharing) this.dropAll(r, g, blocks);
     else this.pools[g].release(r.idx, blocks);
     this.wiring.seams.afterRelease(r, g, blocks);
+  }
+
+  /** Frees the rest of `r`'s windowed group on pool `g` (before its full group: the spec reads a free's group). */
+  private freeWindowed(r: Req, g: number): void {
+    const blocks = r.windowed![g];
+    r.windowDropped![g] = 0;
+    if (blocks.length === 0) return;
+    r.windowed![g] = [];
+    if (this.tracer.on) this.tracer.emit({ t: this.clock.now, ev: 'free', req: r.id, blocks, group: WINDOW_GROUP });
+    this.pools[g].release(r.idx, blocks);
   }
 
   private dropAll(r: Req, g: number, blocks: readonly number[]): void {
@@ -249,11 +349,17 @@ export class KvManager {
   /** Room in `gpu`'s pool for `need` more blocks, keeping the watermark free once anything is in use. */
   hasRoom(gpu: number, need: number): boolean {
     const pool = this.pools[gpu];
-    return pool.free >= need + (pool.inUse > 0 ? this.watermarkBlocks : 0);
+    return pool.free >= need * this.perBlock + (pool.inUse > 0 ? this.watermarkBlocks : 0);
   }
 
-  /** Room for `r`'s whole prompt (and generated tokens, for a recompute) in `gpu`'s pool. */
+  /** Whether `gpu`'s pool has `need` logical blocks free now (every layer group's), watermark aside. */
+  hasFree(gpu: number, need: number): boolean {
+    return this.pools[gpu].free >= need * this.perBlock;
+  }
+
+  /** Room for `r`'s whole prompt (and generated tokens, for a recompute) in `gpu`'s pool, and a state slot. */
   canAdmit(r: Req, gpu: number): boolean {
+    if (!this.hasSlot(gpu)) return false;
     const ok = this.hasRoom(gpu, Math.ceil(r.length / this.blockSize));
     if (!ok && this.sharing) this.wiring.seams.admissionRefused(r, gpu);
     return ok;

@@ -90,7 +90,7 @@ export function addDecodeItems(rooms: Rooms, w: Worker, reqs: Req[], budget = Nu
       if (r.generated + ahead >= r.maxTokens) {
         // Asynchronous scheduling: a position past the output limit (its stop not processed yet) gets free
         // blocks if there are any, but nobody is preempted for it.
-        if (kv.pools[gpu].free < need) continue;
+        if (!kv.hasFree(gpu, need)) continue;
         kv.allocate(w, r, gpu, need);
       } else if (!preemption.ensureBlocks(w, r, need)) continue;
     }

@@ -30,7 +30,7 @@ export class Forks {
       if (tracer.on) tracer.emit({ t: clock.now, ev: 'arrive', req: c.id, prompt: c.prompt, maxTokens: c.maxTokens, note: `fork ${k} of ${parent.id} (n = ${n})` });
       const table = parent.blocks[w.gpu];
       const count = Math.ceil(c.length / config.blockSize);
-      if (kv.pools[w.gpu].free < count || table.length !== count) {
+      if (!kv.hasFree(w.gpu, count) || table.length !== count) {
         c.waitClass = 0;
         this.rooms.waiting.enqueue(c);
         continue;

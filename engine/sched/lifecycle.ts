@@ -26,6 +26,11 @@ export class Lifecycle {
   create(id: string, seed: number, prompt: number, maxTokens: number, arrival: number, abortAt: number): Req {
     const { config } = this.rooms;
     const r = new Req(this.reqs.length, id, seed, prompt, maxTokens, arrival, abortAt, config.mode.gpus, config.keepOutputs);
+    if (config.slidingWindow > 0) {
+      r.windowed = [];
+      for (let g = 0; g < config.mode.gpus; g++) r.windowed.push([]);
+      r.windowDropped = new Array<number>(config.mode.gpus).fill(0);
+    }
     this.reqs.push(r);
     this.liveCount++;
     return r;
@@ -47,7 +52,7 @@ export class Lifecycle {
     if (this.nextArrival < config.workload.length) clock.push(config.workload[this.nextArrival].arrival, SimKind.Arrival, null);
     if (tracer.on)
       tracer.emit(r.prefixBlocks > 0 && kv.sharing ? { t: clock.now, ev: 'arrive', req: r.id, prompt: r.prompt, maxTokens: r.maxTokens, keys: this.rooms.prefix.keysOf(r) } : { t: clock.now, ev: 'arrive', req: r.id, prompt: r.prompt, maxTokens: r.maxTokens });
-    const need = Math.ceil((r.prompt + r.maxTokens - 1) / config.blockSize);
+    const need = Math.ceil((r.prompt + r.maxTokens - 1) / config.blockSize) * kv.perBlock;
     const poolSize = kv.pools[0].size;
     if (need > poolSize) {
       this.end(r, 'aborted');

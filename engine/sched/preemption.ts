@@ -17,14 +17,14 @@ export class Preemption {
     for (const r of w.running) {
       if (r.state !== 'decoding' || r.server !== w || (r.inFlight > 0 && !inFlightOk)) continue;
       if (r.generated >= r.maxTokens) continue; // asynchronous scheduling: about to finish, its free is on the way
-      if (
-        best === null ||
-        r.generated < best.generated ||
-        (r.generated === best.generated && (r.prompt > best.prompt || (r.prompt === best.prompt && r.idx > best.idx)))
-      ) {
-        best = r;
-      }
+      if (best === null || before(r, best)) best = r;
     }
+    // vLLM v1 preempts any running request: one mid-prefill too (not while a step computes its chunk).
+    if (this.rooms.config.preemptPrefilling)
+      for (const r of w.prefilling) {
+        if (r.state !== 'prefilling' || r.server !== w || r.inFlight > 0) continue;
+        if (best === null || before(r, best)) best = r;
+      }
     return best;
   }
 
@@ -41,8 +41,7 @@ export class Preemption {
   /** Makes room for `need` free blocks in `w`'s pool for `r`, preempting victims; false as for ensureBlocks. */
   makeRoom(w: Worker, r: Req, need: number): boolean {
     const { kv, seams, lifecycle } = this.rooms;
-    const pool = kv.pools[w.gpu];
-    while (pool.free < need) {
+    while (!kv.hasFree(w.gpu, need)) {
       // A victim whose blocks the step in flight still uses has freed nothing yet: wait for that free.
       if (w.pendingVictim !== null && seams.waitsForDeferredVictim(w)) return false;
       const victim = this.pickVictim(w);
@@ -52,4 +51,9 @@ export class Preemption {
     }
     return true;
   }
+}
+
+/** Whether `a` is retracted before `b`: fewer generated tokens, then the longer prompt, then the later arrival. */
+function before(a: Req, b: Req): boolean {
+  return a.generated < b.generated || (a.generated === b.generated && (a.prompt > b.prompt || (a.prompt === b.prompt && a.idx > b.idx)));
 }

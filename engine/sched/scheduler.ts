@@ -39,6 +39,7 @@ export abstract class RoleScheduler {
       return r.length - r.computed;
     }
     kv.allocate(workers.allocatorFor(w), r, w.gpu, count);
+    kv.takeSlot(workers.allocatorFor(w), r, w.gpu);
     this.rooms.lifecycle.schedule(r, w);
     return r.length;
   }
@@ -95,6 +96,8 @@ export abstract class RoleScheduler {
         prefillDone = true;
         if (rooms.mode.afterPrefill(r, w, overlaps)) (due ??= []).push(r);
       }
+      // Layer groups: the windowed blocks no later step reads go back now (none while a step or transfer uses them).
+      if (rooms.kv.window > 0 && r.inFlight === 0 && !r.ended) rooms.seams.dropOutOfWindow(r, w.gpu);
     }
     this.afterStepEnd(w, due);
     if (prefillDone) ownPrefilling(w);

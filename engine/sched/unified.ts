@@ -44,6 +44,7 @@ export class UnifiedScheduler extends RoleScheduler {
     left = Math.max(0, left);
     for (const r of w.prefilling) {
       if (left === 0) break;
+      if (r.state !== 'prefilling') continue; // retracted for a decode item's room
       const n = Math.min(r.length - r.computed, left);
       reqs.push(r);
       toks.push(n);
