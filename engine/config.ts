@@ -129,7 +129,14 @@ export interface EngineOptions {
  *   true token with probability `acceptance` (seeded, deterministic), else another id. With the model
  *   executors use `ngram`.
  */
-export type SpeculativeOptions = { drafter: 'ngram'; k?: number; min?: number; max?: number } | { drafter: 'oracle'; k?: number; acceptance: number };
+export type SpeculativeOptions = ({ drafter: 'ngram'; k?: number; min?: number; max?: number } | { drafter: 'oracle'; k?: number; acceptance: number }) & {
+  /**
+   * After each verify, free the request's blocks past its accepted positions at once (SGLang's EAGLE worker
+   * gives the rejected drafts' slots back); default false: they stay with the request and are rewritten
+   * (vLLM). With blocks of several positions only whole blocks past the accepted ones go.
+   */
+  freeRejected?: boolean;
+};
 
 /** The drafters of speculative decoding. */
 export const DRAFTERS = ['ngram', 'oracle'] as const;
@@ -144,6 +151,8 @@ export interface SpeculativeConfig {
   readonly max: number;
   /** Oracle drafter: the probability that a draft is the true token. */
   readonly acceptance: number;
+  /** Blocks past the accepted positions are freed after each verify. */
+  readonly freeRejected: boolean;
 }
 
 /** The most drafts one verify may check. */
@@ -258,7 +267,9 @@ function resolveSpeculative(o: EngineOptions, wantsHistory: boolean): Speculativ
   if (typeof s !== 'object' || Array.isArray(s)) throw new EngineConfigError(`speculative must be an object {drafter, k?, ...}, got ${JSON.stringify(s)}`);
   const drafter = (s as { drafter?: unknown }).drafter;
   if (drafter !== 'ngram' && drafter !== 'oracle') throw new EngineConfigError(`speculative drafter must be ${DRAFTERS.join(' or ')}, got ${JSON.stringify(drafter)}`);
-  const known = drafter === 'ngram' ? ['drafter', 'k', 'min', 'max'] : ['drafter', 'k', 'acceptance'];
+  const known = drafter === 'ngram' ? ['drafter', 'k', 'min', 'max', 'freeRejected'] : ['drafter', 'k', 'acceptance', 'freeRejected'];
+  const freeRejected = (s as { freeRejected?: unknown }).freeRejected ?? false;
+  if (typeof freeRejected !== 'boolean') throw new EngineConfigError(`speculative freeRejected must be true or false, got ${JSON.stringify(freeRejected)}`);
   for (const key of Object.keys(s)) {
     if (!known.includes(key)) throw new EngineConfigError(`speculative option '${key}' does not apply to the ${drafter} drafter (its options: ${known.slice(1).join(', ')})`);
   }
@@ -274,12 +285,12 @@ function resolveSpeculative(o: EngineOptions, wantsHistory: boolean): Speculativ
   if (drafter === 'ngram') {
     const min = int((s as { min?: number }).min, 1, 1, 1024, 'min (shortest n-gram)');
     const max = int((s as { max?: number }).max, Math.max(3, min), min, 1024, `max (longest n-gram, ≥ min ${min})`);
-    return { drafter, k, min, max, acceptance: Number.NaN };
+    return { drafter, k, min, max, acceptance: Number.NaN, freeRejected };
   }
   const acceptance = (s as { acceptance?: unknown }).acceptance;
   if (typeof acceptance !== 'number' || !(acceptance >= 0 && acceptance <= 1)) throw new EngineConfigError(`speculative acceptance must be a probability in [0, 1], got ${JSON.stringify(acceptance)}`);
   if (wantsHistory) throw new EngineConfigError('the oracle drafter knows the cost model’s tokens, not a model’s: with a model executor use the ngram drafter');
-  return { drafter, k, min: 0, max: 0, acceptance };
+  return { drafter, k, min: 0, max: 0, acceptance, freeRejected };
 }
 
 /** The v3 model and scheduling options checked: sliding window, state slots, preemption while prefilling. */

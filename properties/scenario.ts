@@ -122,7 +122,7 @@ export interface SetupShape {
    * Speculative decoding (trace v3) with the cost model's oracle drafter: drafts per verify and the chance
    * that a draft is right; null: off. Not with asynchronous scheduling (the engine refuses the pair).
    */
-  speculative: { k: number; acceptance: number } | null;
+  speculative: { k: number; acceptance: number; freeRejected: boolean } | null;
   /**
    * Trace v3's model options: layer groups with a sliding window of this many positions (null: none); state
    * slots per GPU (null: none); preemption of requests still prefilling (unified mode). The engine refuses
@@ -147,7 +147,7 @@ export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
     asyncScheduling: fc.boolean(),
     prefixCaching: fc.boolean(),
     prefixCache: fc.constantFrom<'hash' | 'radix'>('hash', 'radix'),
-    speculative: fc.option(fc.record({ k: fc.integer({ min: 1, max: 4 }), acceptance: fc.constantFrom(0.5, 0, 0.8, 1) }), { freq: 2 }),
+    speculative: fc.option(fc.record({ k: fc.integer({ min: 1, max: 4 }), acceptance: fc.constantFrom(0.5, 0, 0.8, 1), freeRejected: fc.boolean() }), { freq: 2 }),
     slidingWindow: fc.option(fc.integer({ min: 1, max: 8 }), { freq: 3 }),
     stateSlots: fc.option(fc.integer({ min: 1, max: 4 }), { freq: 3 }),
     preemptPrefilling: fc.boolean(),

@@ -171,8 +171,12 @@ export class System {
    */
   blockGroup: Int32Array | null = null;
   dropped = new Map<number, number[]>();
-  /** Whether the free being applied is a live request's free of blocks outside its window. */
+  /**
+   * Whether the free being applied is a live request's free of blocks outside its window (its first ones),
+   * or of its last blocks, past its computed and accepted positions (rolled-back drafts, SGLang).
+   */
   private partialFree = false;
+  private tailFree = false;
   time: number;
   /** When set, each applied event records the machine transitions it took (`machine:state:event`), for coverage. */
   fired: string[] | null = null;
@@ -219,6 +223,7 @@ export class System {
       for (const [r, d] of from.dropped) this.dropped.set(r, d.slice());
       // An event attempted on the origin may be committed into this copy (the explorer's successors).
       this.partialFree = from.partialFree;
+      this.tailFree = from.tailFree;
       this.time = from.time;
       this.blockSlot = from.blockSlot;
       this.blockStamp = from.blockStamp;
@@ -361,6 +366,22 @@ export class System {
     if (end > firstNeeded)
       return `request ${id} has ${computed} position(s) computed, so group ${group.id} (window ${group.window}) still reads positions from ${firstNeeded}; the free would drop positions up to ${end - 1}`;
     return null;
+  }
+
+  /**
+   * Trace v3: whether live request `r` may free `blocks` of group `g` in pool `pool` as its last blocks,
+   * every position they hold past its computed and accepted ones (blocks of rolled-back drafts, which SGLang
+   * frees after a verify; or allocated ahead and not written yet), with no step or transfer of it in flight.
+   */
+  private pastAccepted(r: number, blocks: readonly number[], g: number, pool: number): boolean {
+    const ctx = this.requests[r].context;
+    if (ctx.inFlight > 0) return false;
+    const table = this.blockGroup !== null ? this.groupTable(r, g, pool) : this.tables[r].filter((b) => this.poolOf(b) === pool);
+    const start = table.length - blocks.length;
+    if (start < 0) return false;
+    for (const b of blocks) if (table.indexOf(b) < start) return false;
+    const before = this.blockGroup !== null ? this.droppedIn(r, g, pool) : 0;
+    return (before + start) * this.header.blockSize >= ctx.computed;
   }
 
   /** Trace v3 with groups: why a step of `item` is not covered by its request's blocks in some group, or null. */
@@ -707,11 +728,15 @@ export class System {
         const serverPool = this.serverGpu(r) ?? -1;
         if (this.groupOf(ev.group) < 0) return this.unknown(ev.ev, `layer group ${ev.group} is not among the header's groups (${(this.header.groups ?? []).map((g) => g.id).join(', ') || 'none declared'})`);
         let unneeded = false;
-        this.partialFree = false;
-        if (this.blockGroup !== null && this.isLive(r) && this.requests[r].value !== 'retracting' && ev.blocks.some((b) => this.poolOf(b) === serverPool)) {
-          const why = this.neededStill(r, ev.blocks, this.groupOf(ev.group), serverPool);
-          if (why) return this.refuse(ev.ev, 'PartialFreeOnlyUnneeded', why);
-          unneeded = this.partialFree = true;
+        this.partialFree = this.tailFree = false;
+        if (this.header.version >= 3 && this.isLive(r) && this.requests[r].value !== 'retracting' && ev.blocks.some((b) => this.poolOf(b) === serverPool)) {
+          const g = this.groupOf(ev.group);
+          if (this.pastAccepted(r, ev.blocks, g, serverPool)) unneeded = this.tailFree = true;
+          else if (this.blockGroup !== null) {
+            const why = this.neededStill(r, ev.blocks, g, serverPool);
+            if (why) return this.refuse(ev.ev, 'PartialFreeOnlyUnneeded', why);
+            unneeded = this.partialFree = true;
+          }
         }
         const perPool = new Map<number, number>();
         for (const b of ev.blocks) perPool.set(this.poolOf(b), (perPool.get(this.poolOf(b)) ?? 0) + 1);
@@ -993,7 +1018,7 @@ export class System {
             const d = this.dropped.get(r) ?? new Array<number>(this.header.gpus * G).fill(0);
             d[at] += ev.blocks.length;
             this.dropped.set(r, d);
-          } else {
+          } else if (!this.tailFree) {
             // A whole free of a pool's blocks: that pool's tables start again from position 0.
             const d = this.dropped.get(r);
             if (d) for (const b of ev.blocks) d.fill(0, this.poolOf(b) * G, this.poolOf(b) * G + G);

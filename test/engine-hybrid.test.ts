@@ -153,6 +153,26 @@ describe('preemption while prefilling (unified, as vLLM v1)', () => {
   });
 });
 
+describe('speculative decoding that gives rejected slots back (SGLang)', () => {
+  it.each([1, 4])('block size %i: after verifies with rejections, live requests free their last blocks past the accepted positions; the traces conform', (blockSize) => {
+    const options = (freeRejected: boolean) => base(smallWorkload(12, 12, { output: 'uniform:8:40' }), { blockSize, blocks: 3000, speculative: { drafter: 'oracle', k: 4, acceptance: 0.4, freeRejected } });
+    const on = tracedRun(options(true));
+    expect(on.verdict.verdict, explain(on.verdict)).toBe('conforms');
+    const live = new Set<string>();
+    let tail = 0;
+    for (const e of on.sink.events) {
+      if (e.ev === 'join') live.add(e.req);
+      if (e.ev === 'finish' || e.ev === 'abort' || e.ev === 'preempt') live.delete(e.req);
+      if (e.ev === 'free' && live.has(e.req)) tail += e.blocks.length;
+    }
+    expect(tail).toBeGreaterThan(blockSize === 1 ? 50 : 5);
+    // The same tokens as when the rejected slots stay (the accepted positions never move).
+    const off = tracedRun(options(false));
+    expect(on.result.records.map((r) => r.generated)).toEqual(off.result.records.map((r) => r.generated));
+    expect(off.sink.events.filter((e) => e.ev === 'free').length).toBeLessThan(on.sink.events.filter((e) => e.ev === 'free').length);
+  });
+});
+
 describe('what the engine refuses, in one line', () => {
   const one: WorkloadRequest[] = [{ id: 'a', arrival: 0, prompt: 4, output: 4 }];
   it.each([

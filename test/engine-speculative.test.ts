@@ -53,7 +53,7 @@ describe('the options', () => {
     [{ drafter: 'oracle', acceptance: 1.5 }, /acceptance must be a probability in \[0, 1\], got 1.5/],
     [{ drafter: 'ngram', k: 0 }, /speculative k \(drafts per verify\) must be an integer in 1\.\.64, got 0/],
     [{ drafter: 'ngram', min: 3, max: 2 }, /max \(longest n-gram, ≥ min 3\) must be an integer in 3\.\.1024, got 2/],
-    [{ drafter: 'ngram', acceptance: 0.5 }, /speculative option 'acceptance' does not apply to the ngram drafter \(its options: k, min, max\)/],
+    [{ drafter: 'ngram', acceptance: 0.5 }, /speculative option 'acceptance' does not apply to the ngram drafter \(its options: k, min, max, freeRejected\)/],
     [{ drafter: 'oracle', acceptance: 0.5, min: 2 }, /option 'min' does not apply to the oracle drafter/],
   ])('refuses %j in one line', (speculative, message) => {
     expect(() => new Engine(base(one, { speculative: speculative as never }))).toThrow(EngineConfigError);

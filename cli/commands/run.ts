@@ -36,7 +36,7 @@ const usage = [
   '           [--profile NAME|FILE] [--slo TTFT,TPOT] [--blocks B] [--block-size T] [--chunk N] [--no-chunking]',
   '           [--max-batch N] [--async-scheduling] [--prefix-caching [--prefix-cache hash|radix]] [--seed N] [--trace-out FILE|-] [--json]',
   '           [--outputs] [--fault NAME ...] [--report DIR]',
-  '           [--speculative ngram|oracle [--draft-k K] [--ngram MIN:MAX] [--acceptance P]]',
+  '           [--speculative ngram|oracle [--draft-k K] [--ngram MIN:MAX] [--acceptance P] [--free-rejected]]',
   '           [--sliding-window W] [--state-slots S] [--preempt-prefilling]',
 ].join('\n');
 
@@ -77,6 +77,7 @@ const options = {
   'draft-k': { type: 'string' },
   ngram: { type: 'string' },
   acceptance: { type: 'string' },
+  'free-rejected': { type: 'boolean' },
   'sliding-window': { type: 'string' },
   'state-slots': { type: 'string' },
   'preempt-prefilling': { type: 'boolean' },
@@ -107,12 +108,13 @@ function parseFaults(list: string[] | undefined): EngineFaults {
 }
 
 /** --speculative and its settings, as EngineOptions.speculative (undefined when off). */
-function parseSpeculative(v: { speculative?: string; 'draft-k'?: string; ngram?: string; acceptance?: string }): SpeculativeOptions | undefined {
+function parseSpeculative(v: { speculative?: string; 'draft-k'?: string; ngram?: string; acceptance?: string; 'free-rejected'?: boolean }): SpeculativeOptions | undefined {
   const drafter = v.speculative as SpeculativeOptions['drafter'] | undefined;
   if (drafter === undefined) {
-    for (const flag of ['draft-k', 'ngram', 'acceptance'] as const) if (v[flag] !== undefined) throw new UsageError(`--${flag} needs --speculative ngram|oracle`);
+    for (const flag of ['draft-k', 'ngram', 'acceptance', 'free-rejected'] as const) if (v[flag] !== undefined) throw new UsageError(`--${flag} needs --speculative ngram|oracle`);
     return undefined;
   }
+  const free = v['free-rejected'] === true ? { freeRejected: true } : {};
   if (!(DRAFTERS as readonly string[]).includes(drafter)) throw new UsageError(`--speculative must be one of ${DRAFTERS.join(', ')}, got '${drafter}'`);
   const k = v['draft-k'] === undefined ? undefined : intOption(v['draft-k'], 'draft-k', 3, 1);
   if (drafter === 'ngram') {
@@ -123,13 +125,13 @@ function parseSpeculative(v: { speculative?: string; 'draft-k'?: string; ngram?:
       if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new UsageError(`--ngram must be MIN:MAX with 1 ≤ MIN ≤ MAX (e.g. 1:3), got '${v.ngram}'`);
       range = { min: Number(m[1]), max: Number(m[2]) };
     }
-    return { drafter, ...(k !== undefined ? { k } : {}), ...range };
+    return { drafter, ...(k !== undefined ? { k } : {}), ...range, ...free };
   }
   if (v.ngram !== undefined) throw new UsageError('--ngram is the ngram drafter’s (--speculative ngram)');
   if (v.acceptance === undefined) throw new UsageError('--speculative oracle needs --acceptance P, the chance in [0, 1] that a draft is the token the cost model produces');
   const acceptance = numberOption(v.acceptance, 'acceptance', Number.NaN);
   if (!(acceptance >= 0 && acceptance <= 1)) throw new UsageError(`--acceptance must be a probability in [0, 1], got '${v.acceptance}'`);
-  return { drafter, ...(k !== undefined ? { k } : {}), acceptance };
+  return { drafter, ...(k !== undefined ? { k } : {}), acceptance, ...free };
 }
 
 function parsePolicyOptions(list: string[] | undefined): Record<string, unknown> {
@@ -238,7 +240,8 @@ export const run: Command = {
     '--speculative ngram|oracle turns on speculative decoding: each decode step verifies up to --draft-k drafts (default',
     '3) and keeps the prefix greedy decoding would have chosen, so the tokens are those of plain greedy decoding and only',
     'the steps change. ngram: vLLM\'s n-gram proposer on the request\'s own tokens (--ngram MIN:MAX, default 1:3);',
-    'oracle (cost model only): each draft is the cost model\'s token with probability --acceptance P.',
+    'oracle (cost model only): each draft is the cost model\'s token with probability --acceptance P. --free-rejected',
+    'gives the blocks past the accepted positions back after each verify (SGLang), instead of rewriting them (vLLM).',
     'A hybrid model (cost model only; trace v3): --sliding-window W gives it global and windowed layers, two layer groups',
     '(full, swa) with their own block tables, and a request frees its swa blocks once they leave the window of W',
     'positions; --state-slots S gives each GPU S recurrent-state slots (Mamba layers), one per admitted request.',

@@ -126,6 +126,27 @@ export class KvManager {
     this.pools[gpu].release(r.idx, blocks);
   }
 
+  /**
+   * Speculative decoding that gives rejected slots back (SGLang): `r`'s last blocks of `gpu` past its computed
+   * and accepted positions, every layer group's, are freed (none hold a position any step reads).
+   */
+  freeTail(r: Req, gpu: number): void {
+    const keep = Math.ceil(r.computed / this.blockSize);
+    if (r.windowed !== null) this.freeLast(r, gpu, r.windowed[gpu], keep - r.windowDropped![gpu], WINDOW_GROUP);
+    this.freeLast(r, gpu, r.blocks[gpu], keep, r.windowed === null ? undefined : FULL_GROUP);
+  }
+
+  /** Frees the blocks of `table` from logical index `keep` on (with sharing: drops `r`'s references). */
+  private freeLast(r: Req, gpu: number, table: number[], keep: number, group: string | undefined): void {
+    if (table.length <= Math.max(0, keep)) return;
+    const blocks = table.splice(Math.max(0, keep));
+    if (this.tracer.on) this.tracer.emit(group === undefined ? { t: this.clock.now, ev: 'free', req: r.id, blocks } : { t: this.clock.now, ev: 'free', req: r.id, blocks, group });
+    const pool = this.pools[gpu];
+    if (!this.sharing) pool.release(r.idx, blocks);
+    // Positions past the computed ones are never cached: a block whose last holder goes is free again.
+    else for (const b of blocks) if (pool.drop(r.idx, b)) pool.releaseDropped(b);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // State slots (trace v3): one per request of a hybrid model, beside its blocks
 

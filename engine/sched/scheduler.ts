@@ -91,7 +91,7 @@ export abstract class RoleScheduler {
         if (r.generated >= r.maxTokens) {
           if (overlaps) (due ??= []).push(r);
           else lifecycle.finish(r);
-        }
+        } else if (k > 0 && rooms.config.speculative!.freeRejected) rooms.kv.freeTail(r, w.gpu);
       } else if (prefilled(rooms, r, w, counts[i], tokens[i])) {
         prefillDone = true;
         if (rooms.mode.afterPrefill(r, w, overlaps)) (due ??= []).push(r);

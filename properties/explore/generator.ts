@@ -193,7 +193,11 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
       for (let g = 0; g < groups.length; g++) {
         if (groups[g].window === undefined) continue;
         const mine = sys.tables[r].filter((b) => sys.blockGroup![b] === g && sys.poolOf(b) === pool);
-        for (let j = 1; j <= mine.length; j++) out.push({ t, ev: 'free', req: id, blocks: mine.slice(0, j), group: groups[g].id });
+        // Only blocks holding some computed position: a free past them (allocated ahead, not written) is a
+        // tail free, which the spec allows and which, proposed again after every allocation, would only spin.
+        const dropped = sys.dropped.get(r)?.[pool * groups.length + g] ?? 0;
+        const written = Math.min(mine.length, Math.ceil(c.computed / config.blockSize) - dropped);
+        for (let j = 1; j <= written; j++) out.push({ t, ev: 'free', req: id, blocks: mine.slice(0, j), group: groups[g].id });
       }
   }
 
