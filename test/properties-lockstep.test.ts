@@ -43,12 +43,14 @@ describe('shared KV in the campaign', () => {
 });
 
 describe('speculative decoding in the campaign', () => {
-  it('about a quarter of the runs verify drafts (trace v3, the oracle drafter), with acceptances and rejections, and every property holds', () => {
+  it('about half the runs write trace v3: drafts verified (the oracle drafter) with acceptances and rejections, windowed blocks freed by live requests, state slots taken; every property holds', () => {
     const result = coverageRuns();
     expect(result.ok, result.failure?.message).toBe(true);
     const s = result.speculative;
-    expect(s.runs).toBeGreaterThan(40);
-    expect(s.runs).toBeLessThan(120);
+    expect(s.runs).toBeGreaterThan(100);
+    expect(s.runs).toBeLessThan(220);
+    expect(s.windowFrees).toBeGreaterThan(100);
+    expect(s.slotAllocs).toBeGreaterThan(20);
     expect(s.verifies).toBeGreaterThan(100);
     expect(s.accepted).toBeGreaterThan(50);
     expect(s.rejections).toBeGreaterThan(50);
