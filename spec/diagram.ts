@@ -11,6 +11,8 @@ export const MACHINE_TITLES: Record<MachineName, string> = {
   worker: 'Worker (one per prefill, decode or unified worker)',
   partition: 'SM partition and resize handoff (one per system)',
   slot: 'State slot of a hybrid model’s recurrent state (one per slot; trace v3)',
+  task: 'Core-attention task: created → dispatched to a server’s buffer → computing → returned → consumed (one per task; trace v4)',
+  buffer: 'Attention server buffer under ping-pong and in-place execution (one per buffer; trace v4)',
 };
 
 /** The machine as a Mermaid stateDiagram-v2: one edge per (source, target), labelled with its events and guards. */

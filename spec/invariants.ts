@@ -60,7 +60,7 @@ export const RULES = {
   NoFreeWhileInFlight: {
     family: 'SingleOwnership',
     kind: 'state',
-    says: 'No block on the free list is used by a step or transfer in flight, so no late write lands in a block with a new owner.',
+    says: 'No block on the free list is used by a step or transfer in flight (or read by a core-attention task whose result is not yet consumed), so no late write or read lands in a block with a new owner.',
   },
   SingleWriter: {
     family: 'SingleOwnership',
@@ -106,6 +106,37 @@ export const RULES = {
     family: 'NothingLost',
     kind: 'guard',
     says: 'A live request frees blocks of a layer group only when the group has a window and every position they hold is below its computed length minus the window: its oldest blocks first, never a position a later step still reads (bug zoo Z20) (trace v3).',
+  },
+  TaskReadsOwnKv: {
+    family: 'SingleOwnership',
+    kind: 'guard',
+    says: 'A core-attention task is made during its request’s step on that worker, for query positions that step computes, and reads only blocks its request holds, every one it needs: no task attends to another request’s KV or to KV that is not there (trace v4).',
+  },
+  TaskComputedOnce: {
+    family: 'Protocol',
+    atStake: 'NothingLost',
+    kind: 'guard',
+    says: 'A core-attention task is dispatched once, computed once after its dispatch, and dispatched again only when its server is lost: no task is lost or duplicated, a resize or a server loss included (trace v4).',
+  },
+  ResultConsumedOnce: {
+    family: 'OutputInvariance',
+    kind: 'guard',
+    says: 'A task’s result is read by its worker exactly once, after the task ended and before its buffer is reused: the output attends to the attention that was computed (trace v4).',
+  },
+  BufferNotReused: {
+    family: 'SingleOwnership',
+    kind: 'guard',
+    says: 'An attention server’s buffer holds one task’s inputs or unread result at a time: no dispatch overwrites a task in flight or a result not yet read (ping-pong included) (trace v4).',
+  },
+  InPlaceKeepsInputs: {
+    family: 'OutputInvariance',
+    kind: 'guard',
+    says: 'A task that writes its output in place (over its own inputs) ends only when no other unfinished task still reads those inputs, and a task reads only buffers that still hold inputs (trace v4).',
+  },
+  StepWaitsForTasks: {
+    family: 'OutputInvariance',
+    kind: 'guard',
+    says: 'A step ends only after the results of all its core-attention tasks are consumed: no step completes without its attention (trace v4).',
   },
   SlotSingleOwner: {
     family: 'SingleOwnership',
@@ -344,6 +375,8 @@ export function checkAtRest(sys: System): Violation | null {
     }
     for (let i = 0; i < sys.slots.length; i++)
       if (sys.slots[i].value !== 'free') return violation('QuiescentAllFree', `no request is live and nothing is in flight, but state slot ${i} is owned by ${sys.slots[i].context.owner}`);
+    const busy = sys.cad?.busyBuffer();
+    if (busy) return violation('QuiescentAllFree', `no request is live and nothing is in flight, but ${busy}`);
   }
   return null;
 }

@@ -3,6 +3,7 @@
 // the pool, the partition); then all of them move at once. The composition also keeps the bookkeeping no
 // single machine owns: each request's block table, and the steps and transfers in flight with the blocks
 // they hold.
+import { bufferMachine, bufferParts, CadBook, taskMachine, taskParts, type BufferContext, type TaskContext } from './cad.ts';
 import { allocatorMachine, allocatorParts, blockMachine, blockParts, poolMachine, poolParts } from './kv.ts';
 import { compileMachine, fireOrRefuse, type CompiledMachine, type Refusal, type Snapshot } from './machine-kit.ts';
 import { partitionMachine, partitionParts, workerMachine, workerParts, type WorkerContext } from './partition.ts';
@@ -25,6 +26,8 @@ export const MACHINES = {
   worker: compileMachine(workerMachine, workerParts),
   partition: compileMachine(partitionMachine, partitionParts),
   slot: compileMachine(slotMachine, slotParts),
+  task: compileMachine(taskMachine, taskParts),
+  buffer: compileMachine(bufferMachine, bufferParts),
 } satisfies Record<string, AnyCompiled>;
 
 export type MachineName = keyof typeof MACHINES;
@@ -37,6 +40,9 @@ export const V2_ONLY = { events: new Set(['hit', 'insert', 'evict', 'cache_hit',
 
 /** Machines and events only a v3 header with state slots reaches. */
 export const SLOTS_ONLY = { events: new Set(['slot_alloc', 'slot_free']), machines: new Set(['slot']) };
+
+/** Machines and events only a v4 header with attention servers reaches (core-attention disaggregation). */
+export const CAD_ONLY = { events: new Set(['task_create', 'task_dispatch', 'task_start', 'task_end', 'task_consume', 'server_lost']), machines: new Set(['task', 'buffer']) };
 
 /**
  * Trace v3 events that move no machine: `tick` (time passes) and `idle` (the engine says it is at rest). The
@@ -128,7 +134,9 @@ function growRequestSlots(n: number) {
 /** The next snapshot of each machine an event moves. */
 export type PendingMoves = { kind: MachineName; index: number; snap: Snapshot<unknown> }[];
 
-const KIND_CODE: Record<MachineName, number> = { partition: 0, pool: 1, allocator: 2, worker: 3, request: 4, block: 5, slot: 6 };
+const KIND_CODE: Record<MachineName, number> = { partition: 0, pool: 1, allocator: 2, worker: 3, request: 4, block: 5, slot: 6, task: 7, buffer: 8 };
+/** Kinds per index in a move's map key (KIND_CODE + index · KINDS). */
+const KINDS = 16;
 
 export class System {
   readonly header: TraceHeader;
@@ -152,6 +160,8 @@ export class System {
   partition: Snapshot<PartitionContext>[];
   /** Trace v3: state slots, every GPU's (pool p holds p·S .. p·S + S − 1); none without the header's stateSlots. */
   slots: Snapshot<SlotContext>[];
+  /** Trace v4: core-attention tasks and the attention servers' buffers; null without the header's attentionServers. */
+  cad: CadBook | null = null;
   ops: Map<string, InFlightOp>;
   reqOps: string[][];
   liveCount: number;
@@ -212,6 +222,7 @@ export class System {
       this.pools = from.pools.slice();
       this.partition = from.partition.slice();
       this.slots = from.slots.slice();
+      this.cad = from.cad?.clone() ?? null;
       this.ops = new Map(from.ops);
       this.reqOps = from.reqOps.map((o) => o.slice());
       this.liveCount = from.liveCount;
@@ -256,6 +267,11 @@ export class System {
     if (header.groups) this.blockGroup = new Int32Array(total).fill(-1);
     const slotSnap: Snapshot<SlotContext> = { value: this.machines.slot.initial, context: initialContext<SlotContext>(this.machines.slot, {}) };
     this.slots = new Array((header.stateSlots ?? 0) * header.gpus).fill(slotSnap);
+    if (header.attentionServers) {
+      const taskSnap: Snapshot<TaskContext> = { value: this.machines.task.initial, context: initialContext<TaskContext>(this.machines.task, {}) };
+      const bufferSnap: Snapshot<BufferContext> = { value: this.machines.buffer.initial, context: initialContext<BufferContext>(this.machines.buffer, {}) };
+      this.cad = new CadBook(header, taskSnap, bufferSnap);
+    }
     const locking = options.locking ?? true;
     for (let g = 0; g < header.gpus; g++) this.pools.push({ value: this.machines.pool.initial, context: initialContext(this.machines.pool, { locking }) });
     this.partition = [
@@ -300,8 +316,14 @@ export class System {
     return Math.floor(block / this.header.blocks);
   }
 
+  /** The GPU of worker `w`. */
+  workerGpu(w: number): number {
+    return this.workers[w].context.gpu;
+  }
+
   holdersOf(b: number): string {
     const labels = [...this.ops.values()].filter((op) => op.held.some((blocks) => blocks.includes(b))).map((op) => op.label);
+    if (this.cad) labels.push(...this.cad.holdersOf(b));
     return labels.length ? labels.join(', ') : `${this.holds[b]} op(s)`;
   }
 
@@ -418,6 +440,10 @@ export class System {
         return this.partition;
       case 'slot':
         return this.slots;
+      case 'task':
+        return this.cad!.tasks;
+      case 'buffer':
+        return this.cad!.buffers;
     }
   }
 
@@ -437,6 +463,9 @@ export class System {
         return 'partition';
       case 'slot':
         return `state slot ${index}`;
+      case 'task':
+      case 'buffer':
+        return this.cad!.label(kind, index);
     }
   }
 
@@ -647,6 +676,8 @@ export class System {
         if (typeof w !== 'number') return w;
         const op = this.ops.get(stepKey(ev.worker, ev.step));
         if (!op) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is not in flight`);
+        const open = this.cad?.openTask(stepKey(ev.worker, ev.step));
+        if (open) return this.refuse(ev.ev, 'StepWaitsForTasks', `step ${ev.step} of ${ev.worker} cannot end: ${open}`);
         this.add('worker', w, { type: 'step_end' });
         const accepted = ev.accepted;
         for (let i = 0; i < op.reqs.length; i++) {
@@ -749,6 +780,18 @@ export class System {
           remaining -= count;
           this.add('request', r, { type: 'free', pool: p, count, remaining, serverPool, unneeded } as never);
         }
+        return moves;
+      }
+      case 'task_create':
+      case 'task_dispatch':
+      case 'task_start':
+      case 'task_end':
+      case 'task_consume':
+      case 'server_lost': {
+        if (!this.cad) return this.unknown(ev.ev, `the header declares no attention servers (attentionServers, trace v4)`);
+        const planned = this.cad.plan(ev, this, stepKey);
+        if (!Array.isArray(planned)) return this.refuse(ev.ev, planned.protects, planned.message);
+        for (const mv of planned) this.add(mv.kind, mv.index, mv.event);
         return moves;
       }
       case 'slot_alloc':
@@ -892,7 +935,7 @@ export class System {
       if (large) {
         if (mv.kind === 'block') slot = this.blockStamp[mv.index] === stamp ? this.blockSlot[mv.index] : -1;
         else if (mv.kind === 'request') slot = requestStamp[mv.index] === stamp ? requestSlot[mv.index] : -1;
-        else slot = slots!.get(KIND_CODE[mv.kind] + mv.index * 8) ?? -1;
+        else slot = slots!.get(KIND_CODE[mv.kind] + mv.index * KINDS) ?? -1;
       } else for (let i = 0; i < pending.length; i++) if (pending[i].index === mv.index && pending[i].kind === mv.kind) slot = i;
       const cur = slot >= 0 ? pending[slot].snap : this.entities(mv.kind)[mv.index];
       const next = fireOrRefuse(this.machines[mv.kind], cur as Snapshot<any>, mv.event);
@@ -911,7 +954,7 @@ export class System {
             if (mv.index >= requestStamp.length) growRequestSlots(mv.index + 1);
             requestStamp[mv.index] = stamp;
             requestSlot[mv.index] = pending.length;
-          } else slots!.set(KIND_CODE[mv.kind] + mv.index * 8, pending.length);
+          } else slots!.set(KIND_CODE[mv.kind] + mv.index * KINDS, pending.length);
         }
         pending.push({ kind: mv.kind, index: mv.index, snap: next });
       }
@@ -1074,6 +1117,7 @@ export class System {
           }
         }
         this.endOp(stepKey(ev.worker, ev.step));
+        this.cad?.bookkeep(ev, this, stepKey);
         return;
       }
       case 'token': {
@@ -1104,6 +1148,12 @@ export class System {
       case 'worker_start':
         this.addWorker(ev.worker, { role: ev.role, epoch: ev.epoch, share: ev.share, gpu: ev.gpu ?? 0 }, this.machines.worker.initial);
         this.touched.push({ kind: 'worker', index: this.workers.length - 1 });
+        return;
+      case 'task_create':
+      case 'task_dispatch':
+      case 'task_consume':
+      case 'server_lost':
+        this.cad!.bookkeep(ev, this, stepKey);
         return;
       default:
         return;

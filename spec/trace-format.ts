@@ -9,9 +9,10 @@ export const TRACE_VERSION = 1;
  * marked `since: 2`); a v1 header keeps the v1 semantics, and a v2 event in a v1 trace is bad input. v3 adds
  * what a step computes (each batch item's first position, draft positions and token ids), speculative
  * verification (`step_end.accepted`) and preemption in any phase, and the clock events `tick` and `idle` with an
- * optional release deadline (`releaseWithin`); v3 includes v2.
+ * optional release deadline (`releaseWithin`); v3 includes v2. v4 adds core-attention disaggregation
+ * (attention servers, their buffers, and core-attention tasks); v4 includes v3.
  */
-export const TRACE_VERSIONS = [1, 2, 3] as const;
+export const TRACE_VERSIONS = [1, 2, 3, 4] as const;
 export type TraceVersion = (typeof TRACE_VERSIONS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +294,55 @@ export const EVENTS = {
     emit: 'semi-PD/Nexus: the resize is complete.',
     fields: { epoch: { kind: 'count', doc: 'the epoch now stable' } },
   },
+  task_create: {
+    since: 4,
+    doc: 'Core-attention disaggregation: during its step, a worker makes the core attention softmax(QKᵀ)V of a request’s query positions [from, to) a task, reading the K/V of positions 0 .. to − 1 in `blocks`; those blocks are read-held until the task’s result is consumed.',
+    emit: 'DistCA: the scheduler’s plan shards a document on the query axis into attention tasks (one per shard and layer); an engine writes it when the pre-core-attention part of the step has produced Q, K and V.',
+    fields: {
+      task: { kind: 'id', doc: 'task id, unique in the trace' },
+      req: f.req,
+      worker: f.worker,
+      step: { kind: 'id', doc: 'the step in flight on `worker` whose attention this is' },
+      from: { kind: 'count', doc: 'first query position of the shard' },
+      to: { kind: 'positive', doc: 'one past its last query position (it attends to positions 0 .. to − 1)' },
+      blocks: { kind: 'blocks', doc: 'the request’s blocks holding the K/V of positions 0 .. to − 1' },
+    },
+  },
+  task_dispatch: {
+    since: 4,
+    doc: 'The task’s Q, K and V are sent into one buffer of an attention server (a lost server’s unfinished task is dispatched again). `reads`: other buffers of the same server whose inputs the task reads too (a shard batched with another shard of its document, whose K/V is already there).',
+    emit: 'DistCA: the all-to-all dispatch of QKV to the attention servers of the plan (n_to_n_dispatch), one nano-batch of the ping-pong pair at a time.',
+    fields: {
+      task: { kind: 'id', doc: 'the task' },
+      server: { kind: 'id', doc: 'an attention server of the header' },
+      buffer: { kind: 'count', doc: 'the buffer’s index on that server (0 .. buffers − 1)' },
+      reads: { kind: 'blocks', optional: true, doc: 'indices of other buffers of the server whose inputs it reads' },
+    },
+  },
+  task_start: {
+    since: 4,
+    doc: 'The attention server starts computing the task (fused with whatever else it batched).',
+    emit: 'DistCA: the attention server launches the core-attention kernel over its rebatched shards.',
+    fields: { task: { kind: 'id', doc: 'the task' } },
+  },
+  task_end: {
+    since: 4,
+    doc: 'The task’s result is in its buffer: in place, the output overwrites the task’s own inputs there.',
+    emit: 'DistCA: the core-attention kernel over the shard completes (output written over the Q buffer).',
+    fields: { task: { kind: 'id', doc: 'the task' } },
+  },
+  task_consume: {
+    since: 4,
+    doc: 'The worker that made the task has read its result back; the buffer is free again and the task’s read-hold on its blocks ends.',
+    emit: 'DistCA: the all-to-all that returns the core-attention output to the original layout, before the post-core-attention part (O projection, MLP).',
+    fields: { task: { kind: 'id', doc: 'the task' } },
+  },
+  server_lost: {
+    since: 4,
+    doc: 'An attention server is gone (a failure, or a resize that takes its GPU back): its buffers are lost with whatever they held, and each task dispatched to it and not yet consumed must be dispatched again.',
+    emit: 'DistCA: an attention server’s rank leaves the group (failure or re-planning); the scheduler’s next plan re-dispatches its tasks.',
+    fields: { server: { kind: 'id', doc: 'the attention server' } },
+  },
   tick: {
     since: 3,
     doc: 'Time passes, nothing else happens: a heartbeat, so that a release deadline that has passed is seen without waiting for the next event of the run.',
@@ -395,19 +445,21 @@ export interface TraceHeader {
   groups?: { id: string; window?: number }[];
   /** v3: the engine's own promise: seconds within which an ended request releases everything it held (ReleaseWithin). */
   releaseWithin?: number;
+  /** v4: attention servers (core-attention disaggregation), each with its buffers. */
+  attentionServers?: { id: string; buffers: number }[];
   note?: string;
   source?: string;
 }
 
 interface HeaderFieldSpec {
-  kind: Kind | 'split' | 'workers' | 'groups' | 'version' | { readonly const: string | number };
+  kind: Kind | 'split' | 'workers' | 'groups' | 'servers' | 'version' | { readonly const: string | number };
   optional?: true;
   doc: string;
 }
 
 export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
   format: { kind: { const: TRACE_FORMAT }, doc: 'always "pdspec-trace"' },
-  version: { kind: 'version', doc: 'format version: 1; 2 for shared KV (reference-counted blocks, a prefix cache); 3 adds positions, speculative verification, preemption in any phase and release deadlines' },
+  version: { kind: 'version', doc: 'format version: 1; 2 for shared KV (reference-counted blocks, a prefix cache); 3 adds positions, speculative verification, preemption in any phase and release deadlines; 4 adds core-attention disaggregation (attention servers and tasks)' },
   mode: { kind: { enum: MODES }, doc: 'serving architecture' },
   blocks: { kind: 'positive', doc: 'KV blocks per pool (one pool per GPU)' },
   blockSize: { kind: 'positive', doc: 'tokens per block' },
@@ -444,6 +496,11 @@ export const HEADER_FIELDS: Record<keyof TraceHeader, HeaderFieldSpec> = {
     kind: 'time',
     optional: true,
     doc: 'v3 only: the engine’s own release deadline D in seconds: every request frees all it holds within D of its end, or of the completion of the last step or transfer in flight on its blocks at its end (ReleaseWithin); `conform --release-within` overrides it; absent: no deadline',
+  },
+  attentionServers: {
+    kind: 'servers',
+    optional: true,
+    doc: 'v4 only: attention servers [{id, buffers}] for core-attention disaggregation (DistCA): stateless servers that compute core-attention tasks, each in one of `buffers` buffers (two for ping-pong); absent: none',
   },
   note: { kind: 'text', optional: true, doc: 'free text, ignored by the checker' },
   source: { kind: 'text', optional: true, doc: 'the engine or tool that wrote the trace' },
@@ -746,6 +803,20 @@ export function readHeader(raw: unknown): TraceHeader {
     if (header.version < 3) throw new FormatError(`field 'releaseWithin' needs trace version 3; the header says version ${header.version}`);
     header.releaseWithin = readField('time', obj.releaseWithin, 'releaseWithin') as number;
   }
+  if (obj.attentionServers !== undefined) {
+    if (header.version < 4) throw new FormatError(`field 'attentionServers' needs trace version 4; the header says version ${header.version}`);
+    if (!Array.isArray(obj.attentionServers) || obj.attentionServers.length === 0 || obj.attentionServers.length > 1024) throw new FormatError(`field 'attentionServers' must be an array of 1 to 1024 servers {id, buffers}`);
+    const ids = new Set<string>();
+    header.attentionServers = obj.attentionServers.map((a: unknown, i: number) => {
+      if (a === null || typeof a !== 'object' || Array.isArray(a)) throw new FormatError(`attentionServers[${i}] must be an object {id, buffers}`);
+      const o = a as Record<string, unknown>;
+      for (const key in o) if (key !== 'id' && key !== 'buffers') throw new FormatError(`attentionServers[${i}] has unknown field '${key}'`);
+      const id = readId(o.id, `attentionServers[${i}].id`);
+      if (ids.has(id)) throw new FormatError(`attentionServers[${i}].id '${id}' appears twice`);
+      ids.add(id);
+      return { id, buffers: readInt(o.buffers, `attentionServers[${i}].buffers`, 1, 1024) };
+    });
+  }
   if (obj.note !== undefined) header.note = readField('text', obj.note, 'note') as string;
   if (obj.source !== undefined) header.source = readField('text', obj.source, 'source') as string;
   if (obj.workers === undefined) {
@@ -846,6 +917,14 @@ function kindSchema(kind: HeaderFieldSpec['kind'], doc: string): Record<string, 
         description: doc,
         items: { type: 'object', additionalProperties: false, required: ['id'], properties: { id: kindSchema('id', 'group id'), window: kindSchema('positive', 'sliding window W (query position included)') } },
       };
+    case 'servers':
+      return {
+        type: 'array',
+        minItems: 1,
+        maxItems: 1024,
+        description: doc,
+        items: { type: 'object', additionalProperties: false, required: ['id', 'buffers'], properties: { id: kindSchema('id', 'attention server id'), buffers: { type: 'integer', minimum: 1, maximum: 1024, description: 'its buffers' } } },
+      };
     case 'workers':
       return {
         type: 'array',
@@ -889,7 +968,7 @@ export function traceSchema(): Record<string, unknown> {
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'urn:pdspec:trace-format',
-    title: `pdspec trace format v${TRACE_VERSIONS.join(', v')}: one JSON object per line, the header first, then events (later events and fields are marked "since 2" or "since 3")`,
+    title: `pdspec trace format v${TRACE_VERSIONS.join(', v')}: one JSON object per line, the header first, then events (later events and fields are marked "since 2", "since 3" or "since 4")`,
     $defs: {
       header: { title: 'header', description: 'The first line of every trace.', ...objectSchema(HEADER_FIELDS, {}) },
       event: { oneOf: events },

@@ -95,8 +95,8 @@ describe('pdspec explore', () => {
 describe('pdspec diagram', () => {
   it('prints the machines as Mermaid state diagrams', () => {
     const out = execFileSync(process.execPath, [join(root, 'bin', 'pdspec.js'), 'diagram'], { cwd: root, encoding: 'utf8' });
-    for (const m of ['request', 'block', 'pool', 'allocator', 'worker', 'partition', 'slot']) expect(out).toContain(`%% ${m}:`);
-    expect(out.match(/stateDiagram-v2/g)?.length).toBe(7);
+    for (const m of ['request', 'block', 'pool', 'allocator', 'worker', 'partition', 'slot', 'task', 'buffer']) expect(out).toContain(`%% ${m}:`);
+    expect(out.match(/stateDiagram-v2/g)?.length).toBe(9);
     expect(out).toContain('decoding --> retracting: preempt [servedBy, noTokenOwed]');
   });
 

@@ -177,6 +177,18 @@ describe('protocol rules name the refusals that protect them', () => {
   const windowed = example('v3/sliding-window.jsonl').trim().split('\n');
   cases.push(['PartialFreeOnlyUnneeded', windowed.slice(1, 9), '{"t":0.01,"ev":"free","req":"r1","blocks":[2],"group":"swa"}']);
 
+  // Trace v4 (core-attention disaggregation): r1's and r2's tasks of step s1 made, t1 and t2 on A0, t3 on A1.
+  const cad = example('v4/cad-ping-pong.jsonl').trim().split('\n');
+  const cadRules = new Set(['TaskReadsOwnKv', 'TaskComputedOnce', 'ResultConsumedOnce', 'BufferNotReused', 'InPlaceKeepsInputs', 'StepWaitsForTasks']);
+  cases.push(
+    ['TaskReadsOwnKv', cad.slice(1, 10), '{"t":0.001,"ev":"task_create","task":"t3","req":"r2","worker":"U0","step":"s1","from":0,"to":4,"blocks":[1]}'],
+    ['TaskComputedOnce', cad.slice(1, 15), '{"t":0.003,"ev":"task_dispatch","task":"t1","server":"A1","buffer":1}'],
+    ['ResultConsumedOnce', cad.slice(1, 15), '{"t":0.003,"ev":"task_consume","task":"t1"}'],
+    ['BufferNotReused', cad.slice(1, 13), '{"t":0.002,"ev":"task_dispatch","task":"t3","server":"A0","buffer":1}'],
+    ['InPlaceKeepsInputs', cad.slice(1, 17), '{"t":0.004,"ev":"task_end","task":"t1"}'],
+    ['StepWaitsForTasks', cad.slice(1, 21), '{"t":0.007,"ev":"step_end","worker":"U0","step":"s1"}'],
+  );
+
   it.each(cases)('%s', (rule, prefix, bad) => {
     const h =
       rule === 'ShareRule'
@@ -193,7 +205,9 @@ describe('protocol rules name the refusals that protect them', () => {
                   ? hybrid[0]
                   : rule === 'PartialFreeOnlyUnneeded'
                     ? windowed[0]
-                    : header;
+                    : cadRules.has(rule)
+                      ? cad[0]
+                      : header;
     const good = checkText([h, ...prefix].join('\n'));
     expect(good.verdict === 'bad-input' || (good.verdict === 'violation' && good.finding.kind !== 'at-rest')).toBe(false);
     const v = checkText([h, ...prefix, bad].join('\n'));

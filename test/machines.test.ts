@@ -17,6 +17,8 @@ const inputs: Record<MachineName, fc.Arbitrary<unknown>> = {
   worker: fc.record({ role: fc.constantFrom('prefill', 'decode', 'unified'), epoch: fc.nat(2), share: fc.integer({ min: 1, max: 100 }), gpu: fc.nat(1) }),
   partition: fc.record({ prefill: fc.integer({ min: 1, max: 100 }), decode: fc.integer({ min: 1, max: 100 }), rule: fc.constantFrom('oversubscribe', 'exact'), workers: fc.integer({ min: 1, max: 2 }) }),
   slot: fc.constant({}),
+  task: fc.constant({}),
+  buffer: fc.constant({}),
 };
 
 const worker = fc.constantFrom('P0', 'D0', 'U0', 'P1', 'D1');
@@ -61,6 +63,9 @@ const payload = fc.record({
   draft: fc.constantFrom(0, 0, 0, 2),
   accepted: fc.nat(2),
   anyPhase: fc.boolean(),
+  server: fc.constantFrom('A0', 'A1'),
+  buffer: fc.nat(3),
+  task: fc.constantFrom('t1', 't2'),
 });
 
 function eventsOf(name: MachineName) {

@@ -35,7 +35,7 @@ describe('trace format v1', () => {
     let lines = 0;
     for (const file of files) {
       const all = readFileSync(file, 'utf8').trim().split('\n');
-      let version: 1 | 2 | 3 = 1;
+      let version: 1 | 2 | 3 | 4 = 1;
       all.forEach((line, i) => {
         const value = JSON.parse(line);
         expect(validate(value), `${file}:${i + 1} ${ajv.errorsText(validate.errors)}`).toBe(true);
@@ -74,7 +74,7 @@ describe('trace format v1', () => {
     expect(readEvent({ t: 0, ev: 'evict', block: 1 }, 2)).toEqual({ t: 0, ev: 'evict', block: 1 });
     expect(() => readEvent({ t: 0, ev: 'cache_insert', req: 'r1', block: 0, key: '' }, 2)).toThrow(/field 'key' must be a cache key/);
     expect(() => readEvent({ t: 0, ev: 'finish', req: 'r1', reason: 'eos' })).toThrow(/unknown field 'reason'/);
-    expect(() => readHeader({ format: 'pdspec-trace', version: 4 })).toThrow(/unsupported trace version 4: this pdspec reads versions 1, 2 and 3/);
+    expect(() => readHeader({ format: 'pdspec-trace', version: 5 })).toThrow(/unsupported trace version 5: this pdspec reads versions 1, 2, 3 and 4/);
     expect(() => readHeader({ format: 'pdspec-trace', version: 1, mode: 'semi-pd', blocks: 8, blockSize: 4 })).toThrow(/missing field 'sms'/);
     expect(() => readHeader({ t: 0, ev: 'arrive' })).toThrow(/first line must be the header/);
   });

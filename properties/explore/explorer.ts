@@ -5,7 +5,7 @@
 // counterexample a shortest one.
 import { alg } from '@dagrejs/graphlib';
 import { checkAtRest, checkState } from '../../spec/invariants.ts';
-import { MACHINES, SLOTS_ONLY, stepKey, V2_ONLY } from '../../spec/system.ts';
+import { CAD_ONLY, MACHINES, SLOTS_ONLY, stepKey, V2_ONLY } from '../../spec/system.ts';
 import { System } from '../../spec/system.ts';
 import { eventsOfVersion, type EventName, type TraceEvent } from '../../spec/trace-format.ts';
 import { headerOf, type ExploreConfig } from './config.ts';
@@ -346,7 +346,8 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
   const slots = (header.stateSlots ?? 0) > 0;
   // Events the explored system cannot have: shared KV's without `sharing`, state slots' without them, and the
   // clock's (the model is untimed). The rest of the header's version is coverage.
-  const modelled = (e: EventName) => (config.sharing || !V2_EVENTS.has(e)) && (slots || !SLOTS_ONLY.events.has(e)) && !CLOCK_EVENTS.has(e);
+  const cad = header.attentionServers !== undefined;
+  const modelled = (e: EventName) => (config.sharing || !V2_EVENTS.has(e)) && (slots || !SLOTS_ONLY.events.has(e)) && (cad || !CAD_ONLY.events.has(e)) && !CLOCK_EVENTS.has(e);
   const neverEnabled = eventsOfVersion(header.version).filter((e) => modelled(e) && !events[e]);
   const neverTaken: string[] = [];
   // Machine transitions of shared KV count only at a sharing bound; those only trace v3 reaches (a partial free
@@ -357,6 +358,7 @@ export function explore(config: ExploreConfig, hooks: ExploreHooks = {}): Explor
     const t = `${name}:${e.state}:${e.event}`;
     if (header.version < 3 && V3_ONLY.has(t)) return false;
     if (e.variant) return header.version >= 3 && V3_ONLY.has(t);
+    if (!cad && (CAD_ONLY.machines.has(name) || CAD_ONLY.events.has(e.event))) return false;
     return slots || (!SLOTS_ONLY.machines.has(name) && !SLOTS_ONLY.events.has(e.event));
   };
   for (const [name, m] of Object.entries(MACHINES))
