@@ -1,11 +1,22 @@
-// Every row of examples/traces/README.md: the checker gives the documented verdict, line and rule.
-import { readdirSync } from 'node:fs';
+// Every row of examples/traces/README.md: the checker gives the documented verdict, line, rule and guard.
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exampleRows, exitOf, rowOptions } from '../cli/commands/examples.ts';
-import { checkFile } from '../spec/checker.ts';
+import { checkFile, formatVerdict } from '../spec/checker.ts';
 
 const dir = join(import.meta.dirname, '..', 'examples', 'traces');
+
+/**
+ * The `guard` column of each row, in the order of exampleRows: for a violation, the guard named in its `how:`
+ * line (the finding's `guard`), or — where the finding names none; empty for the other rows.
+ */
+function documentedGuards(): string[] {
+  return readFileSync(join(dir, 'README.md'), 'utf8')
+    .split('\n')
+    .filter((l) => /^\| `[^`]+\.jsonl` \|/.test(l))
+    .map((l) => l.split('|').map((c) => c.trim())[7] ?? '');
+}
 
 function allTraceFiles(sub = ''): string[] {
   return readdirSync(join(dir, sub), { withFileTypes: true }).flatMap((e) =>
@@ -22,13 +33,34 @@ describe('examples/traces', () => {
     expect(table.length).toBeGreaterThanOrEqual(8);
   });
 
-  it.each(table.map((r) => [`${r.file}${r.quiescent ? ' --quiescent' : ''}${r.releaseWithin !== undefined ? ` --release-within ${r.releaseWithin}` : ''}`, r] as const))('%s', async (_, row) => {
+  const guards = documentedGuards();
+
+  it('every violation row documents the guard its message names (or —), and no other row documents one', () => {
+    expect(guards.length).toBe(table.length);
+    for (const [i, row] of table.entries()) {
+      if (row.exit === 1) expect(guards[i], `${row.file}: guard column`).toMatch(/^(—|[A-Za-z]+)$/);
+      else expect(guards[i], `${row.file}: guard column`).toBe('');
+    }
+  });
+
+  it.each(table.map((r, i) => [`${r.file}${r.quiescent ? ' --quiescent' : ''}${r.releaseWithin !== undefined ? ` --release-within ${r.releaseWithin}` : ''}`, r, guards[i]] as const))('%s', async (_, row, guard) => {
     const verdict = await checkFile(join(dir, row.file), rowOptions(row));
     expect(exitOf(verdict)).toBe(row.exit);
     if (verdict.verdict === 'violation') {
       expect(verdict.finding.line).toBe(row.line);
       expect(verdict.finding.rule).toBe(row.rule);
       expect(verdict.conformingPrefix).toBe(row.line! - 1);
+      // The guard, not only the rule: a dropped guard whose invariant still catches the event at the same line
+      // (notHeld's NoFreeWhileInFlight) changes the guard the message names.
+      expect(verdict.finding.guard ?? '—', 'the guard named in the message').toBe(guard);
+      const how = formatVerdict(row.file, verdict).split('\n').find((l) => l.trimStart().startsWith('how:'));
+      if (guard === '—') expect(how).not.toMatch(/ guard '/);
+      else expect(how).toContain(`guard '${guard}'`);
+    }
+    // The verdict's quiescent flag says what --quiescent would: one definition, never a verdict that contradicts itself.
+    if (verdict.verdict === 'conforms') {
+      const strict = await checkFile(join(dir, row.file), { ...rowOptions(row), quiescent: true });
+      expect(verdict.quiescent, 'quiescent flag vs --quiescent').toBe(strict.verdict === 'conforms');
     }
     if (verdict.verdict === 'bad-input') expect(verdict.line).toBe(row.line);
   });
