@@ -170,8 +170,11 @@ export class CadBook {
     private readonly taskStart: Snapshot<TaskContext>,
     bufferStart: Snapshot<BufferContext>,
     from?: CadBook,
+    /** Whether an in-place end over inputs another task reads is refused (false: an explorer variant). */
+    private readonly inPlaceCheck = true,
   ) {
     if (from) {
+      this.inPlaceCheck = from.inPlaceCheck;
       this.tasks = from.tasks.slice();
       this.taskIds = from.taskIds.slice();
       this.taskIndex = new Map(from.taskIndex);
@@ -249,7 +252,7 @@ export class CadBook {
       case 'task_consume': {
         const t = this.taskIndex.get(ev.task);
         if (t === undefined) return known(`task ${ev.task} was not created`);
-        if (ev.ev === 'task_end') {
+        if (ev.ev === 'task_end' && this.inPlaceCheck) {
           // In place: its output overwrites its inputs, which another unfinished task may still read.
           const mine = this.tasks[t].context.buffer;
           for (let o = 0; o < this.tasks.length; o++) {
@@ -315,6 +318,21 @@ export class CadBook {
     }
   }
 
+  /** The tasks made in the step `key` (in flight), by index. */
+  tasksOfStep(key: string): readonly number[] {
+    return this.stepTasks.get(key) ?? NONE;
+  }
+
+  /** Task `t`'s request index, step key, blocks, and buffers it reads (global indices). */
+  taskInfo(t: number): Readonly<TaskInfo> {
+    return this.info[t];
+  }
+
+  /** The attention servers: each id with its first global buffer index and buffer count, and whether it was lost. */
+  serverList(): { id: string; first: number; count: number; lost: boolean }[] {
+    return [...this.servers].map(([id, s]) => ({ id, ...s, lost: this.lost.has(id) }));
+  }
+
   /** Why the step `key` may not end yet (a task of it not consumed), or null. */
   openTask(key: string): string | null {
     for (const t of this.stepTasks.get(key) ?? []) {
@@ -345,6 +363,7 @@ export class CadBook {
   }
 }
 
+const NONE: readonly number[] = Object.freeze([]);
 const known = (message: string) => ({ protects: 'KnownIds' as const, message });
 const reads = (message: string) => ({ protects: 'TaskReadsOwnKv' as const, message });
 const inPlace = (message: string) => ({ protects: 'InPlaceKeepsInputs' as const, message });

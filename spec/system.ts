@@ -86,6 +86,12 @@ export interface SystemOptions {
    * copy (default true; false is the explorer's variant of an engine that writes shared blocks in place).
    */
   copyOnWrite?: boolean;
+  /**
+   * Trace v4: whether the composition refuses a task's in-place end over inputs another task reads, and a
+   * step's end before its tasks' results are read (default true; false are the explorer's variants of an
+   * engine that skips either check).
+   */
+  cadChecks?: { inPlace?: boolean; stepWaits?: boolean };
 }
 
 interface Move {
@@ -195,6 +201,7 @@ export class System {
   private idsShared = false;
   private readonly retireEnded: boolean;
   private readonly copyOnWrite: boolean;
+  private readonly stepWaits: boolean;
   private moves: Move[] = [];
   /** Per block, the slot of its move in the event being attempted (valid where the stamp matches). */
   private blockSlot: Int32Array;
@@ -206,6 +213,7 @@ export class System {
       // A copy for the explorer: snapshots are immutable, so containers are copied and snapshots shared.
       this.retireEnded = from.retireEnded;
       this.copyOnWrite = from.copyOnWrite;
+      this.stepWaits = from.stepWaits;
       this.machines = from.machines;
       this.requests = from.requests.slice();
       this.requestIds = from.requestIds;
@@ -242,6 +250,7 @@ export class System {
     }
     this.retireEnded = options.retireEnded === true;
     this.copyOnWrite = options.copyOnWrite !== false;
+    this.stepWaits = options.cadChecks?.stepWaits !== false;
     this.machines = { ...MACHINES, ...options.machines };
     this.requests = [];
     this.requestIds = [];
@@ -270,7 +279,7 @@ export class System {
     if (header.attentionServers) {
       const taskSnap: Snapshot<TaskContext> = { value: this.machines.task.initial, context: initialContext<TaskContext>(this.machines.task, {}) };
       const bufferSnap: Snapshot<BufferContext> = { value: this.machines.buffer.initial, context: initialContext<BufferContext>(this.machines.buffer, {}) };
-      this.cad = new CadBook(header, taskSnap, bufferSnap);
+      this.cad = new CadBook(header, taskSnap, bufferSnap, undefined, options.cadChecks?.inPlace !== false);
     }
     const locking = options.locking ?? true;
     for (let g = 0; g < header.gpus; g++) this.pools.push({ value: this.machines.pool.initial, context: initialContext(this.machines.pool, { locking }) });
@@ -676,7 +685,7 @@ export class System {
         if (typeof w !== 'number') return w;
         const op = this.ops.get(stepKey(ev.worker, ev.step));
         if (!op) return this.unknown(ev.ev, `step ${ev.step} of ${ev.worker} is not in flight`);
-        const open = this.cad?.openTask(stepKey(ev.worker, ev.step));
+        const open = this.stepWaits ? this.cad?.openTask(stepKey(ev.worker, ev.step)) : null;
         if (open) return this.refuse(ev.ev, 'StepWaitsForTasks', `step ${ev.step} of ${ev.worker} cannot end: ${open}`);
         this.add('worker', w, { type: 'step_end' });
         const accepted = ev.accepted;

@@ -237,6 +237,7 @@ function writeSystem(sys: System, symmetry: boolean, out: KeyBuffer): void {
       for (const o of owners) out.push(o);
     }
   }
+  if (sys.cad) writeCad(out, sys, rank, blockName);
   const pc = sys.partition[0].context;
   out.push(code(sys.partition[0].value));
   out.push(pc.epoch);
@@ -258,6 +259,37 @@ function writeSystem(sys: System, symmetry: boolean, out: KeyBuffer): void {
     });
     for (const o of ops) for (const v of o) out.push(v);
   }
+}
+
+/**
+ * Trace v4: the tasks and buffers. A task is what its future depends on — its request (renamed), its state,
+ * its server and buffer, the buffers it reads, the step it belongs to and its blocks (renamed) — written as a
+ * sorted multiset (tasks with equal attributes are interchangeable; consumed tasks of ended steps have no
+ * future and are left out, those of a step in flight count its shards made). Then each buffer's state, and
+ * the servers lost. Servers are not renamed.
+ */
+function writeCad(out: KeyBuffer, sys: System, rank: Int32Array, blockName: Int32Array): void {
+  const cad = sys.cad!;
+  const tasks: number[][] = [];
+  for (let x = 0; x < cad.tasks.length; x++) {
+    const { value, context: c } = cad.tasks[x];
+    const info = cad.taskInfo(x);
+    if (value === 'consumed' && !sys.ops.has(info.step)) continue;
+    const words = [rank[info.req], code(value), code(c.server), c.buffer, code(info.step), info.reads.length, ...info.reads, info.blocks.length];
+    for (const b of info.blocks) words.push(blockName[b]);
+    tasks.push(words);
+  }
+  tasks.sort((a, b) => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+    return a.length - b.length;
+  });
+  out.push(tasks.length);
+  for (const w of tasks) {
+    out.push(w.length);
+    for (const v of w) out.push(v);
+  }
+  for (const b of cad.buffers) out.push(code(b.value));
+  for (const s of cad.serverList()) out.push(s.lost ? 1 : 0);
 }
 
 /** The key of a search state as text (tests, the replay of a starvation cycle). */

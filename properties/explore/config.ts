@@ -60,6 +60,16 @@ export interface ExploreConfig {
   window: number;
   /** Trace v3: state slots per GPU (the header's `stateSlots`, a hybrid model's recurrent states); 0: none. */
   stateSlots: number;
+  /**
+   * Trace v4, core-attention disaggregation: attention servers (0: none), each with `cadBuffers` buffers;
+   * every step item's query positions are split into `cadShards` shards (at most one per position), each a
+   * task dispatched to a server, computed, and read back before the step ends; `serverLosses` servers may be
+   * lost, sending their unfinished tasks back to be dispatched again.
+   */
+  cadServers: number;
+  cadBuffers: number;
+  cadShards: number;
+  serverLosses: number;
   /** Canonical hashing under block and request symmetry. */
   symmetry: boolean;
   /** A spec variant (see variants.ts), or null for the reference spec. */
@@ -103,6 +113,10 @@ export const DEFAULT_CONFIG: ExploreConfig = {
   verifies: 0,
   window: 0,
   stateSlots: 0,
+  cadServers: 0,
+  cadBuffers: 2,
+  cadShards: 2,
+  serverLosses: 0,
   symmetry: true,
   variant: null,
   maxStates: Math.min(5_000_000, stateCapacity()),
@@ -155,6 +169,35 @@ export const V3_CONFIG: ExploreConfig = {
   stateSlots: 0,
 };
 
+/**
+ * The default bound of core-attention disaggregation (trace v4, `--mode cad`): two requests (prompt 2,
+ * output 2) in a unified engine, each prefill item split into two query shards (tasks) and each decode item
+ * one, two attention servers of two buffers each (ping-pong), one server loss and one abort.
+ */
+export const CAD_CONFIG: ExploreConfig = {
+  ...DEFAULT_CONFIG,
+  mode: 'unified',
+  requests: 2,
+  prompt: 2,
+  output: 2,
+  blocks: 4,
+  blockSize: 2,
+  chunk: 2,
+  resizes: 0,
+  aborts: 1,
+  preemptions: 0,
+  positions: true,
+  cadServers: 2,
+  cadBuffers: 2,
+  cadShards: 2,
+  serverLosses: 1,
+};
+
+/** The attention servers of a v4 bound (the header's `attentionServers`), or none. */
+export function serversOf(config: ExploreConfig): { id: string; buffers: number }[] | undefined {
+  return config.cadServers > 0 ? Array.from({ length: config.cadServers }, (_, i) => ({ id: `A${i}`, buffers: config.cadBuffers })) : undefined;
+}
+
 /** The layer groups of a v3 bound (the header's `groups`), or none. */
 export function groupsOf(config: ExploreConfig): { id: string; window?: number }[] | undefined {
   return config.positions && config.window > 0 ? [{ id: 'full' }, { id: 'swa', window: config.window }] : undefined;
@@ -176,7 +219,8 @@ export function headerOf(config: ExploreConfig): TraceHeader {
     sms: 132,
     allocator: config.allocator,
     ...(config.sharing ? { version: 2 as const, prefixCache: config.prefixCache } : {}),
-    ...(config.positions ? { version: 3 as const } : {}),
+    ...(config.positions ? { version: config.cadServers > 0 ? (4 as const) : (3 as const) } : {}),
+    ...(config.cadServers > 0 ? { attentionServers: serversOf(config) } : {}),
     ...(config.positions && config.window > 0 ? { groups: groupsOf(config) } : {}),
     ...(config.positions && config.stateSlots > 0 ? { stateSlots: config.stateSlots } : {}),
     source: `pdspec explore${config.variant ? ` --variant ${config.variant}` : ''}`,
@@ -193,6 +237,12 @@ export function configProblems(c: ExploreConfig): string[] {
   if (c.positions && c.sharing) problems.push('--positions (trace v3) and --sharing (trace v2) are explored apart: choose one');
   if (!c.positions) for (const k of ['drafts', 'verifies', 'window', 'stateSlots'] as const) if (c[k] > 0) problems.push(`--${kebab(k)} needs --positions (trace v3)`);
   if (c.window > 0 && c.allocSteps === 'three') problems.push('--window with --alloc-steps three: an alloc_take names no layer group, so only one-step allocations give each group its blocks');
+  for (const k of ['cadServers', 'serverLosses'] as const) if (!Number.isInteger(c[k]) || c[k] < 0) problems.push(`--${kebab(k)} must be an integer ≥ 0`);
+  for (const k of ['cadBuffers', 'cadShards'] as const) if (!Number.isInteger(c[k]) || c[k] < 1 || c[k] > 4) problems.push(`--${kebab(k)} must be an integer in 1..4`);
+  if (c.cadServers > 3) problems.push('--cad-servers above 3 is beyond what exhaustive search can finish');
+  if (c.cadServers > 0 && !c.positions) problems.push('--cad-servers needs --positions (trace v4 includes v3)');
+  if (c.cadServers > 0 && (c.window > 0 || c.drafts > 0 || c.stateSlots > 0)) problems.push('--cad-servers is explored without windows, drafts or state slots: choose one');
+  if (c.serverLosses > c.cadServers) problems.push('--server-losses cannot exceed --cad-servers');
   if (c.drafts > 4) problems.push('--drafts above 4 is beyond what exhaustive search can finish');
   if (c.stateSlots > 8) problems.push('--state-slots above 8 is beyond what exhaustive search can finish');
   if (c.forks > 0 && !c.sharing) problems.push('--forks needs --sharing (a fork shares its parent\'s blocks: trace v2)');

@@ -1,4 +1,4 @@
-// Counterexamples as trace files (v1, v2 at a shared-KV bound, v3 at a v3 bound: the header is the explored system's): the
+// Counterexamples as trace files (v1, v2 at a shared-KV bound, v3 at a v3 bound, v4 at a CAD bound: the header is the explored system's): the
 // same file `pdspec conform` reads, so a violation the explorer finds in a
 // spec variant is a trace the reference spec rejects, with the same rule.
 import { writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ export function asTrace(events: TraceEvent[]): TraceEvent[] {
       current.set(ev.worker, String(n));
       return { ...ev, t, step: String(n) };
     }
-    if (ev.ev === 'step_end') return { ...ev, t, step: current.get(ev.worker) ?? ev.step };
+    if (ev.ev === 'step_end' || ev.ev === 'task_create') return { ...ev, t, step: current.get(ev.worker) ?? ev.step };
     return { ...ev, t };
   });
 }

@@ -293,8 +293,11 @@ export function proposals(node: Node, config: ExploreConfig, variant: Variant | 
     };
     extend(0, [], 0);
   }
-  for (const [, op] of sys.ops) {
+  if (sys.cad) cadProposals(sys, config, out);
+  for (const [key, op] of sys.ops) {
     if (op.kind !== 'step') out.push({ t, ev: 'transfer_end', xfer: op.label.slice('transfer '.length) });
+    // Trace v4: a step's attention is its tasks: it ends only once every shard of every item is a task.
+    else if (sys.cad && shardsLeft(sys, config, key, op)) continue;
     else if (!op.drafts?.some((k) => k > 0)) out.push({ t, ev: 'step_end', worker: op.writer, step: '1' });
     else {
       // Trace v3: the environment chooses how many drafts of each verify the target model accepts (0..k).
@@ -445,4 +448,101 @@ export function requestOf(ev: TraceEvent): string | null {
 /** Events that advance a request for good (liveness progress). */
 export function isProgress(ev: TraceEvent): boolean {
   return ev.ev === 'token' || ev.ev === 'finish' || ev.ev === 'abort';
+}
+
+// --- trace v4: core-attention disaggregation
+
+/** The query shards of an item of `tokens` positions from `from`: `cadShards` of them at most, one per position at least. */
+function shardsOf(from: number, tokens: number, shards: number): [number, number][] {
+  const n = Math.min(shards, tokens);
+  const out: [number, number][] = [];
+  for (let k = 0; k < n; k++) out.push([from + Math.floor((k * tokens) / n), from + Math.floor(((k + 1) * tokens) / n)]);
+  return out;
+}
+
+/** Whether some item of the step `key` still has a shard that is not a task. */
+function shardsLeft(sys: System, config: ExploreConfig, key: string, op: { reqs: number[]; tokens: number[] }): boolean {
+  const made = sys.cad!.tasksOfStep(key);
+  for (let i = 0; i < op.reqs.length; i++) {
+    let mine = 0;
+    for (const t of made) if (sys.cad!.taskInfo(t).req === op.reqs[i]) mine++;
+    if (mine < Math.min(config.cadShards, op.tokens[i])) return true;
+  }
+  return false;
+}
+
+/**
+ * The environment of the attention servers: the next shard of each item of a step in flight becomes a task
+ * (shards in order, so that a task's id is its request and its count); a task is dispatched to any free buffer
+ * of a live server, reading, where another shard of its request holds inputs on that server, those too or not;
+ * started, ended and read back; a server with unfinished work may be lost while losses are left.
+ */
+function cadProposals(sys: System, config: ExploreConfig, out: TraceEvent[]): void {
+  const cad = sys.cad!;
+  const t = 0;
+  const T = config.blockSize;
+  for (const [key, op] of sys.ops) {
+    if (op.kind !== 'step') continue;
+    const made = cad.tasksOfStep(key);
+    const w = sys.workerIndex.get(op.writer)!;
+    const gpu = sys.workerGpu(w);
+    op.reqs.forEach((r, i) => {
+      let mine = 0;
+      for (const x of made) if (cad.taskInfo(x).req === r) mine++;
+      const from = sys.requests[r].context.computed;
+      const shards = shardsOf(from, op.tokens[i], config.cadShards);
+      if (mine >= shards.length) return;
+      const [a, b] = shards[mine];
+      const id = sys.requestIds[r];
+      let count = 0;
+      for (let x = 0; x < cad.taskIds.length; x++) if (cad.taskInfo(x).req === r) count++;
+      const table = sys.tables[r].filter((blk) => sys.poolOf(blk) === gpu);
+      out.push({ t, ev: 'task_create', task: `${id}.${count}`, req: id, worker: op.writer, step: '1', from: a, to: b, blocks: table.slice(0, Math.ceil(b / T)) });
+    });
+  }
+  const servers = cad.serverList();
+  let lost = 0;
+  for (const s of servers) if (s.lost) lost++;
+  for (let x = 0; x < cad.tasks.length; x++) {
+    const task = cad.tasks[x];
+    const id = cad.taskIds[x];
+    switch (task.value) {
+      case 'created':
+        for (const s of servers) {
+          if (s.lost) continue;
+          // Inputs of another shard of the same request, on this server, that the task may read as well.
+          const shared: number[] = [];
+          for (let y = 0; y < cad.tasks.length; y++) {
+            const v = cad.tasks[y].value;
+            const buf = cad.tasks[y].context.buffer;
+            if (y !== x && cad.taskInfo(y).req === cad.taskInfo(x).req && (v === 'dispatched' || v === 'computing') && buf >= s.first && buf < s.first + s.count) shared.push(buf - s.first);
+          }
+          for (let b = 0; b < s.count; b++) {
+            // A free buffer, or (refused by the spec, taken by an engine that flips its ping-pong pair too
+            // early) one whose result is still unread.
+            const v = cad.buffers[s.first + b].value;
+            if (v !== 'free' && v !== 'holdingResult') continue;
+            out.push({ t, ev: 'task_dispatch', task: id, server: s.id, buffer: b });
+            for (const r of shared) out.push({ t, ev: 'task_dispatch', task: id, server: s.id, buffer: b, reads: [r] });
+          }
+        }
+        break;
+      case 'dispatched':
+        out.push({ t, ev: 'task_start', task: id });
+        break;
+      case 'computing':
+        out.push({ t, ev: 'task_end', task: id });
+        break;
+      case 'returned':
+        out.push({ t, ev: 'task_consume', task: id });
+        break;
+    }
+  }
+  if (lost < config.serverLosses)
+    for (const s of servers) {
+      if (s.lost) continue;
+      let busy = false;
+      for (let b = s.first; b < s.first + s.count; b++) if (cad.buffers[b].value !== 'free') busy = true;
+      if (busy) out.push({ t, ev: 'server_lost', server: s.id });
+    }
 }

@@ -11,13 +11,15 @@
 // variants are explored at the v3 bound and judged the same way: an engine that forgets a verify's rollback,
 // appends tokens its verify rejected, frees a position its window still reads, or applies the window to the
 // full-attention layers.
+import { setup } from 'xstate';
+import { bufferMachine, bufferParts } from '../../spec/cad.ts';
 import { blockMachine, blockParts } from '../../spec/kv.ts';
-import { assignActions, compileMachine, type GuardDef, type MachineParts, type Update } from '../../spec/machine-kit.ts';
+import { assignActions, compileMachine, guardChecks, type GuardDef, type MachineParts, type Update } from '../../spec/machine-kit.ts';
 import { workerMachine, workerParts } from '../../spec/partition.ts';
 import { requestMachine, requestParts, type RequestContext, type RequestEvent } from '../../spec/request.ts';
 import type { MachineName, SystemOptions } from '../../spec/system.ts';
 import type { TraceHeader } from '../../spec/trace-format.ts';
-import { DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from './config.ts';
+import { CAD_CONFIG, DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from './config.ts';
 import type { AnyStateMachine } from 'xstate';
 
 export interface Variant {
@@ -40,6 +42,8 @@ export interface Variant {
   hitsAnyKey?: true;
   /** Trace v3: explored at the v3 bound (V3_CONFIG), with these changes. */
   v3?: Partial<ExploreConfig>;
+  /** Trace v4: explored at the core-attention bound (CAD_CONFIG), with these changes. */
+  cad?: Partial<ExploreConfig>;
   /** The header as the variant's engine reads it (the reference and the counterexample keep the explored one). */
   header?: (h: TraceHeader) => TraceHeader;
 }
@@ -74,6 +78,19 @@ type StepEnd = Extract<RequestEvent, { type: 'step_end' }>;
 
 function machines(m: Partial<Record<MachineName, ReturnType<typeof compileMachine>>>) {
   return m as SystemOptions['machines'];
+}
+
+/**
+ * The attention server's buffer with one transition more: a dispatch into a buffer whose result has not been
+ * read (a ping-pong pair that flips before the worker read the last nano-batch's output).
+ */
+function bufferReusedBeforeRead() {
+  const config = bufferMachine.config as any;
+  const machine = setup({ guards: guardChecks(bufferParts.guards) as any, actions: assignActions(bufferParts.updates) }).createMachine({
+    ...config,
+    states: { ...config.states, holdingResult: { on: { ...config.states.holdingResult.on, task_dispatch: { target: 'holdingInputs', actions: 'load' } } } },
+  });
+  return compileMachine(machine as AnyStateMachine, bufferParts as MachineParts<any, any>);
 }
 
 export const VARIANTS: Record<string, Variant> = {
@@ -243,6 +260,34 @@ export const VARIANTS: Record<string, Variant> = {
     v3: { window: 1 },
     judged: true,
   },
+  'ping-pong-overwrite': {
+    name: 'ping-pong-overwrite',
+    zoo: '—',
+    says: "an attention server's buffer takes the next nano-batch's task while the last one's result is still unread: the output is overwritten before the worker reads it",
+    expect: 'BufferNotReused',
+    system: { machines: machines({ buffer: bufferReusedBeforeRead() }) },
+    // One server of one buffer: the second shard's only place is the first one's buffer.
+    cad: { requests: 1, output: 1, cadServers: 1, cadBuffers: 1, serverLosses: 0 },
+    judged: true,
+  },
+  'in-place-clobbers-shared-input': {
+    name: 'in-place-clobbers-shared-input',
+    zoo: '—',
+    says: "a task's in-place output overwrites its inputs while another shard, batched to read that shard's K/V from its buffer, has not finished",
+    expect: 'InPlaceKeepsInputs',
+    system: { cadChecks: { inPlace: false } },
+    cad: { requests: 1, output: 1, cadServers: 1, cadBuffers: 2, serverLosses: 0 },
+    judged: true,
+  },
+  'step-skips-results': {
+    name: 'step-skips-results',
+    zoo: '—',
+    says: "a step ends without waiting for its attention tasks' results (as an engine that forgets the task a lost server took with it)",
+    expect: 'StepWaitsForTasks',
+    system: { cadChecks: { stepWaits: false } },
+    cad: { requests: 1, output: 1, cadServers: 2, cadBuffers: 1, serverLosses: 1 },
+    judged: true,
+  },
 };
 
 /** The variants that are refuted with a safety counterexample (the bug zoo rows of the explorer). */
@@ -254,10 +299,14 @@ export const SHARING_VARIANTS = ['hit-ignores-key', 'refcount-ignored', 'evict-l
 /** The trace-v3 variants, refuted at the v3 bound (judged by the reference spec). */
 export const V3_VARIANTS = ['rollback-ignored', 'appends-rejected', 'window-off-by-one', 'window-on-full-attention'];
 
+/** The core-attention variants (trace v4), refuted at the CAD bound (judged by the reference spec). */
+export const CAD_VARIANTS = ['ping-pong-overwrite', 'in-place-clobbers-shared-input', 'step-skips-results'];
+
 /** The bound a variant is explored at by default: the v1 default, or the sharing or v3 bound with the variant's changes. */
 export function defaultConfigFor(variant: string | null): ExploreConfig {
   const v = variant === null ? null : VARIANTS[variant];
   if (v?.sharing) return { ...SHARING_CONFIG, ...v.sharing, variant };
   if (v?.v3) return { ...V3_CONFIG, ...v.v3, variant };
+  if (v?.cad) return { ...CAD_CONFIG, ...v.cad, variant };
   return { ...DEFAULT_CONFIG, variant };
 }
