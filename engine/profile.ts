@@ -22,6 +22,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bandwidthStretch, kernelSeconds, kernelTimes, ownCausalPairs, SHARE_MODELS, type KernelConstants, type ShareModel, type StepWork } from './kernel-model.ts';
 import type { LatencyModel } from './policy-api.ts';
 
 export interface Profile {
@@ -64,6 +65,26 @@ export interface Profile {
   /** Seconds for a new worker to start and map weights and pool (semi-PD), or to switch to a pre-built context (Nexus). */
   resize: { workerInitTime: number; contextSwitchTime: number };
   sources?: string[];
+  /**
+   * The kernel-class form (engine/kernel-model.ts) with fitted constants. Absent: the single-roofline form of
+   * the first profiles (efficiency, shareCurve and contention below), kept so that those stay readable.
+   */
+  kernels?: KernelConstants;
+  /** How a share of the SMs prices a step under the kernel form (engine/kernel-model.ts); default 'slices'. */
+  shareModel?: ShareModel;
+  /** Where the fitted constants come from (written by `npm run calibrate`): source, rows, constants, residuals. */
+  calibration?: CalibrationProvenance;
+}
+
+/** The provenance a fitted profile carries. */
+export interface CalibrationProvenance {
+  source: string;
+  license: string;
+  rows: string[];
+  fitted: Record<string, number>;
+  residuals: Record<string, { rows: number; mape: number; maxError: number }>;
+  derivedFrom?: string;
+  notes?: string[];
 }
 
 /** A profile file that cannot be used: one line naming the file and the field. */
@@ -78,6 +99,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The directory of the shipped profiles. */
 export const PROFILE_DIR = resolve(here, '../data/profiles');
 export const DEFAULT_PROFILE = 'llama3-8b-h100';
+/** The profile `pdspec check` (npm start) prices with: the kernel-class model fitted to measured A100 kernels. */
+export const CHECK_PROFILE = 'llama3-8b-a100-vidur';
 
 const NUMBER_FIELDS: readonly string[] = [
   'model.params',
@@ -125,6 +148,42 @@ function field(obj: unknown, path: string): unknown {
   return cur;
 }
 
+const KERNEL_FIELDS: readonly { path: string; min: 'zero' | 'positive'; max?: number }[] = [
+  { path: 'kernels.dense.computeEfficiency', min: 'positive', max: 1 },
+  { path: 'kernels.dense.memoryEfficiency', min: 'positive', max: 1 },
+  { path: 'kernels.dense.smoothness', min: 'positive' },
+  { path: 'kernels.dense.elementwiseBytesPerToken', min: 'zero' },
+  { path: 'kernels.dense.launchSeconds', min: 'zero' },
+  { path: 'kernels.embedding.effectiveBytesPerToken', min: 'zero' },
+  { path: 'kernels.prefillAttention.pairEfficiency', min: 'positive', max: 1 },
+  { path: 'kernels.prefillAttention.prefixPairEfficiency', min: 'positive', max: 1 },
+  { path: 'kernels.prefillAttention.queryPairs', min: 'zero' },
+  { path: 'kernels.prefillAttention.launchSeconds', min: 'zero' },
+  { path: 'kernels.decodeAttention.kvEfficiency', min: 'positive', max: 1 },
+  { path: 'kernels.decodeAttention.requestTokens', min: 'zero' },
+  { path: 'kernels.decodeAttention.launchSeconds', min: 'zero' },
+  { path: 'kernels.bandwidthSaturationShare', min: 'positive', max: 1 },
+];
+
+/** Checks the optional kernel form and share model; one line naming the first bad field. */
+function validateKernels(raw: object, where: string): void {
+  const kernels = field(raw, 'kernels');
+  const shareModel = field(raw, 'shareModel');
+  if (kernels === undefined) {
+    if (shareModel !== undefined) throw new ProfileError(`${where}: field 'shareModel' applies only to a profile with 'kernels'`);
+    return;
+  }
+  if (kernels === null || typeof kernels !== 'object' || Array.isArray(kernels)) throw new ProfileError(`${where}: field 'kernels' must be an object`);
+  for (const { path, min, max } of KERNEL_FIELDS) {
+    const v = field(raw, path);
+    const ok = typeof v === 'number' && Number.isFinite(v) && (min === 'zero' ? v >= 0 : v > 0) && (max === undefined || v <= max);
+    if (!ok) throw new ProfileError(`${where}: field '${path}' must be a finite number ${min === 'zero' ? '≥ 0' : '> 0'}${max === undefined ? '' : ` and ≤ ${max}`}, got ${JSON.stringify(v)}`);
+  }
+  if (shareModel !== undefined && !SHARE_MODELS.includes(shareModel as ShareModel)) {
+    throw new ProfileError(`${where}: field 'shareModel' must be one of ${SHARE_MODELS.join(', ')}, got ${JSON.stringify(shareModel)}`);
+  }
+}
+
 /** Checks a parsed profile; `where` names it in messages. */
 export function validateProfile(raw: unknown, where: string): Profile {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ProfileError(`${where}: a profile must be a JSON object`);
@@ -147,6 +206,7 @@ export function validateProfile(raw: unknown, where: string): Profile {
   }
   if (p.memoryFraction > 1) throw new ProfileError(`${where}: field 'memoryFraction' must be at most 1, got ${p.memoryFraction}`);
   if (p.efficiency.compute > 1 || p.efficiency.memory > 1) throw new ProfileError(`${where}: efficiencies are fractions of peak, at most 1`);
+  validateKernels(p, where);
   if (typeof p.description !== 'string') p.description = '';
   return p;
 }
@@ -265,12 +325,56 @@ export function attentionPairs(start: number, tokens: number): number {
   return tokens * start + (tokens * (tokens + 1)) / 2;
 }
 
+/** Where a step runs: the worker's own share, the share it effectively gets, and whether the other phase runs beside it. */
+export interface StepPlacement {
+  role: 'prefill' | 'decode' | 'unified';
+  /** The worker's share, fraction of the SMs. */
+  share: number;
+  /** The share after oversubscribed workers are scaled down (the engine's effectiveShare), fraction. */
+  effectiveShare: number;
+  coRunning: boolean;
+}
+
+/**
+ * Seconds of a step under the kernel form (profile.kernels): host overhead plus the kernel classes at the
+ * share the profile's share model gives (engine/kernel-model.ts). Contention is counted once: the semi-PD
+ * fit already holds it; caps and slices add it on memory-bound kernels only.
+ */
+export function kernelStepSeconds(profile: Profile, c: Calibration, work: StepWork, at: StepPlacement): number {
+  const k = profile.kernels!;
+  const times = kernelTimes(profile, k, work);
+  const host = profile.stepOverhead[at.role];
+  const model = profile.shareModel ?? 'slices';
+  if (model === 'semi-pd-fit') {
+    const slowdown = at.role === 'decode' ? decodeSlowdown(c, at.share) : prefillSlowdown(c, at.share);
+    return host + slowdown * kernelSeconds(times, k, 1, 1);
+  }
+  const s = model === 'caps' ? at.share : at.effectiveShare;
+  const contention = at.coRunning && at.role !== 'unified' ? 1 + profile.contention[at.role] : 1;
+  return host + kernelSeconds(times, k, s, bandwidthStretch(k, s) * contention);
+}
+
+/** The work of an isolated prefill of a `tokens`-token prompt, or of a decode batch. */
+export function prefillStepWork(tokens: number): StepWork {
+  return { prefillTokens: tokens, ownPairs: ownCausalPairs(tokens), prefixPairs: 0, decodeTokens: 0, contextTokens: 0, logitTokens: 1 };
+}
+export function decodeStepWork(batch: number, contextTokens: number): StepWork {
+  return { prefillTokens: 0, ownPairs: 0, prefixPairs: 0, decodeTokens: batch, contextTokens, logitTokens: batch };
+}
+
 /**
  * The profile's latency model (engine/policy-api.ts), for policies that search over splits: isolated step
  * times, without the co-running contention the simulator adds. Pure functions of plain data.
  */
 export function latencyModel(profile: Profile): LatencyModel {
   const c = calibrate(profile);
+  if (profile.kernels) {
+    const alone = (role: 'prefill' | 'decode', share: number): StepPlacement => ({ role, share: share / 100, effectiveShare: share / 100, coRunning: false });
+    return {
+      prefillTime: (share, tokens) => (tokens > 0 ? kernelStepSeconds(profile, c, prefillStepWork(tokens), alone('prefill', share)) : 0),
+      decodeTime: (share, batch, contextTokens) => (batch > 0 ? kernelStepSeconds(profile, c, decodeStepWork(batch, Math.max(0, contextTokens)), alone('decode', share)) : 0),
+    };
+  }
   return {
     prefillTime(share: number, tokens: number): number {
       if (!(tokens > 0)) return 0;

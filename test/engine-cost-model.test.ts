@@ -46,9 +46,10 @@ describe.each(profileNames())('profile %s', (name) => {
     };
     concave((s) => 1 / model.prefillTime(s, 2048));
     concave((s) => 1 / model.decodeTime(s, 32, 30_000));
-    // Prefill at half the GPU takes about twice as long; decode at half the GPU about as long as at 100 %.
+    // Prefill at half the GPU takes about twice as long; decode at half the GPU about as long as at 100 %
+    // (within 15 % under the fitted kernel form, whose smooth roofline knee lets the dense compute show).
     expect(model.prefillTime(50, 4096) / model.prefillTime(100, 4096)).toBeGreaterThan(1.8);
-    expect(model.decodeTime(50, 32, 30_000) / model.decodeTime(100, 32, 30_000)).toBeLessThan(1.05);
+    expect(model.decodeTime(50, 32, 30_000) / model.decodeTime(100, 32, 30_000)).toBeLessThan(profile.kernels ? 1.15 : 1.05);
     expect(model.decodeTime(10, 32, 30_000) / model.decodeTime(100, 32, 30_000)).toBeGreaterThan(2);
   });
 

@@ -2,8 +2,10 @@
 // (docs/reproduction.md). Deterministic: the same options give the same tables.
 //
 //   npm run bench:paper [-- --seeds N] [--short N] [--long N] [--azure N] [--steps N] [--only semi-pd|nexus|azure|what-if]
+//                          [--profile NAME|FILE] [--share-model semi-pd-fit|caps|slices]
 import { parseArgs } from 'node:util';
-import { defaultBlocks, loadProfile } from '../../engine/profile.ts';
+import { SHARE_MODELS, type ShareModel } from '../../engine/kernel-model.ts';
+import { defaultBlocks, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
 import {
   AZURE_SETTINGS,
   azureResults,
@@ -37,6 +39,8 @@ const { values } = parseArgs({
     azure: { type: 'string' },
     steps: { type: 'string' },
     only: { type: 'string' },
+    profile: { type: 'string' },
+    'share-model': { type: 'string' },
   },
 });
 
@@ -66,8 +70,30 @@ if (only !== undefined && !['semi-pd', 'nexus', 'azure', 'what-if'].includes(onl
   process.exit(2);
 }
 
-// The calibration is the shipped A100 profile, unchanged (docs/profiles.md gives each number's source).
-const profile = loadProfile('llama3-8b-a100');
+// The calibration is a shipped A100 profile, unchanged (docs/profiles.md gives each number's source): by
+// default the one fitted to measured kernels, under its own share model unless --share-model names another.
+function chosenProfile(): Profile {
+  let p: Profile;
+  try {
+    p = loadProfile(values.profile ?? 'llama3-8b-a100-vidur');
+  } catch (err) {
+    if (!(err instanceof ProfileError)) throw err;
+    console.error(`bench:paper: ${err.message}`);
+    process.exit(2);
+  }
+  const model = values['share-model'];
+  if (model === undefined) return p;
+  if (!SHARE_MODELS.includes(model as ShareModel)) {
+    console.error(`bench:paper: --share-model must be ${SHARE_MODELS.join(', ')}, got '${model}'`);
+    process.exit(2);
+  }
+  if (!p.kernels) {
+    console.error(`bench:paper: --share-model needs a profile in the kernel-class form; '${p.name}' has no 'kernels'`);
+    process.exit(2);
+  }
+  return { ...p, name: `${p.name} (share model ${model})`, shareModel: model as ShareModel };
+}
+const profile = chosenProfile();
 const blockSize = 16;
 const runner = new Runner({ profile, blocks: defaultBlocks(profile, blockSize), blockSize });
 const started = performance.now();
@@ -139,14 +165,19 @@ if (only === undefined || only === 'what-if') {
   const since = performance.now();
   // Each what-if reruns only the modes whose steps it reprices; the others share the headline's runs.
   const split = { runner, affects: (s: System) => s.mode === 'semi-pd' || s.mode === 'nexus' };
-  const variants: [string, Runner][] = [
+  // Under the kernel-class form the what-ifs are the other share models (the form already sums attention
+  // after the dense layers, which is what `serial` tested); under the first form, the single-term changes.
+  const otherShareModels = SHARE_MODELS.filter((m) => m !== (profile.shareModel ?? 'slices'));
+  const variants: [string, Runner][] = profile.kernels
+    ? otherShareModels.map((m) => [`share model ${m}`, new Runner({ ...runner.config, profile: { ...profile, shareModel: m } }, split)])
+    : [
     ['caps (MPS shares as caps)', new Runner({ ...runner.config, extra: { executor: new WhatIfExecutor(profile, { caps: true, serial: false }) } }, split)],
     [
       'serial (mixed step not overlapped)',
       new Runner({ ...runner.config, extra: { executor: new WhatIfExecutor(profile, { caps: false, serial: true }) } }, { runner, affects: (s) => s.mode === 'unified' }),
     ],
     ['sat (prefill saturates at 50 %)', new Runner({ ...runner.config, profile: saturatedPrefill(profile, 0.5) }, split)],
-  ];
+      ];
   // The tight-SLO settings only: the loose ones move the same way and would double the time.
   const tight = SEMI_PD_SETTINGS.filter((s) => s.e2e);
   const rows: WhatIfRows[] = variants.map(([name, r]) => ({ name, semiPd: semiPdCapacities(r, sizes, tight), nexus: nexusResults(r, sizes) }));

@@ -66,6 +66,12 @@ export function exploreCheckResult(r: ExploreResult, config: ExploreConfig, repl
 export const VERDICT_EXIT = { holds: EXIT.holds, violated: EXIT.violated, 'bad-input': EXIT.badInput, 'internal-error': EXIT.internal } as const;
 export const VERDICT_WORD = { holds: 'holds', violated: 'VIOLATED', 'bad-input': 'BAD INPUT (a policy faulted)', 'internal-error': 'INTERNAL ERROR (the engine crashed; not a verdict)' } as const;
 
+/** The measured data a calibrated profile was fitted to, its license, and how close the fit came. */
+function calibrationNote(c: NonNullable<Profile['calibration']>): string {
+  const pct = (key: string) => (c.residuals[key] ? `${(c.residuals[key].mape * 100).toFixed(1)} %` : 'n/a');
+  return `Step costs fitted to measured kernel latencies: ${c.source}; ${c.license}. Kernel-time error (MAPE) prefill ${pct('steps.prefill')}, decode ${pct('steps.decode')}, mixed ${pct('steps.mixed')} (npm run bench:calibration).`;
+}
+
 /** Where the numbers of a report come from. */
 export function reportSources(profile: Profile): ReportData['sources'] {
   return {
@@ -73,6 +79,7 @@ export function reportSources(profile: Profile): ReportData['sources'] {
     traces: ['Azure LLM inference traces 2023 (conversation, code), CC-BY 4.0 — Patel et al., Splitwise, ISCA 2024'],
     notes: [
       'Latencies come from the cost model of the profile (docs/profiles.md), in virtual time.',
+      ...(profile.calibration ? [calibrationNote(profile.calibration)] : []),
       'Request rates and goodput are per GPU: disaggregated 1P1D serves on two GPUs and is offered twice the rate.',
     ],
   };

@@ -2,12 +2,34 @@
 // and deterministic pseudo-tokens that depend only on the request's seed and the token's position, so that
 // the output of every request is the same whatever the schedule, batch, split, preemption or resize.
 import { hash2 } from '../random.ts';
-import { calibrate, decodeSlowdown, decodeWork, mixedWork, prefillSlowdown, prefillWork, type Calibration, type Profile } from '../profile.ts';
+import type { StepWork } from '../kernel-model.ts';
+import { calibrate, decodeSlowdown, decodeWork, kernelStepSeconds, mixedWork, prefillSlowdown, prefillWork, type Calibration, type Profile } from '../profile.ts';
 import type { ResizeMechanism, StepExecutor, StepResult, StepSpec } from './step-executor.ts';
 
 /** The pseudo-token at sequence position `pos` (the position the token will occupy) of a request. */
 export function pseudoToken(seed: number, pos: number, vocabSize: number): number {
   return hash2(seed, pos) % vocabSize;
+}
+
+/** What a step computes, in the kernel form's quantities: prefix pairs and logit tokens come from the items. */
+export function stepWork(step: StepSpec): StepWork {
+  let prefixPairs = 0;
+  let prefillLogits = 0;
+  for (const it of step.items) {
+    if (it.phase !== 'prefill') continue;
+    prefixPairs += it.tokens * it.startPos;
+    if (it.producesToken) prefillLogits++;
+  }
+  // A step described by its totals alone (no items): one prompt, finishing in this step.
+  if (step.items.length === 0 && step.prefillTokens > 0) prefillLogits = 1;
+  return {
+    prefillTokens: step.prefillTokens,
+    ownPairs: Math.max(0, step.attentionPairs - prefixPairs),
+    prefixPairs,
+    decodeTokens: step.decodeItems,
+    contextTokens: step.contextTokens,
+    logitTokens: prefillLogits + step.decodeItems,
+  };
 }
 
 export class CostModelExecutor implements StepExecutor {
@@ -24,10 +46,16 @@ export class CostModelExecutor implements StepExecutor {
    * Seconds of a step as the simulator prices it (the same formulas latencyModel uses, plus contention), at
    * the step's effective share unless another is given (a what-if pricing, bench/paper/whatif.ts).
    */
-  stepTime(step: StepSpec, share = step.effectiveShare): number {
+  stepTime(step: StepSpec, shareOverride?: number): number {
     const c = this.c;
     const p = this.profile;
+    const share = shareOverride ?? step.effectiveShare;
     const s = share / 100;
+    if (p.kernels) {
+      // A given share replaces both the worker's own share and its effective one (a what-if pricing).
+      const own = (shareOverride ?? step.share) / 100;
+      return kernelStepSeconds(p, c, stepWork(step), { role: step.role, share: own, effectiveShare: s, coRunning: step.coRunning });
+    }
     let time: number;
     if (step.role === 'unified') {
       time = p.stepOverhead.unified + mixedWork(c, step.prefillTokens, step.attentionPairs, step.decodeItems, step.contextTokens);
