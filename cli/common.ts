@@ -3,6 +3,8 @@ import { accessSync, constants, mkdirSync, statSync, writeFileSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+type ParsedResults<T extends ParseArgsConfig> = ReturnType<typeof parseArgs<T>>;
+
 /**
  * Exit codes, the same for every command: 0 holds, 1 a property was violated, 2 bad input or usage, 70 an
  * internal error of pdspec (sysexits' EX_SOFTWARE): never a verdict, so that a script cannot read a crash
@@ -28,7 +30,7 @@ export interface Command {
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** parseArgs with unknown options and missing values turned into UsageErrors. */
-export function parseOptions<O extends Options>(args: string[], options: O, usage: string) {
+export function parseOptions<O extends Options>(args: string[], options: O, usage: string): ParsedResults<{ args: string[]; options: O; allowPositionals: true; strict: true }> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
@@ -43,6 +45,11 @@ export function intOption(value: string | undefined, name: string, fallback: num
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${value}'`);
   if (n > max) throw new UsageError(`--${name} ${value} is beyond the limit of ${max.toLocaleString('en-US')}`);
   return n;
+}
+
+/** One shell word of a printed command: as it is when it is plain, else in single quotes (exec:'python3 p.py'). */
+export function shellWord(word: string): string {
+  return /^[\w./:=,@+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Generated cases or runs one command may be asked for: a million runs of a campaign take hours already. */

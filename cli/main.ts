@@ -1,4 +1,5 @@
 // The `pdspec` command: dispatches to one module per subcommand.
+import { existsSync, readFileSync } from 'node:fs';
 import { EXIT, UsageError, type Command } from './common.ts';
 import { installCrashHandlers, reportCrash } from './crash.ts';
 
@@ -17,16 +18,44 @@ const commands: Record<string, () => Promise<Command>> = {
   sweep: async () => (await import('./commands/sweep.ts')).sweep,
 };
 
+/** One line per command for the top-level help (each command's own --help says the rest). */
+const SUMMARIES: Record<string, string> = {
+  campaign: 'the lockstep property campaign of the engine against the spec',
+  check: 'verify policies end to end and write the report',
+  conform: "replay another engine's trace through the spec",
+  diagram: 'the machines as Mermaid state diagrams',
+  docs: 'regenerate (or check) the parts of docs/ generated from the definitions',
+  examples: 'replay every documented example trace',
+  explore: 'exhaustive bounded model checking of the spec',
+  doctor: 'the WebGPU adapter, backend and limits, or how to get one',
+  generate: 'greedy token ids of one prompt on the shipped llama2.c model',
+  monotonicity: 'one SLO-policy monotonicity property (M1, M2, M3)',
+  run: 'one simulated or computed run, with its metrics and trace',
+  sweep: 'SLO attainment and goodput against request rate',
+};
+
+/** The package's version: its package.json is the first one above this file (cli/ in the sources, dist/cli/ in the package). */
+export function packageVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    const url = new URL(up, import.meta.url);
+    if (!existsSync(url)) continue;
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'pdspec' && typeof pkg.version === 'string') return pkg.version;
+  }
+  return 'unknown';
+}
+
 function help(): string {
   return [
     'pdspec — formal model and verification kit for prefill/decode-split LLM serving',
     '',
     'usage: pdspec <command> [options]',
+    '       pdspec --help | --version',
     '',
     'commands:',
-    ...Object.keys(commands).map((name) => `  ${name}`),
+    ...Object.keys(commands).map((name) => `  ${name.padEnd(13)} ${SUMMARIES[name] ?? ''}`.trimEnd()),
     '',
-    'Run `pdspec <command> --help` for the options of one command.',
+    'Run `pdspec <command> --help` (or `pdspec help <command>`) for the options of one command.',
     'Exit codes: 0 holds, 1 a property was violated, 2 bad input or usage, 70 an internal error (a crash file holds the stack).',
   ].join('\n');
 }
@@ -41,14 +70,22 @@ export async function mainProcess(argv: string[]): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const [first, ...others] = argv;
+  if (first === '--version' || first === '-V' || first === 'version') {
+    console.log(`pdspec ${packageVersion()}`);
+    return EXIT.holds;
+  }
+  // `pdspec help COMMAND` is `pdspec COMMAND --help`.
+  const [name, rest] = first === 'help' && others.length > 0 ? [others[0], ['--help']] : [first, others];
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    console.log(help());
+    // No command at all is a usage error: the help goes to standard error, exit 2.
+    if (name === undefined) console.error(help());
+    else console.log(help());
     return name === undefined ? EXIT.badInput : EXIT.holds;
   }
-  const load = commands[name];
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!load) {
-    console.error(`pdspec: unknown command '${name}'\n\n${help()}`);
+    console.error(name.startsWith('-') ? `pdspec: unknown option '${name}' (try pdspec --help)` : `pdspec: unknown command '${name}' (try pdspec --help)`);
     return EXIT.badInput;
   }
   current = name;

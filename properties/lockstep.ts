@@ -239,7 +239,7 @@ export function outputDifference(run: Run): string | null {
 // ---------------------------------------------------------------------------------------------
 // The environment's commands, as fast-check commands over (judge, run)
 
-interface Both {
+export interface Both {
   judge: Judge;
   run: Run;
 }

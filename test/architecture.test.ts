@@ -35,7 +35,7 @@ function realTree(): Map<string, string> {
   return files;
 }
 
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; exports?: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; exports?: Record<string, string | Record<string, string>> };
 const options: LayeringOptions = { selfPackage: { name: pkg.name, exports: pkg.exports ?? {} } };
 
 /** A specifier from `file` to the repository path `target`, as the project writes them. */

@@ -34,7 +34,7 @@ export interface Violation {
 
 export interface LayeringOptions {
   /** The package's own name and `exports` map, so that a self-reference (`pdspec/policy-api`) resolves too. */
-  selfPackage?: { name: string; exports: Record<string, string> };
+  selfPackage?: { name: string; exports: Record<string, string | Record<string, string>> };
 }
 
 export const RULES = {
@@ -237,7 +237,9 @@ export function resolveSpecifier(file: string, specifier: string, files: Readonl
     const self = options.selfPackage;
     if (!self || (specifier !== self.name && !specifier.startsWith(`${self.name}/`))) return null;
     const sub = `.${specifier.slice(self.name.length)}`;
-    const mapped = self.exports[sub];
+    // A conditional export maps to the built package; `pdspec-source` names the source in the repository.
+    const entry = self.exports[sub];
+    const mapped = typeof entry === 'string' ? entry : entry?.['pdspec-source'];
     if (!mapped) return null;
     target = posix.normalize(mapped);
   }

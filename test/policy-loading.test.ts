@@ -191,7 +191,7 @@ describe('the broken examples give their documented faults', () => {
 
 describe('load errors: one line each', () => {
   it.each([
-    ['an unknown name', () => loadError('semi_pd'), /^cannot load policy 'semi_pd': not a built-in policy \(static, semi-pd, .*\) and not a path/],
+    ['an unknown name', () => loadError('semi_pd'), /^cannot load policy 'semi_pd': not a built-in policy \(static, semi-pd, .*\), not a path to a module \(.*\) and not a command \(exec:'python3 my_policy\.py'\)$/],
     ['a missing file', () => loadError('./nope/missing.ts'), /^cannot load policy '\.\/nope\/missing\.ts': file not found \(.*missing\.ts\)$/],
     ['a directory', () => loadError(scratch + '/'), /not a file/],
     ['no default export', () => loadError(module('named.ts', 'export const policy = { name: "x", decide: () => ({}) };\n')), /no default export \(it exports 'policy'\)/],

@@ -7,7 +7,7 @@ import { loadProfile } from '../../engine/profile.ts';
 import { FAULT_NAMES, FAULTS, type EngineFaults } from '../../engine/faults/index.ts';
 import { failureTrace, replayOf, runCampaign, sharingDetail, speculativeDetail, type CampaignFailure, type CampaignResult } from '../../properties/campaign.ts';
 import { modes as allModes } from '../../properties/scenario.ts';
-import { checkOutputFile, EXIT, intOption, MAX_RUNS, parseOptions, UsageError, writeOutputFile, type Command } from '../common.ts';
+import { checkOutputFile, EXIT, intOption, MAX_RUNS, parseOptions, shellWord, UsageError, writeOutputFile, type Command } from '../common.ts';
 import { InternalError } from '../crash.ts';
 
 const usage = 'pdspec campaign [--runs N] [--seed N] [--modes semi-pd,nexus,disaggregated,unified] [--fault NAME] [--policy NAME|FILE] [--path PATH --replay-path R] [--out cex.jsonl] [--json]';
@@ -137,8 +137,8 @@ export const campaign: Command = {
       throw new UsageError(`the replay --seed ${seed} --path ${values.path}${values['replay-path'] ? ` --replay-path '${values['replay-path']}'` : ''} runs no failing case: use a replay command exactly as a failure printed it (same modes and fault), with this version of pdspec`);
     }
     const replay = result.failure
-      ? replayOf(result.failure.seed, result.failure.path, result.failure.replayPath, modes, fault, values.policy)
-      : `npx pdspec campaign --seed ${seed} --runs ${runs}${values.policy ? ` --policy ${values.policy}` : ''}`;
+      ? replayOf(result.failure.seed, result.failure.path, result.failure.replayPath, modes, fault, values.policy === undefined ? undefined : shellWord(values.policy))
+      : `npx pdspec campaign --seed ${seed} --runs ${runs}${values.policy ? ` --policy ${shellWord(values.policy)}` : ''}`;
     const crashed = result.failure?.property === 'crash';
     if (result.failure && values.out && !crashed) writeOutputFile(values.out, `${failureTrace(result.failure, replay).join('\n')}\n`, '--out');
     if (values.json) console.log(JSON.stringify({ ...result, ...(result.failure ? { failure: shownFailure(result.failure) } : {}), replay, ...(note ? { note } : {}) }));

@@ -5,15 +5,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Mode } from '../../engine/engine.ts';
 import { loadPolicy, loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyHandle, type PolicyInstances } from '../../engine/policies/index.ts';
-import { latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
-import { failureTrace, replayOf, runCampaign, sharingDetail } from '../../properties/campaign.ts';
+import { CHECK_PROFILE, latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
+import { failureTrace, replayOf, runCampaign, sharingDetail, speculativeDetail } from '../../properties/campaign.ts';
 import { DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
 import { guardedCheck, PolicyHang } from '../../properties/monotonicity/guard.ts';
 import { checkProfile, type CheckResult as MonotonicityResult } from '../../properties/monotonicity/index.ts';
-import { intOption, MAX_BUDGET_SECONDS, parseOptions, UsageError, type Command } from '../common.ts';
+import { intOption, MAX_BUDGET_SECONDS, parseOptions, shellWord, UsageError, type Command } from '../common.ts';
 import { InternalError, reportCrash } from '../crash.ts';
 import type { CheckResult, PolicyReport, ReportData, Sweep } from '../../properties/report-data.ts';
 import { ReportDir } from '../report/report-dir.ts';
@@ -71,7 +71,7 @@ export function exploreConfigFor(mode: Mode): ExploreConfig {
  * explorer's default (disaggregated is checked at a smaller one; the rest follows from the mode).
  */
 export function exploreReplay(policyName: string, config: ExploreConfig): string {
-  const flags = [`--policy ${policyName}`];
+  const flags = [`--policy ${shellWord(policyName)}`];
   if (config.mode !== DEFAULT_CONFIG.mode) flags.push(`--mode ${config.mode}`);
   if (config.requests !== DEFAULT_CONFIG.requests) flags.push(`--requests ${config.requests}`);
   if (config.blocks !== DEFAULT_CONFIG.blocks) flags.push(`--blocks ${config.blocks}`);
@@ -157,12 +157,12 @@ function campaignCheck(ctx: Context, policyName: string, instances: PolicyInstan
       family: 'all',
       status: 'pass',
       seconds: result.seconds,
-      detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode: every event allowed, every invariant held, the observable state agreed; quiescence, no stall, no preemption cascade, output invariance; ${sharingDetail(result.sharing)}`,
+      detail: `${result.runs} random runs (seed ${ctx.seed}) in ${mode} mode: every event allowed, every invariant held, the observable state agreed; quiescence, no stall, no preemption cascade, output invariance; ${sharingDetail(result.sharing)}; ${speculativeDetail(result.speculative)}`,
     };
   const f = result.failure!;
-  const replay = replayOf(f.seed, f.path, f.replayPath, [mode], undefined, policyName);
+  const replay = replayOf(f.seed, f.path, f.replayPath, [mode], undefined, shellWord(policyName));
   // One object shared by every run: if it keeps state, the replay's fresh start may decide differently.
-  const shared = instances.fresh ? '' : `; ${policyName} exports one Policy object, not a factory, so every run shared it: if it keeps state, this replay may not be exact`;
+  const shared = instances.fresh ? '' : `; ${policyName} makes no fresh instances (a module exporting one Policy object, not a factory, or a command whose handshake does not say "instances"), so every run shared it: if it keeps state, this replay may not be exact`;
   if (f.property === 'crash') {
     // An engine crash is pdspec's own fault, not a property the policy broke: an error (exit 70, a crash file).
     ctx.crashes.push(new InternalError(`the engine crashed in the campaign of ${policyName}: ${f.message} (replay: ${replay})`, { cause: f.error }));
@@ -289,7 +289,7 @@ export const check: Command = {
     const reportDir = report.final;
     const policies = values.policy ?? BUILT_INS;
     const progress = new Progress(values.json === true);
-    const profile = loadProfile();
+    const profile = loadProfile(CHECK_PROFILE);
     const ctx: Context = { seed, budget, reportDir: report.staging, profile, progress, command: ['pdspec check', ...args].join(' '), crashes: [] };
     const started = performance.now();
     const startedAt = new Date().toISOString();

@@ -12,7 +12,7 @@ import { defaultConfigFor, VARIANTS } from '../../properties/explore/variants.ts
 import { MODES, ALLOCATORS, PREFIX_CACHES } from '../../spec/trace-format.ts';
 import type { ReportData } from '../../properties/report-data.ts';
 import { ReportDir } from '../report/report-dir.ts';
-import { checkOutputFile, EXIT, intOption, parseOptions, sloOption, UsageError, type Command } from '../common.ts';
+import { checkOutputFile, EXIT, intOption, parseOptions, shellWord, sloOption, UsageError, type Command } from '../common.ts';
 
 const usage = [
   'pdspec explore [--requests N] [--prompt N] [--output N] [--blocks N] [--block-size N] [--chunk N]',
@@ -145,7 +145,7 @@ const MAX_WORKERS = 64;
 export function replayCommand(args: string[]): string {
   // --workers stays: the swarm's members and the merge depend on it.
   const drop = new Set(['--json', '--out', '--report']);
-  return ['npx pdspec explore', ...args.filter((a, i) => !drop.has(a) && !(drop.has(args[i - 1]) && args[i - 1] !== '--json'))].join(' ');
+  return ['npx pdspec explore', ...args.filter((a, i) => !drop.has(a) && !(drop.has(args[i - 1]) && args[i - 1] !== '--json')).map(shellWord)].join(' ');
 }
 
 function humanReport(r: ExploreResult, out: string | undefined, replay: string, swarm: boolean): string {
@@ -264,6 +264,7 @@ export const exploreCommand: Command = {
         member = { index: Number(m[1]), count: Number(m[2]), seed };
         if (workers > 1) throw new UsageError('--shard and --workers do not combine: run shards as separate jobs, or workers in one');
       }
+      let closePolicy: (() => Promise<void>) | undefined;
       if (values.policy !== undefined) {
         if (workers > 1) throw new UsageError('--policy runs in this process: use --shard for separate jobs instead of --workers');
         const slo = sloOption(values.slo as string | undefined, { ttft: 0.4, tpot: 0.2 });
@@ -277,6 +278,7 @@ export const exploreCommand: Command = {
           throw err;
         }
         const policy = handle;
+        closePolicy = () => policy.close();
         policySource = handle.source;
         config.policy = { name: handle.name, decide: (sys) => policySplit(sys, policy, model, slo) };
       }
@@ -291,6 +293,9 @@ export const exploreCommand: Command = {
       } catch (err) {
         if (err instanceof PolicyFault) throw new UsageError(err.message);
         throw err;
+      } finally {
+        // The policy's worker (and a module's or command's process) would keep this process alive.
+        await closePolicy?.();
       }
       if (tty) process.stderr.write('\r\x1b[K');
       replay = replayCommand(args);

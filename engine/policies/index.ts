@@ -7,13 +7,15 @@
 //                call returns, and a hang hangs the caller. The default for trusted built-ins.
 //   isolated   — decide() is a synchronous call into a worker thread (isolated.ts), ≈20 µs of overhead;
 //                a hang is stopped at the budget. The default for user modules and untrusted built-ins
-//                (semi-pd-z14). `check` demands it with { isolate: true }.
+//                (semi-pd-z14). `check` demands it with { isolate: true }. A command (`exec:…`, any
+//                language, exec.ts) always runs this way, in its own process behind the worker.
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Decision, Observation, Policy } from '../policy-api.ts';
 import { BUILTIN_POLICIES, BUILTIN_POLICY_NAMES, isBuiltinPolicyName } from './builtins.ts';
 import { firstLine, PolicyFault, PolicyLoadError, type FaultKind } from './errors.ts';
+import { EXEC_PREFIX } from './exec.ts';
 import { startIsolatedPolicy, type IsolatedPolicy } from './isolated.ts';
 import { importPolicyModule } from './module-import.ts';
 import { policyFromModule, policyShapeProblem } from './module-shape.ts';
@@ -26,6 +28,7 @@ export { BUILTIN_POLICIES, BUILTIN_POLICY_NAMES, isBuiltinPolicyName } from './b
 export type { BuiltinPolicyName } from './builtins.ts';
 export { validateDecision, splitObeys } from './validate.ts';
 export { PolicyOptionError } from './options.ts';
+export { EXEC_PREFIX, EXEC_PROTOCOL, EXEC_PROTOCOL_VERSION } from './exec.ts';
 export { LLAMA3_8B_FIT } from './fitted-model.ts';
 export type { FittedCoefficients } from './fitted-model.ts';
 
@@ -95,8 +98,9 @@ function positive(value: number | undefined, fallback: number, what: string, pol
 }
 
 /**
- * A policy by built-in name (static, semi-pd, semi-pd-z14, nexus, unified, disaggregated) or by path to a
- * TypeScript/JavaScript module whose default export is a Policy or a factory (options) => Policy.
+ * A policy by built-in name (static, semi-pd, semi-pd-z14, nexus, unified, disaggregated), by path to a
+ * TypeScript/JavaScript module whose default export is a Policy or a factory (options) => Policy, or by
+ * command (`exec:python3 my_policy.py`, any language: docs/policy-protocol.md; always isolated).
  * Throws PolicyLoadError with a one-line message when it cannot.
  */
 export async function loadPolicy(nameOrPath: string, options: LoadPolicyOptions = {}): Promise<PolicyHandle> {
@@ -108,13 +112,16 @@ export async function loadPolicy(nameOrPath: string, options: LoadPolicyOptions 
   if (!isolate && spec.kind === 'builtin' && !trusted) {
     throw new PolicyLoadError(nameOrPath, 'this built-in is known to hang (it reproduces a bug) and runs only isolated');
   }
+  if (!isolate && spec.kind === 'exec') throw new PolicyLoadError(nameOrPath, 'a command runs only isolated, in its own process');
   if (isolate) return (await startIsolated(nameOrPath, spec, source, options)).handle;
   let policy: Policy;
   try {
     if (spec.kind === 'builtin') {
       policy = BUILTIN_POLICIES[spec.name as keyof typeof BUILTIN_POLICIES].create(policyOptions);
-    } else {
+    } else if (spec.kind === 'module') {
       policy = policyFromModule(await importPolicyModule(spec.url), policyOptions);
+    } else {
+      throw new Error('a command runs only isolated');
     }
   } catch (err) {
     throw new PolicyLoadError(nameOrPath, firstLine(err));
@@ -165,17 +172,29 @@ export async function loadPolicyInstances(nameOrPath: string, options: LoadPolic
   if (spec.kind === 'builtin') {
     const builtin = BUILTIN_POLICIES[spec.name as keyof typeof BUILTIN_POLICIES];
     fresh = () => inProcessHandle(builtin.create(options.policyOptions ?? {}), 'built-in', timeBudgetMs);
-  } else {
+  } else if (spec.kind === 'module') {
     const namespace = await importPolicyModule(spec.url);
     if (typeof namespace.default === 'function') fresh = () => inProcessHandle(policyFromModule(namespace, options.policyOptions ?? {}), handle.source, timeBudgetMs);
   }
   return { handle, fresh, close: () => handle.close() };
 }
 
+/** Whether a `--policy` value names a command (`exec:COMMAND`) rather than a built-in or a module. */
+export function isExecPolicy(nameOrPath: string): boolean {
+  return nameOrPath.startsWith(EXEC_PREFIX);
+}
+
 function resolveSpec(nameOrPath: string, options: LoadPolicyOptions): { spec: PolicySpec; source: string; trusted: boolean } {
+  if (isExecPolicy(nameOrPath)) {
+    const command = nameOrPath.slice(EXEC_PREFIX.length).trim();
+    if (command === '') throw new PolicyLoadError(nameOrPath, "exec: needs a command, e.g. exec:'python3 my_policy.py'");
+    if (command.includes('\0')) throw new PolicyLoadError(nameOrPath, 'the command holds a NUL character');
+    const cwd = options.cwd ?? process.cwd();
+    return { spec: { kind: 'exec', command, cwd }, source: nameOrPath, trusted: false };
+  }
   if (isBuiltinPolicyName(nameOrPath)) return { spec: { kind: 'builtin', name: nameOrPath }, source: 'built-in', trusted: BUILTIN_POLICIES[nameOrPath].trusted };
   if (!looksLikePath(nameOrPath)) {
-    throw new PolicyLoadError(nameOrPath, `not a built-in policy (${BUILTIN_POLICY_NAMES.join(', ')}) and not a path to a module (e.g. ./my-policy.ts)`);
+    throw new PolicyLoadError(nameOrPath, `not a built-in policy (${BUILTIN_POLICY_NAMES.join(', ')}), not a path to a module (e.g. ./my-policy.ts) and not a command (exec:'python3 my_policy.py')`);
   }
   const path = isAbsolute(nameOrPath) ? nameOrPath : resolve(options.cwd ?? process.cwd(), nameOrPath);
   if (!existsSync(path)) throw new PolicyLoadError(nameOrPath, `file not found (${path})`);

@@ -82,6 +82,7 @@ export async function startIsolatedPolicy(
 
   // A user's module runs in its own process, started by the worker: it is stopped with the worker, and at
   // the latest when pdspec exits (a process stuck in a loop would not notice its pipes closing).
+  // A command's process leads its own group (its shell and what that starts): the whole group is stopped.
   let pid: number | undefined;
   const stopProcess = () => {
     if (pid === undefined) return;
@@ -94,8 +95,8 @@ export async function startIsolatedPolicy(
     pid = undefined;
   };
   worker.on('message', (m: Partial<WorkerProcess> | null) => {
-    if (m?.type === 'process' && typeof m.pid === 'number') {
-      pid = m.pid;
+    if (m?.type === 'process' && typeof m.pid === 'number' && Number.isInteger(m.pid) && m.pid > 1) {
+      pid = m.group === true ? -m.pid : m.pid;
       LIVE_PROCESSES.add(pid);
     }
   });

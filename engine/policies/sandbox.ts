@@ -14,7 +14,8 @@ import { FrameReader, frame } from './frames.ts';
 import type { HostRequest, HostStart } from './host.ts';
 import type { PlainObservation, WorkerLoaded, WorkerReply } from './worker-protocol.ts';
 
-const HOST_ENTRY = fileURLToPath(new URL('./host.ts', import.meta.url));
+/** The host program: its TypeScript source here, the compiled JavaScript in the built package. */
+const HOST_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './host.ts' : './host.js', import.meta.url));
 /** Node 20 names the permission model experimental; later versions take --permission. */
 const PERMISSION_FLAG = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
 /** CommonJS packages bundled into an ES module still call require(): give them one. */

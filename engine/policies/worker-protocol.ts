@@ -4,7 +4,8 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Observation } from '../policy-api.ts';
 import type { Validated } from './validate.ts';
 
-export type PolicySpec = { kind: 'builtin'; name: string } | { kind: 'module'; url: string };
+/** A built-in by name, a module by file URL, or a command speaking the JSON Lines protocol (exec.ts), run in `cwd`. */
+export type PolicySpec = { kind: 'builtin'; name: string } | { kind: 'module'; url: string } | { kind: 'exec'; command: string; cwd: string };
 
 export interface WorkerStart {
   spec: PolicySpec;
@@ -28,6 +29,8 @@ export type WorkerLoaded =
 export interface WorkerProcess {
   type: 'process';
   pid: number;
+  /** The process leads its own process group (an exec policy's shell and what it starts): the group is stopped. */
+  group?: boolean;
 }
 
 /** On the decision port: an observation for instance `instance` (made on first use; 0 exists from the start), or an instance to forget. */

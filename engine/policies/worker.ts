@@ -4,12 +4,14 @@
 //
 // A built-in runs here, in this thread. A user's module never does: it runs in its own sandboxed process
 // (sandbox.ts, host.ts), and this worker only relays — so nothing the module does, not even writing to
-// file descriptor 1 or exiting, reaches pdspec's realm or its output.
+// file descriptor 1 or exiting, reaches pdspec's realm or its output. A command (`exec:`) runs in its own
+// process too and speaks JSON Lines with this worker (exec.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { BUILTIN_POLICIES, isBuiltinPolicyName } from './builtins.ts';
 import { firstLine } from './errors.ts';
 import { InstanceTable } from './instances.ts';
 import { rebuildLatencyModel } from './latency-model.ts';
+import { startExecPolicy } from './exec.ts';
 import { startSandbox } from './sandbox.ts';
 import { ANSWERED, STARTED, type PlainObservation, type WorkerAnswer, type WorkerLoaded, type WorkerProcess, type WorkerReply, type WorkerRequest, type WorkerStart } from './worker-protocol.ts';
 
@@ -37,6 +39,10 @@ function builtinDecider(name: string): Decider {
 
 async function load(): Promise<Decider> {
   if (start.spec.kind === 'builtin') return builtinDecider(start.spec.name);
+  if (start.spec.kind === 'exec') {
+    const group = (pid: number) => parentPort!.postMessage({ type: 'process', pid, group: true } satisfies WorkerProcess);
+    return startExecPolicy(start.spec.command, start.spec.cwd, start.policyOptions, start.profile, group);
+  }
   const announce = (pid: number) => parentPort!.postMessage({ type: 'process', pid } satisfies WorkerProcess);
   return startSandbox(start.spec.url, start.policyOptions, start.profile, announce);
 }

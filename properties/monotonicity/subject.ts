@@ -9,7 +9,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Policy } from '../../engine/policy-api.ts';
 import { MODE_INFO, type Mode } from '../../engine/engine.ts';
-import { BUILTIN_POLICIES, handleForPolicy, isBuiltinPolicyName, loadIsolatedPolicy, loadPolicy, type PolicyHandle } from '../../engine/policies/index.ts';
+import { BUILTIN_POLICIES, handleForPolicy, isBuiltinPolicyName, isExecPolicy, loadIsolatedPolicy, loadPolicy, type PolicyHandle } from '../../engine/policies/index.ts';
 import type { Profile } from '../../engine/profile.ts';
 import type { ShareRule } from './observation.ts';
 
@@ -85,7 +85,7 @@ export async function policySubject(nameOrPath: string, options: SubjectOptions 
   const mode = builtin ? BUILTIN_MODE[nameOrPath] : (options.mode ?? 'semi-pd');
   const shareRules = options.shareRules ?? (builtin ? (nameOrPath === 'semi-pd' || nameOrPath === 'static' || nameOrPath === 'unified' ? ['oversubscribe', 'exact'] : [shareRuleOf(mode)]) : ['oversubscribe', 'exact']);
   const path = isAbsolute(nameOrPath) ? nameOrPath : resolve(options.cwd ?? process.cwd(), nameOrPath);
-  const common = { source: builtin ? nameOrPath : sourceOf(path), policyOptions, shareRules, mode } as const;
+  const common = { source: builtin || isExecPolicy(nameOrPath) ? nameOrPath : sourceOf(path), policyOptions, shareRules, mode } as const;
 
   if (options.isolate || (builtin && !BUILTIN_POLICIES[nameOrPath].trusted)) {
     const handle = await loadPolicy(nameOrPath, { policyOptions, isolate: true, profile: options.profile, cwd: options.cwd });
