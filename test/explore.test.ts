@@ -223,7 +223,7 @@ describe('pdspec explore with shared KV', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'pdspec-explore-v2-'));
   const pdspec = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'pdspec.js'), ...args], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });
 
-  it('without options it searches the v1 bound, the sharing bound and the v3 bound, and reports what each covered', () => {
+  it('without options it searches the v1 bound, the sharing bound, the v3 bound and the core-attention bound, and reports what each covered', () => {
     expect(defaultBounds({})).toBe(true);
     expect(defaultBounds({ json: true, 'max-states': '9', 'no-symmetry': true })).toBe(true);
     expect(defaultBounds({ sharing: true })).toBe(false);
@@ -232,10 +232,11 @@ describe('pdspec explore with shared KV', () => {
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.verdict).toBe('verified');
-    expect(out.bounds.map((b: { config: ExploreConfig }) => [b.config.sharing, b.config.positions])).toEqual([
-      [false, false],
-      [true, false],
-      [false, true],
+    expect(out.bounds.map((b: { config: ExploreConfig }) => [b.config.sharing, b.config.positions, b.config.cadServers > 0])).toEqual([
+      [false, false, false],
+      [true, false, false],
+      [false, true, false],
+      [false, true, true],
     ]);
     expect(out.bounds[0].states).toBeGreaterThan(100_000);
     expect(out.bounds[0].sharing).toBeUndefined();
@@ -245,7 +246,9 @@ describe('pdspec explore with shared KV', () => {
     expect(out.bounds[2].v3.rejections).toBeGreaterThan(0);
     expect(out.bounds[2].v3.partialFrees).toBeGreaterThan(0);
     expect(out.bounds[2].replay).toBe('npx pdspec explore --positions');
-  }, 180_000);
+    expect(out.bounds[3].events.server_lost).toBeGreaterThan(0);
+    expect(out.bounds[3].replay).toBe('npx pdspec explore --mode cad');
+  }, 240_000);
 
   it('--sharing options, and a variant counterexample written as a v2 trace that conform rejects', () => {
     const ok = pdspec('explore', '--sharing', '--prefix-cache', 'radix', '--preemptions', '0');

@@ -7,7 +7,7 @@ import type { Mode } from '../../engine/engine.ts';
 import { loadPolicy, loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyHandle, type PolicyInstances } from '../../engine/policies/index.ts';
 import { CHECK_PROFILE, latencyModel, loadProfile, type Profile } from '../../engine/profile.ts';
 import { failureTrace, replayOf, runCampaign, sharingDetail, speculativeDetail } from '../../properties/campaign.ts';
-import { DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
+import { CAD_CONFIG, DEFAULT_CONFIG, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { policySplit } from '../../properties/explore/policy-split.ts';
 import { modeForPolicy, policySweeps } from '../../properties/sweep.ts';
@@ -57,6 +57,8 @@ interface Context {
   sharing?: Map<Mode, ExploreResult>;
   /** The trace-v3 explorations by mode (explore check): searched once per run. */
   v3?: Map<Mode, ExploreResult>;
+  /** The core-attention exploration (trace v4, explore check): one bound, searched once per run. */
+  cad?: ExploreResult;
 }
 
 export function exploreConfigFor(mode: Mode): ExploreConfig {
@@ -102,10 +104,15 @@ async function exploreCheck(ctx: Context, policyName: string, handle: PolicyHand
   if (!v3r) ctx.v3.set(mode, (v3r = explore(v3)));
   const total = (performance.now() - t0) / 1000;
   if (v3r.verdict !== 'verified') return exploreCheckResult(v3r, v3, v3Replay(v3), ctx.reportDir, `${policyName} v3`, total);
+  // The core-attention bound (trace v4): a unified engine with attention servers, the same for every policy.
+  ctx.cad ??= explore(CAD_CONFIG);
+  const cad = ctx.cad;
+  const all = (performance.now() - t0) / 1000;
+  if (cad.verdict !== 'verified') return exploreCheckResult(cad, CAD_CONFIG, 'npx pdspec explore --mode cad', ctx.reportDir, `${policyName} cad`, all);
   return {
     ...v1,
-    seconds: total,
-    detail: `${v1.detail}; trace v2 at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}; trace v3 at ${describeExploreBound(v3)}: ${v3r.states.toLocaleString('en')} states${describeV3Coverage(v3r)}`,
+    seconds: all,
+    detail: `${v1.detail}; trace v2 at ${describeExploreBound(sharing)}: ${s.states.toLocaleString('en')} states${describeSharingCoverage(s)}; trace v3 at ${describeExploreBound(v3)}: ${v3r.states.toLocaleString('en')} states${describeV3Coverage(v3r)}; trace v4 (core-attention disaggregation) at ${describeExploreBound(CAD_CONFIG)}: ${cad.states.toLocaleString('en')} states`,
   };
 }
 

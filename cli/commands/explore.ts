@@ -1,5 +1,5 @@
 // `pdspec explore`: exhaustive bounded model checking of the spec.
-import { configProblems, DEFAULT_CONFIG, headerOf, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
+import { CAD_CONFIG, configProblems, DEFAULT_CONFIG, headerOf, SHARING_CONFIG, V3_CONFIG, type ExploreConfig } from '../../properties/explore/config.ts';
 import { formatEvent, writeCounterexample } from '../../properties/explore/counterexample.ts';
 import { explore, type ExploreResult } from '../../properties/explore/explorer.ts';
 import { swarmSearch, type SwarmMember } from '../../properties/explore/swarm.ts';
@@ -20,6 +20,7 @@ const usage = [
   '               [--alloc-steps auto|one|three] [--no-symmetry] [--variant NAME] [--max-states N]',
   '               [--sharing] [--prefix-cache hash|radix] [--prefixes KEY,KEY,...] [--forks N]   (trace v2, shared KV)',
   '               [--positions] [--drafts K] [--verifies N] [--window W] [--state-slots N]   (trace v3)',
+  '               [--mode cad] [--cad-servers N] [--cad-buffers N] [--cad-shards N] [--server-losses N]   (trace v4, core-attention disaggregation)',
   '               [--policy NAME|FILE] [--slo TTFT,TPOT] [--out cex.jsonl] [--report DIR] [--json]',
   '               [--workers N | --shard I/N] [--seed S]   (a swarm of randomized searches instead of one exhaustive one)',
   '       pdspec explore --merge SHARD.json ...   (the --json outputs of the members of one swarm)',
@@ -48,6 +49,10 @@ const options = {
   verifies: { type: 'string' },
   window: { type: 'string' },
   'state-slots': { type: 'string' },
+  'cad-servers': { type: 'string' },
+  'cad-buffers': { type: 'string' },
+  'cad-shards': { type: 'string' },
+  'server-losses': { type: 'string' },
   variant: { type: 'string' },
   'max-states': { type: 'string' },
   out: { type: 'string' },
@@ -76,14 +81,16 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
   // (--positions or any of its options), or the bound of a shared-KV or v3 variant.
   const sharing = values.sharing === true || values['prefix-cache'] !== undefined || values.prefixes !== undefined || values.forks !== undefined;
   const v3 = values.positions === true || values.drafts !== undefined || values.verifies !== undefined || values.window !== undefined || values['state-slots'] !== undefined;
+  // Core-attention disaggregation (trace v4): `--mode cad` is a unified engine with attention servers.
+  const cad = values.mode === 'cad' || ['cad-servers', 'cad-buffers', 'cad-shards', 'server-losses'].some((k) => values[k] !== undefined);
   const base = defaultConfigFor(variant);
-  const d = !base.sharing && sharing ? SHARING_CONFIG : !base.positions && v3 ? V3_CONFIG : base;
+  const d = cad && base.cadServers === 0 ? CAD_CONFIG : !base.sharing && sharing ? SHARING_CONFIG : !base.positions && v3 ? V3_CONFIG : base;
   const prefixCache = (values['prefix-cache'] as string | undefined) ?? d.prefixCache;
   if (!(PREFIX_CACHES as readonly string[]).includes(prefixCache)) throw new UsageError(`--prefix-cache must be one of ${PREFIX_CACHES.join(', ')}`);
   const prefixes = values.prefixes === undefined ? d.prefixes : String(values.prefixes).split(',');
   if (!prefixes.every((p) => /^[A-Za-z0-9_.-]{1,16}$/.test(p))) throw new UsageError(`--prefixes must be a comma-separated list of keys (1 to 16 letters, digits, _ . -), got '${values.prefixes}'`);
-  const mode = (values.mode as string | undefined) ?? d.mode;
-  if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
+  const mode = values.mode === 'cad' || values.mode === undefined ? d.mode : (values.mode as string);
+  if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, or cad (a unified engine with attention servers, trace v4)`);
   const allocator = (values.allocator as string | undefined) ?? d.allocator;
   if (!(ALLOCATORS as readonly string[]).includes(allocator)) throw new UsageError(`--allocator must be one of ${ALLOCATORS.join(', ')}`);
   const allocSteps = (values['alloc-steps'] as string | undefined) ?? d.allocSteps;
@@ -116,6 +123,10 @@ export function configFromArgs(values: Record<string, string | boolean | undefin
     verifies: int('verifies', d.verifies, 0),
     window: int('window', d.window, 0),
     stateSlots: int('state-slots', d.stateSlots, 0),
+    cadServers: int('cad-servers', d.cadServers, 0),
+    cadBuffers: int('cad-buffers', d.cadBuffers, 1),
+    cadShards: int('cad-shards', d.cadShards, 1),
+    serverLosses: int('server-losses', d.serverLosses, 0),
     symmetry: !values['no-symmetry'],
     variant,
     maxStates: int('max-states', d.maxStates, 1),
@@ -132,7 +143,8 @@ function describeBound(c: ExploreConfig): string {
     `${c.preemptions} preemption(s)`,
     `${c.allocator} allocator`,
     ...(c.sharing ? [`shared KV (trace v2): prefixes ${c.prefixes.join(',') || 'all distinct'}, ${c.prefixCache} cache, ${c.forks} fork(s)`] : []),
-    ...(c.positions ? [`trace v3: ${v3Bound(c)}`] : []),
+    ...(c.positions && c.cadServers === 0 ? [`trace v3: ${v3Bound(c)}`] : []),
+    ...(c.cadServers > 0 ? [`trace v4: ${cadBound(c)}`] : []),
     `symmetry ${c.symmetry ? 'on' : 'off'}`,
     ...(c.variant ? [`variant ${c.variant} (${VARIANTS[c.variant].zoo.startsWith('Z') ? `${VARIANTS[c.variant].zoo}: ` : ''}${VARIANTS[c.variant].says})`] : []),
   ].join(', ');
@@ -175,7 +187,8 @@ function humanReport(r: ExploreResult, out: string | undefined, replay: string, 
   }
   // Coverage means something only for a search that went through the whole bound.
   if (r.verdict === 'verified' && r.sharing) lines.push(`shared KV covered: ${sharingWords(r)}`);
-  if (r.verdict === 'verified' && r.v3) lines.push(`trace v3 covered: ${v3Words(r)}`);
+  if (r.verdict === 'verified' && r.v3 && r.config.cadServers === 0) lines.push(`trace v3 covered: ${v3Words(r)}`);
+  if (r.verdict === 'verified' && r.config.cadServers > 0) lines.push(`trace v4 covered: ${cadWords(r)}`);
   if (r.verdict === 'verified' && !swarm) {
     if (r.neverEnabled.length) lines.push(`events never enabled at this bound: ${r.neverEnabled.join(', ')}`);
     if (r.neverTaken.length) lines.push(`machine transitions never taken at this bound (${r.neverTaken.length}): ${r.neverTaken.join(', ')}`);
@@ -200,6 +213,17 @@ export function v3Bound(c: ExploreConfig): string {
   ].join(', ');
 }
 
+/** The v4 part of a bound, in words: the attention servers, their buffers, the shards, the losses. */
+export function cadBound(c: ExploreConfig): string {
+  return `${c.cadServers} attention server(s) of ${c.cadBuffers} buffer(s), ${c.cadShards} query shard(s) per item, ${c.serverLosses} server loss(es)`;
+}
+
+/** The trace v4 a search covered, in words: its task and server-loss transitions. */
+export function cadWords(r: ExploreResult): string {
+  const n = (e: string) => (r.events[e as keyof typeof r.events] ?? 0).toLocaleString('en');
+  return `${n('task_create')} task creations, ${n('task_dispatch')} dispatches, ${n('task_end')} task ends, ${n('task_consume')} results read back, ${n('server_lost')} server loss(es) (edges of the explored state graph)`;
+}
+
 /** The trace v3 a search covered, in words: its transitions that verify, reject drafts, free out of a window, preempt a prefill. */
 export function v3Words(r: ExploreResult): string {
   const c = r.v3!;
@@ -214,8 +238,10 @@ export const exploreCommand: Command = {
     'deadlocks and (weakly fair) starvation cycles are searched for; a violation comes back as the shortest',
     'counterexample, written as a trace file that `pdspec conform` rejects. Without options that change the bound, three',
     'bounds are searched: the v1 default, the shared-KV default (trace v2: prefix hits, evictions, a fork,',
-    'copy-on-write; --sharing alone) and the v3 default (positions, a speculative verify accepted or rejected, a',
-    'sliding window whose oldest block is freed, preemption while prefilling; --positions alone).',
+    'copy-on-write; --sharing alone), the v3 default (positions, a speculative verify accepted or rejected, a',
+    'sliding window whose oldest block is freed, preemption while prefilling; --positions alone) and the v4 default',
+    '(core-attention disaggregation: query-shard tasks on two attention servers with ping-pong buffers, a server',
+    'loss; --mode cad alone).',
     `Variants reintroduce bug-zoo mechanisms: ${Object.keys(VARIANTS).join(', ')}.`,
     '--report DIR writes the result into the report of `pdspec check`, a counterexample drawn as a timeline.',
     'Exit 0: verified at the bound; 1: a violation; 2: bad configuration.',
@@ -345,10 +371,10 @@ function progressReporter(json: boolean): { tty: boolean; progress: ((states: nu
  * the worst of them.
  */
 async function runDefaultBounds(args: string[], values: Record<string, string | boolean | undefined>, seed: number): Promise<number> {
-  const configs = [configFromArgs(values), configFromArgs({ ...values, sharing: true }), configFromArgs({ ...values, positions: true })];
+  const configs = [configFromArgs(values), configFromArgs({ ...values, sharing: true }), configFromArgs({ ...values, positions: true }), configFromArgs({ ...values, mode: 'cad' })];
   const problems = [...new Set(configs.flatMap(configProblems))];
   if (problems.length) throw new UsageError(problems.join('\n'));
-  const replays = [replayCommand(args), replayCommand(['--sharing', ...args]), replayCommand(['--positions', ...args])];
+  const replays = [replayCommand(args), replayCommand(['--sharing', ...args]), replayCommand(['--positions', ...args]), replayCommand(['--mode', 'cad', ...args])];
   const { tty, progress } = progressReporter(values.json === true);
   const results: ExploreResult[] = [];
   for (const config of configs) {
@@ -388,7 +414,7 @@ async function writeExploreReport(
   const name = config.policy?.name ?? (config.variant ? `spec + ${config.variant}` : 'spec');
   const checks = runs.map(({ r, config: c, replay }) => {
     // Each bound's counterexample file is named after the bound (a v1, a v2 and a v3 one may all fail).
-    const check = exploreCheckResult(r, c, replay, report.staging, runs.length > 1 && c.sharing ? `${name} sharing` : runs.length > 1 && c.positions ? `${name} v3` : name);
+    const check = exploreCheckResult(r, c, replay, report.staging, runs.length > 1 && c.sharing ? `${name} sharing` : runs.length > 1 && c.cadServers > 0 ? `${name} cad` : runs.length > 1 && c.positions ? `${name} v3` : name);
     if (swarm && r.verdict === 'verified') Object.assign(check, { property: 'safety rules, deadlock', detail: `every state of the bound (${r.states.toLocaleString('en')}) visited by one member of a swarm: the safety rules hold and nothing deadlocks; starvation is searched by the exhaustive search only` });
     if (swarm && r.verdict === 'incomplete') Object.assign(check, { status: 'warn', property: 'safety rules, deadlock', detail: `no violation found by a swarm of randomized searches over ${r.states.toLocaleString('en')} states: not a proof (run without --shard/--workers for one)` });
     return check;
@@ -409,7 +435,7 @@ async function writeExploreReport(
         ({ config: c }) =>
           `Bound: ${c.mode}, ${c.requests} requests (prompt ${c.prompt}, output ${c.output}), ${c.blocks} blocks of ${c.blockSize}, ${c.resizes} resize(s), ${c.aborts} abort(s), ${c.preemptions} preemption(s)` +
           `${c.sharing ? `; shared KV (trace v2): prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork(s)` : ''}` +
-          `${c.positions ? `; trace v3: ${v3Bound(c)}` : ''}; symmetry ${c.symmetry ? 'on' : 'off'}.`,
+          `${c.positions && c.cadServers === 0 ? `; trace v3: ${v3Bound(c)}` : ''}${c.cadServers > 0 ? `; trace v4: ${cadBound(c)}` : ''}; symmetry ${c.symmetry ? 'on' : 'off'}.`,
       ),
     },
   };

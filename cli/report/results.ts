@@ -16,6 +16,7 @@ export function slug(name: string): string {
 
 export function describeExploreBound(c: ExploreConfig): string {
   const shared = c.sharing ? `, shared KV (prefixes ${c.prefixes.join(',')}, ${c.prefixCache} cache, ${c.forks} fork)` : '';
+  if (c.cadServers > 0) return `${c.requests} requests, ${c.blocks} blocks, ${c.aborts} abort, ${c.cadServers} attention servers of ${c.cadBuffers} buffers, ${c.cadShards} query shards per item, ${c.serverLosses} server loss`;
   const v3 = c.positions
     ? `, ${c.drafts > 0 && c.verifies > 0 ? `${c.verifies} ${c.verifies === 1 ? 'verify' : 'verifies'} of 1..${c.drafts} draft(s)` : 'no verify'}${c.window > 0 ? `, window ${c.window}` : ''}${c.stateSlots > 0 ? `, ${c.stateSlots} state slot(s)` : ''}`
     : '';
