@@ -118,6 +118,52 @@ export interface EngineOptions {
    * Default false: only decoding requests are preempted.
    */
   preemptPrefilling?: boolean;
+  /**
+   * Core-attention disaggregation (CAD, DistCA; docs/cad.md; the trace is version 4): each step's core
+   * attention runs as tasks on `servers` stateless attention servers instead of on the worker. Each batch
+   * item's query positions are sharded (`shards` per item, default 2), the shards balanced over the servers
+   * (greedy, then split until the busiest server is within `epsilon` of the mean, default 0.1), and dispatched
+   * into the servers' `buffers` (default 2: ping-pong). `lossAtStep`: the run's n-th step loses server
+   * `lossServer` (default 1, A1) mid-step; its unfinished tasks are dispatched again to the live servers.
+   * Unified mode, cost-model executor only. Default: off.
+   */
+  attentionServers?: AttentionServerOptions | null;
+}
+
+/** Core-attention disaggregation's options (EngineOptions.attentionServers). */
+export interface AttentionServerOptions {
+  /** Attention servers (A0 .. A<n−1>), 1..1024. */
+  servers: number;
+  /** Buffers per server, 1..1024; default 2 (ping-pong). */
+  buffers?: number;
+  /** Query shards per batch item (at most its positions), 1..1024; default 2. */
+  shards?: number;
+  /** Balance target: the busiest server's load at most (1 + epsilon) · the mean, else shards are split; ≥ 0, default 0.1. */
+  epsilon?: number;
+  /** The run's step (1-based) during which server `lossServer` is lost; default never. */
+  lossAtStep?: number | null;
+  /** The server lost at `lossAtStep` (its index); default 1 (A1). */
+  lossServer?: number;
+  /**
+   * Whose attention goes to the servers: `prefill` (default: prompt chunks only, the quadratic part whose
+   * stragglers the servers absorb; a decode item's attention stays on the worker, next to its KV cache), or
+   * `all` (every batch item, decode positions too, each task reading its request's whole context: over a
+   * PCIe-class link the decode traffic saturates it).
+   */
+  offload?: 'all' | 'prefill';
+}
+
+/** Core-attention disaggregation, resolved. */
+export interface AttentionServerConfig {
+  readonly servers: number;
+  readonly buffers: number;
+  readonly shards: number;
+  readonly epsilon: number;
+  /** 0: no loss. */
+  readonly lossAtStep: number;
+  readonly lossServer: number;
+  /** Whether decode items' attention goes to the servers too (offload `all`). */
+  readonly offloadDecode: boolean;
 }
 
 /**
@@ -218,11 +264,14 @@ export interface EngineConfig {
   /** State slots per GPU (0: none). */
   readonly stateSlots: number;
   readonly preemptPrefilling: boolean;
+  /** Core-attention disaggregation's servers, or null when off. */
+  readonly attentionServers: AttentionServerConfig | null;
   /**
    * The trace version the engine writes: 1, 2 with prefix caching (shared KV), 3 with speculative decoding,
-   * layer groups, state slots or preemption while prefilling (v3 includes v2).
+   * layer groups, state slots or preemption while prefilling (v3 includes v2), 4 with attention servers
+   * (v4 includes v3).
    */
-  readonly traceVersion: 1 | 2 | 3;
+  readonly traceVersion: 1 | 2 | 3 | 4;
   /** The epoch-0 split. */
   readonly split: Split;
   readonly faults: readonly FaultPatch[];
@@ -318,6 +367,34 @@ function resolveV3(o: EngineOptions, mode: ModeInfo, wantsHistory: boolean, pref
   return { slidingWindow, stateSlots, preemptPrefilling };
 }
 
+/** Core-attention disaggregation's options checked and completed (null when off). */
+function resolveAttentionServers(o: EngineOptions, mode: ModeInfo, executor: StepExecutor, slidingWindow: number): AttentionServerConfig | null {
+  const a = o.attentionServers;
+  if (a === undefined || a === null) return null;
+  if (typeof a !== 'object' || Array.isArray(a)) throw new EngineConfigError(`attention servers must be an object {servers, buffers?, shards?, epsilon?, lossAtStep?, lossServer?, offload?}, got ${JSON.stringify(a)}`);
+  const known = ['servers', 'buffers', 'shards', 'epsilon', 'lossAtStep', 'lossServer', 'offload'];
+  for (const key of Object.keys(a)) if (!known.includes(key)) throw new EngineConfigError(`attention servers: unknown option '${key}' (known: ${known.join(', ')})`);
+  const int = (value: unknown, fallback: number, min: number, max: number, what: string): number => {
+    const v = value ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new EngineConfigError(`attention servers: ${what} must be an integer in ${min}..${max}, got ${JSON.stringify(value)}`);
+    return v;
+  };
+  const servers = int(a.servers, Number.NaN, 1, 1024, 'servers');
+  const buffers = int(a.buffers, 2, 1, 1024, 'buffers (per server)');
+  const shards = int(a.shards, 2, 1, 1024, 'shards (per batch item)');
+  const epsilon = a.epsilon ?? 0.1;
+  if (typeof epsilon !== 'number' || !(epsilon >= 0) || !Number.isFinite(epsilon)) throw new EngineConfigError(`attention servers: epsilon (balance target) must be a finite number ≥ 0, got ${JSON.stringify(a.epsilon)}`);
+  const lossAtStep = a.lossAtStep === null ? 0 : int(a.lossAtStep, 0, 0, Number.MAX_SAFE_INTEGER, 'lossAtStep (a step number, 0: never)');
+  if ((lossAtStep > 0 || a.lossServer !== undefined) && servers < 2) throw new EngineConfigError('attention servers: a server loss needs at least 2 servers (its tasks go to the others)');
+  const lossServer = servers < 2 ? 0 : int(a.lossServer, 1, 0, servers - 1, `lossServer (a server index below ${servers})`);
+  const offload = a.offload ?? 'prefill';
+  if (offload !== 'all' && offload !== 'prefill') throw new EngineConfigError(`attention servers: offload must be all or prefill, got ${JSON.stringify(a.offload)}`);
+  if (mode.name !== 'unified') throw new EngineConfigError(`attention servers (core-attention disaggregation) run in the unified mode only for now, got ${mode.name}`);
+  if (!(executor instanceof CostModelExecutor)) throw new EngineConfigError(`attention servers are priced by the cost-model executor only, got executor '${executor.name}'`);
+  if (slidingWindow > 0) throw new EngineConfigError('attention servers with a sliding window are not modelled (a task reads one block table; layer groups have two)');
+  return { servers, buffers, shards, epsilon, lossAtStep, lossServer, offloadDecode: offload === 'all' };
+}
+
 export function resolveConfig(o: EngineOptions): EngineConfig {
   if (!isMode(o.mode)) throw new EngineConfigError(`unknown mode '${o.mode}' (${MODES.join(', ')})`);
   const mode = MODE_INFO[o.mode];
@@ -359,6 +436,11 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
   const prefixCaching = o.prefixCaching === true;
   const stepAllocEvents = o.allocEvents === 'steps' || faults.some((f) => f.settings?.allocEvents === 'steps');
   const v3 = resolveV3(o, mode, wantsHistory, prefixCaching, stepAllocEvents);
+  const attentionServers = resolveAttentionServers(o, mode, executor, v3.slidingWindow);
+  if (attentionServers === null) {
+    const cad = faults.find((f) => f.options.attentionServers !== undefined);
+    if (cad) throw new EngineConfigError(`fault '${cad.name}' needs attention servers (the attentionServers option)`);
+  }
   return {
     mode,
     workload,
@@ -390,7 +472,8 @@ export function resolveConfig(o: EngineOptions): EngineConfig {
     decodeAdmitTimeout,
     speculative,
     ...v3,
-    traceVersion: speculative !== null || v3.slidingWindow > 0 || v3.stateSlots > 0 || v3.preemptPrefilling ? 3 : prefixCaching ? 2 : 1,
+    attentionServers,
+    traceVersion: attentionServers !== null ? 4 : speculative !== null || v3.slidingWindow > 0 || v3.stateSlots > 0 || v3.preemptPrefilling ? 3 : prefixCaching ? 2 : 1,
     split: { prefill: split.prefill, decode: split.decode },
     faults,
   };

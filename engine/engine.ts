@@ -17,6 +17,7 @@ import { Resize } from './partition/resize.ts';
 import type { Decision, Observation, Slo } from './policy-api.ts';
 import { PolicyDriver } from './policy-driver.ts';
 import type { Rooms } from './rooms.ts';
+import type { AttentionCounts } from './sched/attention.ts';
 import { Forks } from './sched/forks.ts';
 import { Lifecycle } from './sched/lifecycle.ts';
 import { Preemption } from './sched/preemption.ts';
@@ -35,6 +36,7 @@ export { DEFAULT_SLO, EngineConfigError, InvalidDecisionError } from './config.t
 export type { Allocator, EngineOptions, Mode, PolicyHandle, PrefillOrder, ShareRule, SpeculativeOptions } from './config.ts';
 export { DRAFTERS } from './config.ts';
 export type { SpeculativeCounts } from './sched/speculation.ts';
+export type { AttentionCounts } from './sched/attention.ts';
 export type { EngineView, RequestView, WorkerView } from './observe.ts';
 export { MODE_INFO, MODES } from './modes/info.ts';
 export type { RequestState, WorkerState } from './state.ts';
@@ -59,6 +61,8 @@ export interface RunResult {
   sharing: SharingCounts;
   /** Speculative decoding: its verifies, drafts and accepted drafts; null when off. */
   speculative: SpeculativeCounts | null;
+  /** Core-attention disaggregation: its tasks, dispatches, read-backs, server losses and balance; null when off. */
+  attention: AttentionCounts | null;
 }
 
 /** What shared KV did in a run: blocks hit (and their tokens), blocks cached, evicted, forks and copy-on-write copies. */
@@ -143,6 +147,7 @@ export class Engine {
       ...(config.prefixCaching ? { prefixCache: config.prefixCache } : {}),
       ...(config.slidingWindow > 0 ? { groups: [{ id: FULL_GROUP }, { id: WINDOW_GROUP, window: config.slidingWindow }] } : {}),
       ...(config.stateSlots > 0 ? { stateSlots: config.stateSlots } : {}),
+      ...(rooms.steps.attention !== null ? { attentionServers: rooms.steps.attention.headerServers() } : {}),
       source: options.source ?? `pdspec engine (${config.executor.name} executor, profile ${config.profile.name})`,
     });
     rooms.tracer.sink?.header(this.header);
@@ -246,6 +251,7 @@ export class Engine {
       prefixHits: prefix.hits,
       sharing: { hits: prefix.hits, hitTokens: prefix.hitTokens, inserts: prefix.inserts, evictions: prefix.evictions, forks: prefix.forks, copies: prefix.copies },
       speculative: this.rooms.speculation ? { ...this.rooms.speculation.counts } : null,
+      attention: this.rooms.steps.attention ? { ...this.rooms.steps.attention.counts } : null,
     };
   }
 

@@ -4,6 +4,7 @@
 import type { BatchItem } from '../spec/trace-format.ts';
 import { ExecutorError, type StepItem, type StepResult, type StepSpec } from './executors/step-executor.ts';
 import type { Rooms } from './rooms.ts';
+import { AttentionServers } from './sched/attention.ts';
 import { SimKind } from './sim/clock.ts';
 import { NO_DRAFTS, Step, type Req, type Worker } from './state.ts';
 
@@ -13,8 +14,25 @@ function isThenable<T>(x: T | Promise<T>): x is Promise<T> {
 
 export class StepRunner {
   private readonly pending: { step: Step; result: Promise<StepResult> }[] = [];
+  /** Core-attention disaggregation: the attention servers and their tasks, or null when off. */
+  readonly attention: AttentionServers | null;
 
-  constructor(private readonly rooms: Rooms) {}
+  constructor(private readonly rooms: Rooms) {
+    this.attention = rooms.config.attentionServers ? new AttentionServers(rooms, rooms.config.attentionServers) : null;
+  }
+
+  /** Core-attention disaggregation: writes the task events of `step` planned before its end (at the end's time). */
+  endTasks(step: Step): void {
+    if (this.attention === null) return;
+    const events = this.attention.end(step);
+    const tracer = this.rooms.tracer;
+    if (!tracer.on) return;
+    const now = this.rooms.clock.now;
+    for (const e of events) {
+      e.t = now;
+      tracer.emit(e);
+    }
+  }
 
   /**
    * `w` starts a step over `reqs`: `toks[i]` positions each, `decode[i]` 1 for a decode item, 0 for prefill.
@@ -84,6 +102,7 @@ export class StepRunner {
     const { coRunning, busyShares } = rooms.workers.busyOnGpu(w);
     w.step = step;
     w.state = 'busy';
+    const cad = this.attention === null ? null : this.attention.begin(step, w.id, w.gpu, items.map((it, i) => ({ req: reqs[i], from: it.startPos, tokens: it.tokens, decode: decode[i] === 1 })));
     if (tracer.on) {
       const batch: BatchItem[] = new Array(reqs.length);
       if (rooms.config.traceVersion < 3) for (let i = 0; i < reqs.length; i++) batch[i] = { req: reqs[i].id, tokens: toks[i] };
@@ -97,6 +116,12 @@ export class StepRunner {
           batch[i] = b;
         }
       tracer.emit({ t: rooms.clock.now, ev: 'step_begin', worker: w.id, step: id, batch });
+      // Core-attention disaggregation: the step's tasks, and the first dispatch into each free buffer.
+      if (cad !== null)
+        for (const e of cad.pre) {
+          e.t = rooms.clock.now;
+          tracer.emit(e);
+        }
     }
     const spec: StepSpec = {
       worker: w.id,
@@ -112,6 +137,7 @@ export class StepRunner {
       decodeItems,
       contextTokens: context,
     };
+    if (cad !== null) (spec as { attention?: StepSpec['attention'] }).attention = cad.work;
     const copies = rooms.kv.pendingCopies[w.gpu];
     if (copies.length > 0) {
       (spec as { copies?: StepSpec['copies'] }).copies = copies.slice();

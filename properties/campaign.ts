@@ -121,10 +121,13 @@ export interface SpeculativeCoverage {
   windowFrees: number;
   slotAllocs: number;
   prefillPreemptions: number;
+  /** Trace v4: core-attention tasks read back, and attention servers lost. */
+  tasks: number;
+  serverLosses: number;
 }
 
 export function noSpeculation(): SpeculativeCoverage {
-  return { runs: 0, verifies: 0, drafted: 0, accepted: 0, rejections: 0, windowFrees: 0, slotAllocs: 0, prefillPreemptions: 0 };
+  return { runs: 0, verifies: 0, drafted: 0, accepted: 0, rejections: 0, windowFrees: 0, slotAllocs: 0, prefillPreemptions: 0, tasks: 0, serverLosses: 0 };
 }
 
 /** Adds one run's trace to `into`. */
@@ -146,6 +149,8 @@ export function tallySpeculative(into: SpeculativeCoverage, header: TraceHeader,
       freeing.add(e.req);
     } else if (e.ev === 'finish' || e.ev === 'abort') freeing.add(e.req);
     else if (e.ev === 'slot_alloc') into.slotAllocs++;
+    else if (e.ev === 'task_consume') into.tasks++;
+    else if (e.ev === 'server_lost') into.serverLosses++;
     else if (e.ev === 'free' && e.group !== undefined && !freeing.has(e.req) && header.groups?.find((g) => g.id === e.group)?.window !== undefined) into.windowFrees += e.blocks.length;
     if (e.ev === 'step_begin') {
       const d: Record<string, number> = {};
@@ -168,7 +173,7 @@ export function tallySpeculative(into: SpeculativeCoverage, header: TraceHeader,
 
 /** What a campaign covered of speculative decoding, in words. */
 export function speculativeDetail(s: SpeculativeCoverage): string {
-  return `trace v3 in ${s.runs} of them: ${s.verifies} speculative verify item(s), ${s.drafted} draft(s), ${s.accepted} accepted, ${s.rejections} verify(s) with a rejection; ${s.windowFrees} windowed block(s) freed by live requests, ${s.slotAllocs} state slot(s) taken, ${s.prefillPreemptions} preemption(s) while prefilling`;
+  return `trace v3 in ${s.runs} of them: ${s.verifies} speculative verify item(s), ${s.drafted} draft(s), ${s.accepted} accepted, ${s.rejections} verify(s) with a rejection; ${s.windowFrees} windowed block(s) freed by live requests, ${s.slotAllocs} state slot(s) taken, ${s.prefillPreemptions} preemption(s) while prefilling; ${s.tasks} core-attention task(s) read back, ${s.serverLosses} attention server(s) lost`;
 }
 
 /** The lockstep property: for every scenario and environment schedule, the run keeps every property. */

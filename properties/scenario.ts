@@ -132,6 +132,12 @@ export interface SetupShape {
   slidingWindow: number | null;
   stateSlots: number | null;
   preemptPrefilling: boolean;
+  /**
+   * Trace v4 (unified mode only): the core attention on attention servers, each item's query positions in
+   * shards; a server lost at a step of the run (0: none); decode attention there too or not. Not with a
+   * sliding window (dropped for the run unless `extra` asks for it).
+   */
+  attentionServers: { servers: number; buffers: number; shards: number; epsilon: number; lossAtStep: number; offload: 'all' | 'prefill' } | null;
 }
 
 export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
@@ -151,6 +157,17 @@ export function setupShape(allowed: readonly Mode[]): fc.Arbitrary<SetupShape> {
     slidingWindow: fc.option(fc.integer({ min: 1, max: 8 }), { freq: 3 }),
     stateSlots: fc.option(fc.integer({ min: 1, max: 4 }), { freq: 3 }),
     preemptPrefilling: fc.boolean(),
+    attentionServers: fc.option(
+      fc.record({
+        servers: fc.integer({ min: 1, max: 3 }),
+        buffers: fc.integer({ min: 1, max: 2 }),
+        shards: fc.integer({ min: 1, max: 3 }),
+        epsilon: fc.constantFrom(0.1, 0, 1),
+        lossAtStep: fc.integer({ min: 0, max: 6 }),
+        offload: fc.constantFrom<'all' | 'prefill'>('prefill', 'all'),
+      }),
+      { freq: 3 },
+    ),
   });
 }
 
@@ -187,6 +204,11 @@ function engineExtra(shape: SetupShape, work: readonly WorkloadRequest[], faults
   if (shape.slidingWindow !== null) v3.slidingWindow = shape.slidingWindow;
   if (shape.stateSlots !== null) v3.stateSlots = shape.stateSlots;
   if (shape.preemptPrefilling) v3.preemptPrefilling = true;
+  if (shape.attentionServers !== null && shape.mode === 'unified') {
+    const { lossAtStep, ...a } = shape.attentionServers;
+    // A loss needs another server to take the lost one's tasks.
+    v3.attentionServers = lossAtStep > 0 && a.servers > 1 ? { ...a, lossAtStep } : a;
+  }
   const out: Record<string, unknown> = { asyncScheduling: shape.asyncScheduling, prefixCaching: shape.prefixCaching, ...(shape.prefixCaching ? { prefixCache: shape.prefixCache } : {}), ...speculative, ...v3, ...extra };
   if (out.speculative && out.asyncScheduling) {
     if (extra?.speculative) out.asyncScheduling = false;
@@ -203,6 +225,10 @@ function engineExtra(shape: SetupShape, work: readonly WorkloadRequest[], faults
     }
   }
   if (out.slidingWindow !== undefined && stepsForced && !asked('slidingWindow')) delete out.slidingWindow;
+  if (out.attentionServers !== undefined && out.slidingWindow !== undefined) {
+    if (asked('attentionServers')) delete out.slidingWindow;
+    else delete out.attentionServers;
+  }
   if (out.stateSlots !== undefined && !asked('stateSlots') && (shape.mode === 'disaggregated' || work.some((r) => (r.n ?? 1) > 1))) delete out.stateSlots;
   if (out.preemptPrefilling && shape.mode !== 'unified' && !asked('preemptPrefilling')) delete out.preemptPrefilling;
   if (!out.prefixCaching) delete out.prefixCache;

@@ -3,7 +3,7 @@
 // and with the options where the fault can show, until it fails; the failure must be shrunk and name the
 // property the bug breaks. Z14 lives in a policy: semi-PD's SLO loop without its step counter must be caught
 // as a policy that does not terminate.
-import { FAULTS, type FaultInfo } from '../engine/faults/index.ts';
+import { CAD_FAULTS, FAULTS, type FaultInfo } from '../engine/faults/index.ts';
 import { loadPolicy, PolicyFault } from '../engine/policies/index.ts';
 import { latencyModel, loadProfile } from '../engine/profile.ts';
 import type { Observation } from '../engine/policy-api.ts';
@@ -106,5 +106,13 @@ export async function selfTest(options: SelfTestOptions): Promise<ZooRow[]> {
     rows.push(row);
     options.onRow?.(row);
   }
-  return rows.sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)));
+  // Core-attention disaggregation's switches (C1, C2, …): no bug-zoo row, the same campaign.
+  for (const info of CAD_FAULTS) {
+    if (!wanted(info.zoo, info.name)) continue;
+    const row = faultRow(info, options);
+    rows.push(row);
+    options.onRow?.(row);
+  }
+  const order = (id: string) => (id.startsWith('Z') ? 0 : 1000) + Number(id.slice(1));
+  return rows.sort((a, b) => order(a.id) - order(b.id));
 }

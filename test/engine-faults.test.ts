@@ -5,7 +5,7 @@
 // scheduling, prefix caching, parallel samples, decode-side rejection) conform on their own.
 import { describe, expect, it } from 'vitest';
 import { Engine, MODES } from '../engine/engine.ts';
-import { FAULT_NAMES, FAULTS, type EngineFaults, type FaultName } from '../engine/faults/index.ts';
+import { CAD_FAULT_NAMES, CAD_FAULTS, FAULT_NAMES, FAULTS, type CadFaultName, type EngineFaults, type FaultName } from '../engine/faults/index.ts';
 import { loadAzure } from '../engine/workloads/azure.ts';
 import type { WorkloadRequest } from '../engine/workloads/types.ts';
 import { TraceChecker } from '../spec/checker.ts';
@@ -397,6 +397,58 @@ describe('the options behind the newer switches, faults off', () => {
     expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { n: 2 }), req('a#1', 0, 4, 1)] })).toThrow(/fork id 'a#1' is taken/);
     expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { prefix: { id: 'p', length: 5 } })] })).toThrow(/prefix length must be an integer in 1\.\.prompt/);
     expect(() => new Engine({ ...o, workload: [req('a', 0, 4, 1, { n: 0 })] })).toThrow(/n \(parallel samples\)/);
+  });
+});
+
+// The core-attention disaggregation switches (engine/faults/cNN-*.ts, docs/cad.md) have no bug-zoo row: they
+// are kept out of FAULTS (the zoo's table, self-test and campaign) and tested here, each on a unified run
+// with the attention servers its file declares.
+describe('core-attention disaggregation fault switches are caught by the spec', () => {
+  const cadTested = new Set<CadFaultName>();
+  const two: WorkloadRequest[] = [req('a', 0, 8, 2), req('b', 0, 4, 1)];
+
+  function expectCadCaught(name: CadFaultName, workload: WorkloadRequest[], rule: string) {
+    const info = CAD_FAULTS.find((f) => f.name === name)!;
+    expect(info.zoo).toMatch(/^C\d+$/);
+    expect(info.modes).toEqual(['unified']);
+    expect(info.check.rules as readonly string[]).toContain(rule);
+    cadTested.add(name);
+    const scenario: Scenario = { mode: 'unified', workload, blocks: 64, blockSize: 4, attentionServers: info.options.attentionServers };
+    const clean = tracedRun(scenario);
+    expect(clean.verdict.verdict, `without the fault\n${explain(clean.verdict)}`).toBe('conforms');
+    const faulty = tracedRun({ ...scenario, faults: { [name]: true } as EngineFaults });
+    expect(faulty.verdict.verdict, 'with the fault').toBe('violation');
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.rule, explain(faulty.verdict)).toBe(rule);
+    return { clean, faulty };
+  }
+
+  it('C1 pingPongFlipsEarly: a buffer takes the next task before the result in it is read back', () => {
+    const { faulty } = expectCadCaught('pingPongFlipsEarly', two, 'BufferNotReused');
+    if (faulty.verdict.verdict === 'violation') {
+      expect(faulty.verdict.finding.message).toMatch(/holds task c\d+'s unread result; loading task c\d+ into it would overwrite them/);
+      expect(faulty.verdict.finding.line).toBeLessThanOrEqual(20);
+    }
+    expectCadCaught('pingPongFlipsEarly', smallWorkload(3, 12), 'BufferNotReused');
+  });
+
+  it('C2 lostTaskForgotten: a lost server’s task is never dispatched again, and its step ends without it', () => {
+    const { faulty } = expectCadCaught('lostTaskForgotten', two, 'StepWaitsForTasks');
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.message).toMatch(/task c\d+ of the step is created: its attention result has not been read back/);
+    expectCadCaught('lostTaskForgotten', smallWorkload(4, 12), 'StepWaitsForTasks');
+  });
+
+  it('C3 redispatchAfterReturn: a lost server’s task whose result was read back is dispatched again', () => {
+    const { faulty } = expectCadCaught('redispatchAfterReturn', two, 'TaskComputedOnce');
+    if (faulty.verdict.verdict === 'violation') expect(faulty.verdict.finding.message).toMatch(/is consumed on A1; dispatching it again would compute it twice/);
+    expectCadCaught('redispatchAfterReturn', smallWorkload(5, 12), 'TaskComputedOnce');
+  });
+
+  it('every core-attention switch has a test above, none is in the bug zoo, and each needs attention servers', () => {
+    expect([...cadTested].sort()).toEqual([...CAD_FAULT_NAMES].sort());
+    for (const f of CAD_FAULTS) {
+      expect((FAULT_NAMES as readonly string[]).includes(f.name)).toBe(false);
+      expect(() => new Engine({ mode: 'unified', profile: PROFILE, workload: two, blocks: 64, blockSize: 4, faults: { [f.name]: true } })).toThrow(/needs attention servers/);
+    }
   });
 });
 

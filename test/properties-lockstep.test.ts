@@ -43,7 +43,7 @@ describe('shared KV in the campaign', () => {
 });
 
 describe('speculative decoding in the campaign', () => {
-  it('about half the runs write trace v3: drafts verified (the oracle drafter) with acceptances and rejections, windowed blocks freed by live requests, state slots taken; every property holds', () => {
+  it('about half the runs write trace v3 or v4: drafts verified (the oracle drafter) with acceptances and rejections, windowed blocks freed by live requests, state slots taken, core-attention tasks read back and servers lost; every property holds', () => {
     const result = coverageRuns();
     expect(result.ok, result.failure?.message).toBe(true);
     const s = result.speculative;
@@ -51,6 +51,8 @@ describe('speculative decoding in the campaign', () => {
     expect(s.runs).toBeLessThan(220);
     expect(s.windowFrees).toBeGreaterThan(100);
     expect(s.slotAllocs).toBeGreaterThan(20);
+    expect(s.tasks).toBeGreaterThan(50);
+    expect(s.serverLosses).toBeGreaterThan(0);
     expect(s.verifies).toBeGreaterThan(100);
     expect(s.accepted).toBeGreaterThan(50);
     expect(s.rejections).toBeGreaterThan(50);

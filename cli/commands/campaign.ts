@@ -4,7 +4,7 @@
 import type { Mode } from '../../engine/engine.ts';
 import { loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyInstances } from '../../engine/policies/index.ts';
 import { loadProfile } from '../../engine/profile.ts';
-import { FAULT_NAMES, FAULTS, type EngineFaults } from '../../engine/faults/index.ts';
+import { CAD_FAULT_NAMES, CAD_FAULTS, FAULT_NAMES, FAULTS, type EngineFaults } from '../../engine/faults/index.ts';
 import { failureTrace, replayOf, runCampaign, sharingDetail, speculativeDetail, type CampaignFailure, type CampaignResult } from '../../properties/campaign.ts';
 import { modes as allModes } from '../../properties/scenario.ts';
 import { checkOutputFile, EXIT, intOption, MAX_RUNS, parseOptions, shellWord, UsageError, writeOutputFile, type Command } from '../common.ts';
@@ -80,7 +80,7 @@ export const campaign: Command = {
     'A policy gets a fresh instance per run (one object, not a factory, is shared: then a note says so).',
     'Exit 0: every property held; 1: a violation; 2: bad input (a policy that faults); 70: the engine crashed',
     '(an internal error, not a verdict: the replay is printed, the stack is in a crash file).',
-    `Fault switches (bug zoo): ${FAULT_NAMES.join(', ')}.`,
+    `Fault switches (bug zoo): ${FAULT_NAMES.join(', ')}; core-attention disaggregation: ${CAD_FAULT_NAMES.join(', ')}.`,
   ].join('\n'),
   usage,
   async run(args) {
@@ -105,7 +105,7 @@ export const campaign: Command = {
     const modes = (values.modes ?? allModes.join(',')).split(',') as Mode[];
     for (const m of modes) if (!allModes.includes(m)) throw new UsageError(`--modes: unknown mode '${m}' (modes: ${allModes.join(', ')})`);
     const fault = values.fault;
-    if (fault !== undefined && !(FAULT_NAMES as readonly string[]).includes(fault)) throw new UsageError(`unknown fault '${fault}' (faults: ${FAULT_NAMES.join(', ')})`);
+    if (fault !== undefined && ![...FAULT_NAMES, ...CAD_FAULT_NAMES].includes(fault as never)) throw new UsageError(`unknown fault '${fault}' (faults: ${[...FAULT_NAMES, ...CAD_FAULT_NAMES].join(', ')})`);
     if (values.path !== undefined && !/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must be fast-check's path, e.g. 12:3:1, got '${values.path}'`);
     if (values.path !== undefined && Number(values.path.split(':')[0]) >= MAX_PATH_RUN) throw new UsageError(`--path ${values.path}: the run index ${values.path.split(':')[0]} is beyond ${MAX_PATH_RUN - 1}, more runs than a campaign makes`);
     if (values['replay-path'] !== undefined && values.path === undefined) throw new UsageError(`--replay-path goes with the --path of the same replay command`);
@@ -120,7 +120,7 @@ export const campaign: Command = {
         modes,
         faults: fault ? { [fault]: true } : {},
         // The engine options the fault needs to show, as the self-test runs it (so that its replay is exact).
-        ...(fault ? { extra: { ...FAULTS.find((f) => f.name === fault)!.options } } : {}),
+        ...(fault ? { extra: { ...[...FAULTS, ...CAD_FAULTS].find((f) => f.name === fault)!.options } } : {}),
         ...(values.path ? { path: values.path } : {}),
         ...(values['replay-path'] ? { replayPath: values['replay-path'] } : {}),
         ...(policy ? { policy: policy.fresh ?? policy.handle } : {}),

@@ -3,14 +3,14 @@
 // with speculative decoding) for `pdspec conform`.
 // With --executor cpu|webgpu every step also runs on a llama2.c model (engine/executors/model-adapter.ts),
 // so the requests get real tokens; time stays virtual (the cost model's).
-import { DRAFTERS, Engine, EngineConfigError, InvalidDecisionError, MODES, type Mode, type PolicyHandle, type RunResult, type SpeculativeOptions } from '../../engine/engine.ts';
+import { DRAFTERS, Engine, EngineConfigError, InvalidDecisionError, MODES, type EngineOptions, type Mode, type PolicyHandle, type RunResult, type SpeculativeOptions } from '../../engine/engine.ts';
 import { CheckpointError, loadCheckpoint, type ModelWeights } from '../../engine/model/checkpoint.ts';
 import { STORIES260K_PATH } from '../../engine/model/shipped.ts';
 import { DISAGGREGATED_UNSUPPORTED, modelFitError, ModelStepExecutor } from '../../engine/executors/model-adapter.ts';
 import { ExecutorInputError, type ModelExecutor } from '../../engine/executors/model-executor.ts';
 import { ExecutorError } from '../../engine/executors/step-executor.ts';
 import type { Distribution } from '../../engine/metrics.ts';
-import { FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
+import { CAD_FAULT_NAMES, FAULT_NAMES, type EngineFaults } from '../../engine/faults/index.ts';
 import { defaultBlocks, DEFAULT_PROFILE, loadProfile, ProfileError, type Profile } from '../../engine/profile.ts';
 import { JsonlFileSink } from '../../engine/trace-sink.ts';
 import { buildWorkload, WORKLOAD_NAMES, WorkloadError, type WorkloadRequest } from '../../engine/workloads/index.ts';
@@ -38,6 +38,7 @@ const usage = [
   '           [--outputs] [--fault NAME ...] [--report DIR]',
   '           [--speculative ngram|oracle [--draft-k K] [--ngram MIN:MAX] [--acceptance P] [--free-rejected]]',
   '           [--sliding-window W] [--state-slots S] [--preempt-prefilling]',
+  '           [--attention-servers N [--attention-buffers B] [--attention-shards S] [--offload prefill|all] [--lose-server-at STEP]]',
 ].join('\n');
 
 const options = {
@@ -81,6 +82,11 @@ const options = {
   'sliding-window': { type: 'string' },
   'state-slots': { type: 'string' },
   'preempt-prefilling': { type: 'boolean' },
+  'attention-servers': { type: 'string' },
+  'attention-buffers': { type: 'string' },
+  'attention-shards': { type: 'string' },
+  offload: { type: 'string' },
+  'lose-server-at': { type: 'string' },
 } as const;
 
 function positiveNumber(value: string | undefined, name: string): number | undefined {
@@ -101,10 +107,28 @@ function parseSplit(text: string | undefined): { prefill: number; decode: number
 function parseFaults(list: string[] | undefined): EngineFaults {
   const faults: EngineFaults = {};
   for (const name of list ?? []) {
-    if (!(FAULT_NAMES as readonly string[]).includes(name)) throw new UsageError(`unknown --fault '${name}' (known: ${FAULT_NAMES.join(', ')})`);
+    if (![...FAULT_NAMES, ...CAD_FAULT_NAMES].includes(name as never)) throw new UsageError(`unknown --fault '${name}' (known: ${[...FAULT_NAMES, ...CAD_FAULT_NAMES].join(', ')})`);
     faults[name as keyof EngineFaults] = true;
   }
   return faults;
+}
+
+/** --attention-servers and its settings, as EngineOptions.attentionServers (nothing when off). */
+function attentionServersOption(v: { 'attention-servers'?: string; 'attention-buffers'?: string; 'attention-shards'?: string; offload?: string; 'lose-server-at'?: string }): { attentionServers?: EngineOptions['attentionServers'] } {
+  if (v['attention-servers'] === undefined) {
+    for (const flag of ['attention-buffers', 'attention-shards', 'offload', 'lose-server-at'] as const) if (v[flag] !== undefined) throw new UsageError(`--${flag} needs --attention-servers N`);
+    return {};
+  }
+  if (v.offload !== undefined && v.offload !== 'prefill' && v.offload !== 'all') throw new UsageError(`--offload must be prefill or all, got '${v.offload}'`);
+  return {
+    attentionServers: {
+      servers: intOption(v['attention-servers'], 'attention-servers', 1, 1),
+      ...(v['attention-buffers'] !== undefined ? { buffers: intOption(v['attention-buffers'], 'attention-buffers', 2, 1) } : {}),
+      ...(v['attention-shards'] !== undefined ? { shards: intOption(v['attention-shards'], 'attention-shards', 2, 1) } : {}),
+      ...(v.offload !== undefined ? { offload: v.offload as 'prefill' | 'all' } : {}),
+      ...(v['lose-server-at'] !== undefined ? { lossAtStep: intOption(v['lose-server-at'], 'lose-server-at', 0, 1) } : {}),
+    },
+  };
 }
 
 /** --speculative and its settings, as EngineOptions.speculative (undefined when off). */
@@ -231,7 +255,7 @@ export const run: Command = {
     'v3 with speculative decoding, a sliding window, state slots or preemption while prefilling) that',
     '`pdspec conform --quiescent` replays through the spec (--trace-out - writes it to standard output, the',
     'summary then to standard error: `pdspec run ... --trace-out - | pdspec conform -`). --fault NAME turns on a bug-zoo fault switch of the',
-    `engine (${FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
+    `engine (${FAULT_NAMES.join(', ')}; with --attention-servers: ${CAD_FAULT_NAMES.join(', ')}), whose trace conform then rejects.`,
     '--executor cpu|webgpu also runs every step on a llama2.c model (--model FILE, default the shipped',
     'stories260K; semi-pd, nexus and unified modes): real greedy tokens (--outputs lists them), virtual time',
     'still from the cost model; the default workload is then 16 short Poisson requests.',
@@ -246,6 +270,10 @@ export const run: Command = {
     '(full, swa) with their own block tables, and a request frees its swa blocks once they leave the window of W',
     'positions; --state-slots S gives each GPU S recurrent-state slots (Mamba layers), one per admitted request.',
     '--preempt-prefilling (unified mode) lets a worker short of blocks retract a request still prefilling, as vLLM v1 does.',
+    '--attention-servers N (unified mode, cost model; trace v4) runs core attention on N attention servers (DistCA):',
+    'each item\'s query positions in --attention-shards shards (default 2), balanced over the servers, in',
+    '--attention-buffers buffers each (default 2: ping-pong); --offload all sends decode attention too (default',
+    'prefill: prompt chunks only); --lose-server-at STEP loses server A1 during that step (its tasks go elsewhere).',
     'Exit 0: the run completed; 2: bad input, including a policy that faulted (threw, returned NaN or an',
     'out-of-range split, or hung; the message names the observation).',
   ].join('\n'),
@@ -376,6 +404,7 @@ export const run: Command = {
           ...(v['sliding-window'] !== undefined ? { slidingWindow: intOption(v['sliding-window'], 'sliding-window', 0, 1) } : {}),
           ...(v['state-slots'] !== undefined ? { stateSlots: intOption(v['state-slots'], 'state-slots', 0, 1) } : {}),
           preemptPrefilling: v['preempt-prefilling'] === true,
+          ...attentionServersOption(v),
         });
       } catch (err) {
         sink?.close();

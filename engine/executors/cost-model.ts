@@ -2,9 +2,9 @@
 // and deterministic pseudo-tokens that depend only on the request's seed and the token's position, so that
 // the output of every request is the same whatever the schedule, batch, split, preemption or resize.
 import { hash2 } from '../random.ts';
-import type { StepWork } from '../kernel-model.ts';
+import { bandwidthStretch, kernelSeconds, kernelTimes, kvBytesPerTokenLayer, type StepWork } from '../kernel-model.ts';
 import { calibrate, decodeSlowdown, decodeWork, kernelStepSeconds, mixedWork, prefillSlowdown, prefillWork, type Calibration, type Profile } from '../profile.ts';
-import type { ResizeMechanism, StepExecutor, StepResult, StepSpec } from './step-executor.ts';
+import type { AttentionServerWork, ResizeMechanism, StepExecutor, StepResult, StepSpec } from './step-executor.ts';
 
 /** The pseudo-token at sequence position `pos` (the position the token will occupy) of a request. */
 export function pseudoToken(seed: number, pos: number, vocabSize: number): number {
@@ -51,6 +51,8 @@ export class CostModelExecutor implements StepExecutor {
     const p = this.profile;
     const share = shareOverride ?? step.effectiveShare;
     const s = share / 100;
+    // Core-attention disaggregation: the worker's dense part, then the slowest attention server.
+    if (step.attention) return this.denseTime(step, shareOverride) + this.attentionTime(step);
     if (p.kernels) {
       // A given share replaces both the worker's own share and its effective one (a what-if pricing).
       const own = (shareOverride ?? step.share) / 100;
@@ -67,6 +69,84 @@ export class CostModelExecutor implements StepExecutor {
       if (step.coRunning) time *= 1 + p.contention.decode;
     }
     return time;
+  }
+
+  /**
+   * Core-attention disaggregation: seconds of the step without its core attention (the worker's part: the
+   * dense layers, and everything but softmax(QKᵀ)V), priced as stepTime prices a step. With
+   * `attention.decodeLocal` the decode items' attention stays in it.
+   */
+  denseTime(step: StepSpec, shareOverride?: number): number {
+    const c = this.c;
+    const p = this.profile;
+    const s = (shareOverride ?? step.effectiveShare) / 100;
+    const k = p.kernels;
+    const decodeLocal = step.attention?.decodeLocal === true;
+    if (k) {
+      const work = stepWork(step);
+      const t = kernelTimes(p, k, { ...work, ownPairs: 0, prefixPairs: 0, contextTokens: decodeLocal ? work.contextTokens : 0 });
+      // No attention kernels on the worker (but decode's, if local): their time and launch floors go to the servers.
+      const tokens = work.prefillTokens + work.decodeTokens;
+      const launch = (tokens > 0 ? k.dense.launchSeconds : 0) + (decodeLocal && work.decodeTokens > 0 ? k.decodeAttention.launchSeconds : 0);
+      const dense = { ...t, prefillAttention: 0, decodeAttention: decodeLocal ? t.decodeAttention : 0, launch: p.model.layers * launch };
+      const host = p.stepOverhead[step.role];
+      const model = p.shareModel ?? 'slices';
+      if (model === 'semi-pd-fit') {
+        const own = (shareOverride ?? step.share) / 100;
+        return host + (step.role === 'decode' ? decodeSlowdown(c, own) : prefillSlowdown(c, own)) * kernelSeconds(dense, k, 1, 1);
+      }
+      const at = model === 'caps' ? (shareOverride ?? step.share) / 100 : s;
+      const contention = step.coRunning && step.role !== 'unified' ? 1 + p.contention[step.role] : 1;
+      return host + kernelSeconds(dense, k, at, bandwidthStretch(k, at) * contention);
+    }
+    const context = decodeLocal ? step.contextTokens : 0;
+    if (step.role === 'unified') return p.stepOverhead.unified + mixedWork(c, step.prefillTokens, 0, step.decodeItems, context);
+    if (step.role === 'prefill') return (p.stepOverhead.prefill + prefillSlowdown(c, s) * prefillWork(c, step.prefillTokens, 0)) * (step.coRunning ? 1 + p.contention.prefill : 1);
+    return (p.stepOverhead.decode + decodeSlowdown(c, s) * decodeWork(c, step.decodeItems, context)) * (step.coRunning ? 1 + p.contention.decode : 1);
+  }
+
+  /** Seconds of one (query, key) pair of core attention, all layers, on an attention server (a whole GPU). */
+  pairSeconds(): number {
+    const p = this.profile;
+    const k = p.kernels;
+    if (!k) return this.c.secondsPerAttentionPair;
+    return (p.model.layers * 4 * p.model.hiddenSize) / (p.gpu.denseFlops * k.prefillAttention.pairEfficiency);
+  }
+
+  /** Seconds to read one key position's K and V, all layers, on an attention server. */
+  keySeconds(): number {
+    const p = this.profile;
+    const k = p.kernels;
+    if (!k) return this.c.kvSecondsPerToken;
+    return (p.model.layers * kvBytesPerTokenLayer(p)) / (p.gpu.hbmBytesPerSecond * k.decodeAttention.kvEfficiency);
+  }
+
+  /** Bytes an attention server's tasks move over its link: Q in and O out per query, K and V in per key read. */
+  attentionBytes(w: AttentionServerWork): number {
+    const m = this.profile.model;
+    return w.queries * 2 * m.layers * m.hiddenSize * m.bytesPerParam + w.keys * this.c.kvBytesPerToken;
+  }
+
+  /**
+   * Seconds of one attention server's tasks: the link's latency, their Q/K/V/O transfer over it, and their
+   * compute (a roofline: pairs, or K/V reads). With one buffer each task's transfer and compute follow one
+   * another (x + c); with two or more (ping-pong) the transfer of one task hides under the compute of
+   * another, a two-stage pipeline over the server's n tasks: max(x, c) + min(x, c) / n.
+   */
+  serverTime(w: AttentionServerWork, buffers = 2): number {
+    if (w.tasks === 0) return 0;
+    const link = this.profile.transfer;
+    const x = this.attentionBytes(w) / link.bytesPerSecond;
+    const c = Math.max(w.pairs * this.pairSeconds(), w.keys * this.keySeconds());
+    return link.latency + (buffers < 2 ? x + c : Math.max(x, c) + Math.min(x, c) / w.tasks);
+  }
+
+  /** Seconds of a step's core attention on its servers: the slowest server, plus what a lost server had computing. */
+  attentionTime(step: StepSpec): number {
+    const a = step.attention!;
+    let slowest = 0;
+    for (const w of a.servers) slowest = Math.max(slowest, this.serverTime(w, a.buffers));
+    return slowest + a.wastedPairs * this.pairSeconds();
   }
 
   execute(step: StepSpec): StepResult {

@@ -70,6 +70,34 @@ export interface StepSpec {
   readonly contextTokens: number;
   /** Copy-on-write copies ([from, to] blocks of the worker's pool) to carry out before the step computes. */
   readonly copies?: readonly (readonly [number, number])[];
+  /**
+   * Core-attention disaggregation: the step's core attention runs on attention servers (this is their work),
+   * and the worker computes only the rest of the layers. Absent: attention runs on the worker.
+   */
+  readonly attention?: StepAttention;
+}
+
+/** The attention servers' work in one step (docs/cad.md). */
+export interface StepAttention {
+  /** Per live server: the tasks it computes in this step. */
+  readonly servers: readonly AttentionServerWork[];
+  /** (query, key) pairs a lost server had computing when it was lost (done again elsewhere). */
+  readonly wastedPairs: number;
+  /** Buffers per server: with two or more (ping-pong) a task's transfer overlaps another task's compute. */
+  readonly buffers: number;
+  /** Whether the decode items' attention stays on the worker (they have no tasks). */
+  readonly decodeLocal: boolean;
+}
+
+/** One attention server's tasks in a step, in the quantities the cost model prices. */
+export interface AttentionServerWork {
+  tasks: number;
+  /** Causal (query, key) pairs of its tasks. */
+  pairs: number;
+  /** Query positions of its tasks (Q in, O out). */
+  queries: number;
+  /** Key positions whose K and V it receives: per request, the furthest key its tasks of that request read. */
+  keys: number;
 }
 
 export interface StepResult {

@@ -2,7 +2,7 @@
 // can show (modes, engine options, workload features), what catches it, and which of the engine's own
 // self-checks it relaxes (a fault that breaks ownership on purpose must not be stopped by the pool's
 // assertions before the spec sees the trace).
-import type { SpeculativeOptions } from '../config.ts';
+import type { AttentionServerOptions, SpeculativeOptions } from '../config.ts';
 import type { Mode } from '../modes/info.ts';
 import type { SeamContext, SeamName, SeamPatch } from './seams.ts';
 
@@ -63,6 +63,8 @@ export interface FaultInfo<N extends string = string> {
     speculative?: SpeculativeOptions;
     /** Layer groups with a sliding window of this many positions. */
     slidingWindow?: number;
+    /** Core-attention disaggregation with these attention servers (the CAD faults, engine/faults/cNN-*.ts). */
+    attentionServers?: AttentionServerOptions;
   }>;
   /** Workload features it needs. */
   workload: readonly WorkloadNeed[];

@@ -23,6 +23,9 @@ import z19 from './z19-verify-advances-whole-block.ts';
 import z20 from './z20-window-applied-to-global-layers.ts';
 import z21 from './z21-eager-cache-insert.ts';
 import z22 from './z22-refused-admission-keeps-hits.ts';
+import c01 from './c01-ping-pong-flips-early.ts';
+import c02 from './c02-lost-task-forgotten.ts';
+import c03 from './c03-redispatch-after-return.ts';
 import type { FaultPatch } from './fault.ts';
 
 export type { FaultCheck, FaultInfo, FaultMode, FaultPatch, SelfCheck, WorkloadNeed } from './fault.ts';
@@ -32,13 +35,24 @@ export const FAULTS = [z01, z02, z03, z04, z05, z06, z07, z08, z09, z10, z11, z1
 
 export type FaultName = (typeof FAULTS)[number]['name'];
 
+/**
+ * The core-attention disaggregation faults (engine/faults/cNN-*.ts, docs/cad.md): mechanisms of attention
+ * servers (docs/cad.md), with no bug-zoo row, so they are kept out of FAULTS and FAULT_NAMES (the zoo's table,
+ * self-test and campaign); each needs the attentionServers option.
+ */
+export const CAD_FAULTS = [c01, c02, c03] as const;
+
+export type CadFaultName = (typeof CAD_FAULTS)[number]['name'];
+
+export const CAD_FAULT_NAMES: readonly CadFaultName[] = CAD_FAULTS.map((f) => f.name);
+
 /** The fault switches of EngineOptions.faults: each one's documentation is its file. */
-export type EngineFaults = { [N in FaultName]?: boolean };
+export type EngineFaults = { [N in FaultName | CadFaultName]?: boolean };
 
 /** Every fault switch; Z12's `duplicateRelease` first, the one the CLI's examples use. */
 export const FAULT_NAMES: readonly FaultName[] = ['duplicateRelease', ...FAULTS.map((f) => f.name).filter((n) => n !== 'duplicateRelease')];
 
-/** The faults switched on (`true`), in FAULTS order. */
+/** The faults switched on (`true`), in FAULTS order, then CAD_FAULTS. */
 export function enabledFaults(faults: EngineFaults): FaultPatch[] {
-  return FAULTS.filter((f) => faults[f.name] === true);
+  return [...FAULTS, ...CAD_FAULTS].filter((f) => faults[f.name] === true);
 }

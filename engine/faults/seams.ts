@@ -9,6 +9,7 @@ import type { Tracer } from '../sim/tracer.ts';
 import type { Clock } from '../sim/clock.ts';
 import type { EngineConfig } from '../config.ts';
 import type { WorkerSet } from '../sched/workers.ts';
+import type { AttentionTask } from '../sched/attention.ts';
 
 export interface Seams {
   /** A fork's allocation for its copy of the parent's prompt blocks (`parentTable`). */
@@ -52,6 +53,10 @@ export interface Seams {
   firstInput(r: Req, last: number): number;
   /** Layer groups: live `r`'s step on `gpu` ended; its blocks that no later step reads are freed. */
   dropOutOfWindow(r: Req, gpu: number): void;
+  /** Attention servers: whether a buffer takes its next task as soon as the task in it ended (correct: only once its result is read back). */
+  freesBufferOnEnd(): boolean;
+  /** Attention servers: of the tasks a lost server was ever given (`held`), those dispatched again to the live servers. */
+  redispatchOnLoss(held: readonly AttentionTask[]): AttentionTask[];
 }
 
 export type SeamName = keyof Seams;
@@ -146,6 +151,15 @@ export class CorrectSeams implements Seams {
   dropOutOfWindow(r: Req, gpu: number): void {
     const kv = this.ctx.kv;
     kv.dropFirst(r, gpu, WINDOW_GROUP, kv.outOfWindow(r, gpu));
+  }
+
+  freesBufferOnEnd(): boolean {
+    return false;
+  }
+
+  redispatchOnLoss(held: readonly AttentionTask[]): AttentionTask[] {
+    // Every task whose result was not read back yet: dispatched, computing, or its result in a lost buffer.
+    return held.filter((t) => t.state !== 'consumed');
   }
 }
 

@@ -62,6 +62,8 @@ export abstract class RoleScheduler {
       accepted = {};
       for (let i = 0; i < reqs.length; i++) if (drafts[i].length > 0) accepted[reqs[i].id] = acceptedPrefix(drafts[i], result.nextAll![i]!);
     }
+    // Core-attention disaggregation: the step's tasks are computed and read back before it ends.
+    rooms.steps.endTasks(step);
     if (tracer.on) tracer.emit(accepted === null ? { t: clock.now, ev: 'step_end', worker: w.id, step: step.id } : { t: clock.now, ev: 'step_end', worker: w.id, step: step.id, accepted });
     let due: Req[] | null = null;
     let prefillDone = false;
