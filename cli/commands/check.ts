@@ -221,14 +221,15 @@ async function monotonicity(ctx: Context, policyName: string, claims: boolean): 
   ctx.progress.phase(policyName, 'monotonic');
   let t0 = performance.now();
   // A policy that is not a trusted built-in runs on a watched worker here: a hang is stopped (PolicyHang).
-  const m2 = await guardedCheck('M2', policyName, { seed: ctx.seed });
+  // M2 and M3 on the run's profile: the model the policies decide with and the engine the sweeps run.
+  const m2 = await guardedCheck('M2', policyName, { seed: ctx.seed, profile: ctx.profile.name });
   // Determinism is required of every policy, claimed or not: without it no replay of its runs is exact.
   const required = claims || m2.counterexample?.clause === 'deterministic';
   const r2 = fromMonotonicity(m2, required, claims ? 'more pressure never lowers its phase share (claimed); decisions are deterministic' : 'more pressure never lowers its phase share (not claimed); decisions are deterministic (required)', (performance.now() - t0) / 1000);
   t0 = performance.now();
   // M3: looser SLOs (and, for a policy that claims monotonicity, more blocks or SMs) never lower
   // attainment. A failure is a scheduling anomaly of the system, reported with its smallest workload.
-  const m3 = await guardedCheck('M3', policyName, { seed: ctx.seed, numRuns: 60 });
+  const m3 = await guardedCheck('M3', policyName, { seed: ctx.seed, numRuns: 60, profile: ctx.profile.name });
   const r3 = fromMonotonicity(m3, false, 'looser SLOs or more capacity never lower attainment', (performance.now() - t0) / 1000);
   return [r2, r3];
 }
