@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exampleRows, exitOf, rowOptions } from '../cli/commands/examples.ts';
+import { EXAMPLES_DIR, exampleRows, exitOf, matches, rowOptions } from '../cli/commands/examples.ts';
 import { checkFile, formatVerdict } from '../spec/checker.ts';
 
 const dir = join(import.meta.dirname, '..', 'examples', 'traces');
@@ -73,5 +73,16 @@ describe('examples/traces', () => {
     }
     const ids = new Set(zoo.map((r) => r.file.slice(4, 7)));
     for (const id of ['z01', 'z02', 'z03', 'z05', 'z06', 'z07', 'z08', 'z10', 'z11', 'z12', 'z13', 'z15', 'z16', 'z17', 'z18', 'z19', 'z20', 'z21', 'z22']) expect(ids.has(id), id).toBe(true);
+  });
+});
+
+describe('pdspec examples judges each row by its guard too', () => {
+  it('a violation row whose documented guard is not the one the message names does not match', async () => {
+    const row = exampleRows().find((r) => r.file === 'zoo/z03-free-while-next-step-in-flight.jsonl')!;
+    expect(row.guard).toBe('notHeld');
+    const verdict = await checkFile(join(EXAMPLES_DIR, row.file), rowOptions(row));
+    expect(matches(row, verdict)).toBe(true);
+    expect(matches({ ...row, guard: 'notDeferred' }, verdict)).toBe(false);
+    expect(matches({ ...row, guard: '—' }, verdict)).toBe(false);
   });
 });

@@ -15,6 +15,8 @@ export interface ExampleRow {
   exit: number;
   line?: number;
   rule?: string;
+  /** The guard a violation's message names ('—': the refusal names none); absent on other rows. */
+  guard?: string;
 }
 
 export const EXAMPLES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'traces');
@@ -25,7 +27,7 @@ export function exampleRows(dir = EXAMPLES_DIR): ExampleRow[] {
     .split('\n')
     .filter((l) => /^\| `[^`]+\.jsonl` \|/.test(l))
     .map((l) => {
-      const [, file, shows, flags, exit, line, rule] = l.split('|').map((c) => c.trim());
+      const [, file, shows, flags, exit, line, rule, guard] = l.split('|').map((c) => c.trim());
       const within = /--release-within (\S+?)`?(\s|$)/.exec(flags);
       return {
         file: file.replaceAll('`', ''),
@@ -35,6 +37,7 @@ export function exampleRows(dir = EXAMPLES_DIR): ExampleRow[] {
         exit: Number(exit),
         ...(line ? { line: Number(line) } : {}),
         ...(rule ? { rule } : {}),
+        ...(guard ? { guard } : {}),
       };
     });
 }
@@ -51,7 +54,7 @@ export function rowOptions(row: ExampleRow): CheckOptions {
 /** Whether a verdict is the one the row documents. */
 export function matches(row: ExampleRow, v: Verdict): boolean {
   if (exitOf(v) !== row.exit) return false;
-  if (v.verdict === 'violation') return v.finding.line === row.line && v.finding.rule === row.rule;
+  if (v.verdict === 'violation') return v.finding.line === row.line && v.finding.rule === row.rule && (row.guard === undefined || (v.finding.guard ?? '—') === row.guard);
   if (v.verdict === 'bad-input') return v.line === row.line;
   return true;
 }
@@ -80,9 +83,9 @@ export const examples: Command = {
           verdict.verdict === 'conforms'
             ? `conforms (${verdict.events} events)`
             : verdict.verdict === 'violation'
-              ? `violation of ${verdict.finding.rule} at line ${verdict.finding.line}`
+              ? `violation of ${verdict.finding.rule} at line ${verdict.finding.line}${verdict.finding.guard ? ` (${verdict.finding.guard})` : ''}`
               : `bad input at line ${verdict.line}`;
-        console.log(`${ok ? '✓' : '✗'} ${row.file.padEnd(width)}${got.padEnd(52)}${row.shows}`);
+        console.log(`${ok ? '✓' : '✗'} ${row.file.padEnd(width)}${got.padEnd(66)}${row.shows}`);
       }
       const bad = results.filter((r) => !r.ok).length;
       console.log(`\n${results.length - bad}/${results.length} as documented.${bad ? '' : ' Replay any of them with `npx pdspec conform examples/traces/FILE`.'}`);
