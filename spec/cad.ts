@@ -164,6 +164,8 @@ export class CadBook {
   private lost: Set<string>;
   /** Per step in flight (its key), its tasks. */
   private stepTasks: Map<string, number[]>;
+  /** Per buffer (global index), the tasks dispatched to read its inputs too (pruned as they finish). */
+  private readers: Map<number, number[]>;
 
   constructor(
     header: TraceHeader,
@@ -183,6 +185,7 @@ export class CadBook {
       this.servers = from.servers;
       this.lost = new Set(from.lost);
       this.stepTasks = new Map([...from.stepTasks].map(([k, v]) => [k, v.slice()]));
+      this.readers = new Map([...from.readers].map(([k, v]) => [k, v.slice()]));
       return;
     }
     this.tasks = [];
@@ -199,6 +202,7 @@ export class CadBook {
     this.buffers = new Array(n).fill(bufferStart);
     this.lost = new Set();
     this.stepTasks = new Map();
+    this.readers = new Map();
   }
 
   clone(): CadBook {
@@ -254,13 +258,8 @@ export class CadBook {
         if (t === undefined) return known(`task ${ev.task} was not created`);
         if (ev.ev === 'task_end' && this.inPlaceCheck) {
           // In place: its output overwrites its inputs, which another unfinished task may still read.
-          const mine = this.tasks[t].context.buffer;
-          for (let o = 0; o < this.tasks.length; o++) {
-            if (o === t || !this.info[o].reads.includes(mine)) continue;
-            const v = this.tasks[o].value;
-            if (v === 'dispatched' || v === 'computing')
-              return inPlace(`task ${ev.task}'s output would overwrite its inputs in place, but task ${this.taskIds[o]} (${v}) still reads them`);
-          }
+          const still = this.readingNow(this.tasks[t].context.buffer, t);
+          if (still >= 0) return inPlace(`task ${ev.task}'s output would overwrite its inputs in place, but task ${this.taskIds[still]} (${this.tasks[still].value}) still reads them`);
         }
         moves.push({ kind: 'task', index: t, event: { type: ev.ev } });
         const b = this.tasks[t].context.buffer;
@@ -299,7 +298,13 @@ export class CadBook {
       case 'task_dispatch': {
         const t = this.taskIndex.get(ev.task)!;
         const first = this.servers.get(ev.server)!.first;
-        this.info[t] = { ...this.info[t], buffer: first + ev.buffer, reads: (ev.reads ?? []).map((b) => first + b) };
+        const reads = (ev.reads ?? []).map((b) => first + b);
+        this.info[t] = { ...this.info[t], buffer: first + ev.buffer, reads };
+        for (const b of reads) {
+          const list = this.readers.get(b);
+          if (list) list.push(t);
+          else this.readers.set(b, [t]);
+        }
         return;
       }
       case 'task_consume': {
@@ -331,6 +336,25 @@ export class CadBook {
   /** The attention servers: each id with its first global buffer index and buffer count, and whether it was lost. */
   serverList(): { id: string; first: number; count: number; lost: boolean }[] {
     return [...this.servers].map(([id, s]) => ({ id, ...s, lost: this.lost.has(id) }));
+  }
+
+  /**
+   * A task other than `t` that is dispatched or computing and reads buffer `b`'s inputs, or −1. The buffer's
+   * reader list drops the tasks that no longer read it (finished, lost, or dispatched again elsewhere).
+   */
+  private readingNow(b: number, t: number): number {
+    const list = this.readers.get(b);
+    if (!list) return -1;
+    let kept = 0;
+    let found = -1;
+    for (const o of list) {
+      const v = this.tasks[o].value;
+      if ((v !== 'dispatched' && v !== 'computing') || !this.info[o].reads.includes(b)) continue;
+      list[kept++] = o;
+      if (o !== t && found < 0) found = o;
+    }
+    list.length = kept;
+    return found;
   }
 
   /** Why the step `key` may not end yet (a task of it not consumed), or null. */

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Observation } from '../engine/policy-api.ts';
-import { EXEC_PROTOCOL_VERSION, loadPolicy, loadPolicyInstances, PolicyFault, PolicyLoadError, type PolicyHandle } from '../engine/policies/index.ts';
+import { EXEC_PROTOCOL_VERSION, loadPolicy, loadPolicyInstances } from '../engine/policies/index.ts';
 import { latencyModel } from '../engine/profile.ts';
+import { faultOf, loadError } from './policy-faults.ts';
 import { observation, percentiles, PROFILE } from './policy-observation.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -71,27 +71,6 @@ lines.on('line', (line) => {
 );
 const fixture = (mode: string) => `exec:node ${FIXTURE} ${mode}`;
 const TRIGGER = observation({ time: 42, ttft: percentiles(7) });
-
-function faultOf(handle: PolicyHandle, obs: Observation): PolicyFault {
-  try {
-    handle.decide(obs);
-  } catch (err) {
-    if (err instanceof PolicyFault) return err;
-    throw err;
-  }
-  throw new Error(`expected a PolicyFault from '${handle.name}', got a decision`);
-}
-
-async function loadError(policy: string, options: Parameters<typeof loadPolicy>[1] = {}): Promise<PolicyLoadError> {
-  try {
-    const handle = await loadPolicy(policy, options);
-    await handle.close();
-  } catch (err) {
-    if (err instanceof PolicyLoadError) return err;
-    throw err;
-  }
-  throw new Error(`expected a PolicyLoadError for '${policy}'`);
-}
 
 describe('a command speaking the protocol', () => {
   it('loads isolated, answers observations, and its decisions are validated', async () => {

@@ -7,8 +7,9 @@ import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Decision, Observation, Policy } from '../engine/policy-api.ts';
-import { handleForPolicy, loadPolicy, PolicyFault, PolicyLoadError, type PolicyHandle } from '../engine/policies/index.ts';
+import { handleForPolicy, loadPolicy } from '../engine/policies/index.ts';
 import queueBalance from '../examples/policies/queue-balance.ts';
+import { faultOf, loadError } from './policy-faults.ts';
 import { observation, percentiles, PROFILE } from './policy-observation.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../examples/policies');
@@ -19,28 +20,6 @@ function module(name: string, source: string): string {
   const path = join(scratch, name);
   writeFileSync(path, source);
   return path;
-}
-
-/** The PolicyFault a decision throws (fails the test if it does not throw one). */
-function faultOf(handle: PolicyHandle, obs: Observation): PolicyFault {
-  try {
-    handle.decide(obs);
-  } catch (err) {
-    if (err instanceof PolicyFault) return err;
-    throw err;
-  }
-  throw new Error(`expected a PolicyFault from '${handle.name}', got a decision`);
-}
-
-async function loadError(nameOrPath: string, options: Parameters<typeof loadPolicy>[1] = {}): Promise<PolicyLoadError> {
-  try {
-    const handle = await loadPolicy(nameOrPath, options);
-    await handle.close();
-  } catch (err) {
-    if (err instanceof PolicyLoadError) return err;
-    throw err;
-  }
-  throw new Error(`expected a PolicyLoadError for '${nameOrPath}'`);
 }
 
 describe('a user policy module from a path', () => {

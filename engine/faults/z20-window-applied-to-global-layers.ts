@@ -18,7 +18,7 @@ export default defineFault({
   note: 'needs a request whose computed positions pass the window by a block: a prompt of at least window + block size − 1 positions',
   check: { kind: 'spec', rules: ['PartialFreeOnlyUnneeded'] },
   relaxes: [],
-  patch: ({ kv, config }) => {
+  patch: ({ kv }) => {
     // Per request and pool, the full-attention blocks the fault has freed so far.
     const dropped = new Map<Req, number[]>();
     return {
@@ -27,8 +27,7 @@ export default defineFault({
         next(r, gpu);
         const gone = dropped.get(r) ?? new Array<number>(r.blocks.length).fill(0);
         dropped.set(r, gone);
-        const firstRead = r.computed - config.slidingWindow + 1;
-        const n = Math.min(Math.floor(Math.max(0, firstRead) / config.blockSize) - gone[gpu], r.blocks[gpu].length);
+        const n = Math.min(kv.blocksBehindWindow(r) - gone[gpu], r.blocks[gpu].length);
         if (n <= 0) return;
         gone[gpu] += n;
         kv.dropFirst(r, gpu, FULL_GROUP, n);

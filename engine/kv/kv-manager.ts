@@ -108,9 +108,13 @@ export class KvManager {
    * its computed length − window + 1 (a step at position p reads p − window + 1 .. p), less those already dropped.
    */
   outOfWindow(r: Req, gpu: number): number {
+    return Math.min(this.blocksBehindWindow(r) - r.windowDropped![gpu], r.windowed![gpu].length);
+  }
+
+  /** How many of `r`'s first blocks hold only positions no later step reads through the window. */
+  blocksBehindWindow(r: Req): number {
     const firstRead = r.computed - this.window + 1;
-    if (firstRead < this.blockSize) return 0;
-    return Math.min(Math.floor(firstRead / this.blockSize) - r.windowDropped![gpu], r.windowed![gpu].length);
+    return firstRead < this.blockSize ? 0 : Math.floor(firstRead / this.blockSize);
   }
 
   /**
